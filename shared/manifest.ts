@@ -1,0 +1,158 @@
+/**
+ * The trigger manifest: which function listens to which bucket or topic. One source of truth for the
+ * local stack (`smelter up` wires watchers and subscriptions from it) and for deploy/ (the Terraform
+ * generator and its tests read it).
+ */
+import type { Config } from './config';
+
+export type BucketRef = 'raw' | 'bronze' | 'quarantine' | 'archive';
+export type TopicRef = 'events' | 'refresh' | 'deadLetter';
+
+export type Trigger =
+  | { kind: 'storage.finalized'; bucket: BucketRef; eventType: 'google.cloud.storage.object.v1.finalized' }
+  | {
+      kind: 'pubsub';
+      topic: TopicRef;
+      eventType: 'google.cloud.pubsub.topic.v1.messagePublished';
+      /** Delivery attempts before the subscription's dead-letter policy parks the message. */
+      maxDeliveryAttempts: number;
+      ackDeadlineSeconds: number;
+    }
+  | { kind: 'http'; public: false };
+
+export interface FunctionSpec {
+  /** Deployed function name (kebab-case). */
+  name: string;
+  /** Exported handler name registered with functions-framework. */
+  entryPoint: 'rawToBronze' | 'ingestHttp' | 'routeEvent' | 'loadWarehouse';
+  signature: 'cloudevent' | 'http';
+  /** One or more triggers; each becomes an Eventarc trigger or a Terraform-owned push subscription. */
+  triggers: Trigger[];
+  /** Defaults for deploy (overridable per function in tfvars). */
+  memory: string;
+  timeoutSeconds: number;
+  maxInstances: number;
+  concurrency: number;
+  /** Buckets the function reads / writes, topics it publishes to: drives least-privilege IAM. */
+  reads: BucketRef[];
+  writes: BucketRef[];
+  publishes: TopicRef[];
+  bigquery: 'none' | 'bronze-write' | 'events-write' | 'warehouse';
+  description: string;
+}
+
+const finalized = (bucket: BucketRef): Trigger => ({
+  kind: 'storage.finalized',
+  bucket,
+  eventType: 'google.cloud.storage.object.v1.finalized',
+});
+
+export const FUNCTIONS: readonly FunctionSpec[] = [
+  {
+    name: 'raw-to-bronze',
+    entryPoint: 'rawToBronze',
+    signature: 'cloudevent',
+    triggers: [finalized('raw')],
+    memory: '1Gi',
+    timeoutSeconds: 540,
+    maxInstances: 20,
+    concurrency: 1,
+    reads: ['raw'],
+    writes: ['bronze', 'quarantine'],
+    publishes: [],
+    bigquery: 'none',
+    description: 'Converts each file dropped in the raw bucket to Parquet in the bronze bucket.',
+  },
+  {
+    name: 'ingest-http',
+    entryPoint: 'ingestHttp',
+    signature: 'http',
+    triggers: [{ kind: 'http', public: false }],
+    memory: '512Mi',
+    timeoutSeconds: 300,
+    maxInstances: 10,
+    concurrency: 8,
+    reads: [],
+    writes: ['raw'],
+    publishes: [],
+    bigquery: 'none',
+    description: 'Private HTTP upload: streams a posted file into the raw bucket.',
+  },
+  {
+    name: 'route-event',
+    entryPoint: 'routeEvent',
+    signature: 'cloudevent',
+    triggers: [
+      {
+        kind: 'pubsub',
+        topic: 'events',
+        eventType: 'google.cloud.pubsub.topic.v1.messagePublished',
+        maxDeliveryAttempts: 5,
+        ackDeadlineSeconds: 60,
+      },
+    ],
+    memory: '512Mi',
+    timeoutSeconds: 60,
+    maxInstances: 50,
+    concurrency: 80,
+    reads: [],
+    writes: ['archive'],
+    publishes: ['deadLetter'],
+    bigquery: 'events-write',
+    description: 'Validates backend events and routes them to per-type tables, the archive and the dead letter.',
+  },
+  {
+    name: 'load-warehouse',
+    entryPoint: 'loadWarehouse',
+    signature: 'cloudevent',
+    triggers: [
+      finalized('bronze'),
+      {
+        kind: 'pubsub',
+        topic: 'refresh',
+        eventType: 'google.cloud.pubsub.topic.v1.messagePublished',
+        maxDeliveryAttempts: 5,
+        ackDeadlineSeconds: 600,
+      },
+    ],
+    memory: '1Gi',
+    timeoutSeconds: 540,
+    maxInstances: 5,
+    concurrency: 1,
+    reads: ['bronze'],
+    writes: ['quarantine'],
+    publishes: [],
+    bigquery: 'warehouse',
+    description: 'Loads Bronze Parquet into BigQuery, merges Silver and rebuilds affected Gold partitions.',
+  },
+];
+
+export function bucketName(cfg: Config, ref: BucketRef): string {
+  switch (ref) {
+    case 'raw':
+      return cfg.rawBucket;
+    case 'bronze':
+      return cfg.bronzeBucket;
+    case 'quarantine':
+      return cfg.quarantineBucket;
+    case 'archive':
+      return cfg.archiveBucket;
+  }
+}
+
+export function topicName(cfg: Config, ref: TopicRef): string {
+  switch (ref) {
+    case 'events':
+      return cfg.eventsTopic;
+    case 'refresh':
+      return cfg.refreshTopic;
+    case 'deadLetter':
+      return cfg.deadLetterTopic;
+  }
+}
+
+export function functionSpec(entryPoint: FunctionSpec['entryPoint']): FunctionSpec {
+  const f = FUNCTIONS.find((x) => x.entryPoint === entryPoint);
+  if (!f) throw new Error(`No function ${entryPoint} in the manifest`);
+  return f;
+}

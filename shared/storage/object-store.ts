@@ -1,0 +1,101 @@
+/**
+ * The object-store port. Every function reads and writes objects through it; drivers exist for GCS,
+ * the local filesystem and memory, and one contract suite (test/storage/contract.ts) runs against all.
+ */
+import type { Readable } from 'node:stream';
+import { permanent } from '../errors';
+
+export interface ObjectMeta {
+  bucket: string;
+  name: string;
+  /** GCS generation: a decimal int64 as a string (it does not fit a JS number safely). */
+  generation: string;
+  size: number;
+  contentType?: string;
+  timeCreated: string;
+  updated: string;
+  md5Hash?: string;
+  crc32c?: string;
+  metadata?: Record<string, string>;
+}
+
+export interface WriteOptions {
+  /** Create only if no live object has this name (GCS `ifGenerationMatch: 0`). Fails with PRECONDITION_FAILED. */
+  ifAbsent?: boolean;
+  contentType?: string;
+  metadata?: Record<string, string>;
+}
+
+export interface ReadOptions {
+  /** Read this generation; fails with NOT_FOUND if it is no longer live. */
+  generation?: string;
+}
+
+export type WriteSource = Readable | AsyncIterable<Uint8Array | string> | Buffer | string;
+
+export interface ObjectStore {
+  readonly driver: string;
+  /** Creates the bucket if the driver can (local drivers); a no-op check elsewhere. */
+  ensureBucket(bucket: string): Promise<void>;
+  /** A streamed read. Rejects with NOT_FOUND when the object (or generation) does not exist. */
+  read(bucket: string, name: string, opts?: ReadOptions): Promise<Readable>;
+  /** Streams `source` into the object; atomic: readers never see a partial object. */
+  write(bucket: string, name: string, source: WriteSource, opts?: WriteOptions): Promise<ObjectMeta>;
+  stat(bucket: string, name: string): Promise<ObjectMeta | undefined>;
+  /** Objects whose names start with `prefix`, in lexicographic order. */
+  list(bucket: string, prefix?: string): AsyncIterable<ObjectMeta>;
+  /** Returns false if nothing was there. */
+  delete(bucket: string, name: string): Promise<boolean>;
+}
+
+const MAX_NAME_BYTES = 1024;
+
+/**
+ * Object names are untrusted input (they come from whoever can write to a bucket). GCS itself accepts
+ * almost anything; we reject what can never be mapped safely or is certainly hostile.
+ */
+export function assertValidObjectName(name: unknown): asserts name is string {
+  const fail = (why: string): never => {
+    throw permanent('INVALID_OBJECT_NAME', `Invalid object name ${JSON.stringify(String(name).slice(0, 200))}: ${why}`);
+  };
+  if (typeof name !== 'string' || name.length === 0) fail('empty');
+  const s = name as string;
+  if (Buffer.byteLength(s, 'utf8') > MAX_NAME_BYTES) fail(`longer than ${MAX_NAME_BYTES} bytes`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(s)) fail('contains a control character');
+  if (s.includes('\ufffd')) fail('is not valid UTF-8');
+  if (s === '.well-known/acme-challenge' || s.startsWith('.well-known/acme-challenge/')) fail('is reserved by GCS');
+}
+
+/** Stricter rules for names that must map onto a filesystem path. */
+export function assertPathSafeObjectName(name: string): string[] {
+  assertValidObjectName(name);
+  if (name.startsWith('/')) throw permanent('INVALID_OBJECT_NAME', `Invalid object name ${JSON.stringify(name)}: absolute`);
+  if (name.includes('\\'))
+    throw permanent('INVALID_OBJECT_NAME', `Invalid object name ${JSON.stringify(name)}: contains a backslash`);
+  const parts = name.split('/');
+  for (const p of parts) {
+    if (p === '' || p === '.' || p === '..')
+      throw permanent('INVALID_OBJECT_NAME', `Invalid object name ${JSON.stringify(name)}: empty, "." or ".." segment`);
+    if (Buffer.byteLength(p) > 255)
+      throw permanent('INVALID_OBJECT_NAME', `Invalid object name ${JSON.stringify(name)}: a segment exceeds 255 bytes`);
+  }
+  return parts;
+}
+
+export function assertValidBucketName(bucket: string): void {
+  if (!/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/.test(bucket) || bucket.includes('..'))
+    throw permanent('INVALID_BUCKET_NAME', `Invalid bucket name ${JSON.stringify(bucket)}`);
+}
+
+export function guessContentType(name: string): string {
+  const n = name.toLowerCase().replace(/\.gz$/, '');
+  if (n.endsWith('.parquet')) return 'application/vnd.apache.parquet';
+  if (n.endsWith('.csv')) return name.toLowerCase().endsWith('.gz') ? 'application/gzip' : 'text/csv';
+  if (n.endsWith('.ndjson') || n.endsWith('.jsonl')) return name.toLowerCase().endsWith('.gz') ? 'application/gzip' : 'application/x-ndjson';
+  if (n.endsWith('.json')) return name.toLowerCase().endsWith('.gz') ? 'application/gzip' : 'application/json';
+  return name.toLowerCase().endsWith('.gz') ? 'application/gzip' : 'application/octet-stream';
+}
+
+/** `gs://bucket/name` */
+export const gsUri = (bucket: string, name: string): string => `gs://${bucket}/${name}`;
