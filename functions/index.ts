@@ -1,0 +1,17 @@
+/**
+ * The functions-framework entry module (package.json `main`). Each function lives in its own folder
+ * as a thin composition root; this file only registers them, so one build serves every entry point:
+ *   npx functions-framework --target=rawToBronze --signature-type=cloudevent
+ */
+import * as ff from '@google-cloud/functions-framework';
+import { rawToBronze } from './raw-to-bronze';
+import { ingestHttp } from './ingest-http';
+import { routeEvent } from './route-event';
+import { loadWarehouse } from './load-warehouse';
+
+ff.cloudEvent('rawToBronze', rawToBronze);
+ff.http('ingestHttp', ingestHttp);
+ff.cloudEvent('routeEvent', routeEvent);
+ff.cloudEvent('loadWarehouse', loadWarehouse);
+
+export { rawToBronze, ingestHttp, routeEvent, loadWarehouse };

@@ -1,0 +1,82 @@
+/**
+ * The local warehouse: one DuckDB database file (`<home>/warehouse/smelter.duckdb`) shared by every
+ * function served in one process. DuckDB allows a single read-write process per file, so the process
+ * running `smelter up` owns it; other processes (the CLI) go through the stack's admin endpoint or open
+ * it themselves when no stack is running.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+
+export interface LocalWarehouse {
+  readonly file: string;
+  readonly instance: DuckDBInstance;
+  /** A fresh connection (cheap); close it when done. */
+  connect(): Promise<DuckDBConnection>;
+  /** Runs statements one after another on a dedicated connection. */
+  run(sql: string): Promise<void>;
+  /** Runs a query and returns rows as JSON-safe objects (BIGINT/DECIMAL as strings). */
+  query<T = Record<string, unknown>>(sql: string): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+const open = new Map<string, Promise<LocalWarehouse>>();
+
+export function warehouseFile(home: string): string {
+  return path.join(home, 'warehouse', 'smelter.duckdb');
+}
+
+export function getLocalWarehouse(home: string, opts: { memoryLimit?: string; threads?: number } = {}): Promise<LocalWarehouse> {
+  const file = warehouseFile(home);
+  let p = open.get(file);
+  if (!p) {
+    p = (async () => {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      const instance = await DuckDBInstance.create(file, {
+        memory_limit: opts.memoryLimit ?? '1GB',
+        threads: String(opts.threads ?? 2),
+        temp_directory: path.join(home, 'tmp', 'duckdb'),
+      });
+      // TimeZone cannot be passed to create() (the built-in icu extension is not loaded yet at that point).
+      // GLOBAL so every later connection truncates timestamps to UTC dates, as BigQuery does.
+      {
+        const c = await instance.connect();
+        try {
+          await c.run("SET GLOBAL TimeZone = 'UTC'");
+        } finally {
+          c.closeSync();
+        }
+      }
+      const wh: LocalWarehouse = {
+        file,
+        instance,
+        connect: () => instance.connect(),
+        async run(sql) {
+          const c = await instance.connect();
+          try {
+            await c.run(sql);
+          } finally {
+            c.closeSync();
+          }
+        },
+        async query<T>(sql: string) {
+          const c = await instance.connect();
+          try {
+            const r = await c.runAndReadAll(sql);
+            return r.getRowObjectsJson() as T[];
+          } finally {
+            c.closeSync();
+          }
+        },
+        async close() {
+          open.delete(file);
+          instance.closeSync();
+        },
+      };
+      return wh;
+    })();
+    open.set(file, p);
+    p.catch(() => open.delete(file));
+  }
+  return p;
+}

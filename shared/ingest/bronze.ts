@@ -1,0 +1,447 @@
+/**
+ * Raw → Bronze: the domain flow behind `rawToBronze`, independent of how the event arrived.
+ *
+ * Idempotency: output names are derived from the source object and generation. The manifest, written
+ * last and create-only, is the commit marker: if it exists the event is a duplicate. A crash at any
+ * point before it leaves either nothing or a complete Parquet object (writes are atomic), and a retry
+ * finishes the job without producing a second output.
+ */
+import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import os from 'node:os';
+import { Readable } from 'node:stream';
+import type { Config } from '../config';
+import { DATASET_NAME, loadDatasetContract, type DatasetContract } from '../contracts/dataset';
+import { errorMessage, isSmelterError, permanent, SmelterError, transient } from '../errors';
+import type { Logger } from '../log';
+import { gsUri, type ObjectMeta, type ObjectStore } from '../storage/object-store';
+import { getEngine, runPiped, randomId, scannedRows } from './engine';
+import { csvDelimiterFor, parseCsvHeader } from './format';
+import { classifySourceError, openSource, type OpenedSource } from './source';
+import { buildConversionSql, lit, type ReadSpec } from './sql';
+
+export interface SourceRef {
+  bucket: string;
+  name: string;
+  generation: string;
+  contentType?: string;
+}
+
+export interface BronzeNames {
+  dataset: string;
+  parquet: string;
+  manifest: string;
+  rejects: string;
+  failed: string;
+}
+
+export interface BronzeManifest {
+  dataset: string;
+  source: { bucket: string; name: string; generation: string; uri: string; bytes: number; format: string; gzip: boolean };
+  output: { bucket: string; name: string; uri: string; generation?: string; bytes?: number };
+  rows: number;
+  rejected: number;
+  rowsIn: number;
+  quarantine?: { bucket: string; name: string; uri: string };
+  schema: { name: string; type: string }[];
+  engine: { name: 'duckdb'; version: string };
+  contract?: string;
+  ingestedAt: string;
+  durationMs: number;
+}
+
+export type BronzeOutcome =
+  | { status: 'converted'; manifest: BronzeManifest }
+  | { status: 'duplicate'; manifest?: BronzeManifest; reason: string }
+  | { status: 'quarantined'; error: SmelterError; quarantine: { bucket: string; name: string } }
+  | { status: 'skipped'; reason: string };
+
+export interface BronzeDeps {
+  cfg: Config;
+  store: ObjectStore;
+  log: Logger;
+  /** Called with decompressed bytes read so far (for CLI progress). */
+  onProgress?: (bytes: number) => void;
+  now?: () => Date;
+}
+
+/** `rainfall/2024/obs.csv.gz` → dataset `rainfall`, base `obs`. */
+export function bronzeNames(source: SourceRef): BronzeNames {
+  const dataset = source.name.split('/')[0] ?? '';
+  const base =
+    path.posix
+      .basename(source.name)
+      .replace(/\.(gz|gzip)$/i, '')
+      .replace(/\.(csv|tsv|txt|ndjson|jsonl|json)$/i, '')
+      .replace(/[^A-Za-z0-9._-]+/g, '_')
+      .replace(/^[._]+/, '')
+      .slice(0, 80) || 'object';
+  const hash = createHash('sha256').update(`${source.bucket}/${source.name}`).digest('hex').slice(0, 8);
+  // The generation is a µs timestamp of the object's creation: a deterministic ingest date.
+  const micros = BigInt(source.generation);
+  const date = new Date(Number(micros / 1000n));
+  const day = Number.isFinite(date.getTime()) && micros > 10n ** 12n ? date.toISOString().slice(0, 10) : '1970-01-01';
+  const stem = `${DATASET_NAME.test(dataset) ? dataset : '_unknown'}/ingest_date=${day}/${base}-${hash}-g${source.generation}`;
+  return {
+    dataset,
+    parquet: `${stem}.parquet`,
+    manifest: `${stem}.manifest.json`,
+    rejects: `${stem}.rejects.ndjson`,
+    failed: `_failed/${DATASET_NAME.test(dataset) ? dataset : '_unknown'}/${base}-${hash}-g${source.generation}`,
+  };
+}
+
+export async function rawToBronzeFlow(source: SourceRef, deps: BronzeDeps): Promise<BronzeOutcome> {
+  const { cfg, store, log } = deps;
+  const started = Date.now();
+  const names = bronzeNames(source);
+  const rlog = log.child({ dataset: names.dataset, object: source.name, generation: source.generation });
+
+  // Duplicate delivery: the commit marker is there.
+  const existing = await store.stat(cfg.bronzeBucket, names.manifest);
+  if (existing) {
+    const manifest = await readJson<BronzeManifest>(store, cfg.bronzeBucket, names.manifest).catch(() => undefined);
+    rlog.info('duplicate event: already converted', { output: names.parquet });
+    return { status: 'duplicate', reason: 'manifest exists', ...(manifest ? { manifest } : {}) };
+  }
+
+  let contract: DatasetContract;
+  try {
+    if (names.dataset === source.name) throw permanent('UNKNOWN_DATASET', 'Object is not inside a dataset folder (<dataset>/<file>)');
+    contract = loadDatasetContract(cfg.contractsDir, names.dataset);
+  } catch (err) {
+    return quarantineFile(source, names, err, deps, started);
+  }
+
+  const stat = await store.stat(source.bucket, source.name);
+  if (!stat || stat.generation !== source.generation) {
+    // A newer generation has its own event; this one can never be read again.
+    rlog.warn('source generation is no longer live; skipping', { live: stat?.generation });
+    return { status: 'skipped', reason: 'generation superseded or deleted' };
+  }
+  if (stat.size > cfg.maxObjectBytes)
+    return quarantineFile(
+      source,
+      names,
+      permanent('OBJECT_TOO_LARGE', `Object is ${stat.size} bytes; SMELTER_MAX_OBJECT_BYTES is ${cfg.maxObjectBytes}`),
+      deps,
+      started,
+      stat,
+    );
+
+  try {
+    const manifest = await convert(source, names, contract, stat, deps, started);
+    rlog.info('converted to bronze', {
+      rows: manifest.rows,
+      rejected: manifest.rejected,
+      output: manifest.output.uri,
+      durationMs: manifest.durationMs,
+      bytes: manifest.source.bytes,
+    });
+    return { status: 'converted', manifest };
+  } catch (err0) {
+    const err = classifySourceError(err0);
+    if (isSmelterError(err) && err.kind === 'permanent' && err.code !== 'PRECONDITION_FAILED')
+      return quarantineFile(source, names, err, deps, started, stat);
+    throw err;
+  }
+}
+
+async function convert(
+  source: SourceRef,
+  names: BronzeNames,
+  contract: DatasetContract,
+  stat: ObjectMeta,
+  deps: BronzeDeps,
+  started: number,
+): Promise<BronzeManifest> {
+  const { cfg, store } = deps;
+  const limits = { maxObjectBytes: cfg.maxObjectBytes, maxDecompressedBytes: cfg.maxDecompressedBytes, maxLineBytes: cfg.maxLineBytes };
+  const open = (): Promise<OpenedSource> =>
+    openSource(store, { ...source, ...(stat.contentType ? { contentType: stat.contentType } : {}) }, limits);
+  const src = await open();
+  const ingestedAt = (deps.now?.() ?? new Date()).toISOString();
+  const lineage = { sourceUri: gsUri(source.bucket, source.name), generation: source.generation, ingestedAt };
+
+  const spec: ReadSpec = { format: src.format === 'empty' ? 'ndjson' : src.format, maxLineBytes: cfg.maxLineBytes };
+  if (src.format === 'csv') {
+    const delimiter = csvDelimiterFor(source.name, contract.csv?.delimiter);
+    const header = parseCsvHeader(src.head, delimiter, '"', true);
+    if (!header || header.bytes > cfg.maxLineBytes)
+      throw permanent('LINE_TOO_LONG', `CSV header line is longer than SMELTER_MAX_LINE_BYTES (${cfg.maxLineBytes})`);
+    spec.header = header.fields;
+    spec.delimiter = delimiter;
+  }
+  const id = randomId();
+  const sql = buildConversionSql(contract, spec, lineage, id);
+  const { db, version } = await getEngine({ memoryLimit: cfg.duckdbMemoryLimit, threads: cfg.duckdbThreads });
+  const conn = await db.connect();
+  const profile = path.join(os.tmpdir(), `smelter-profile-${id}.json`);
+  const progress = deps.onProgress
+    ? setInterval(() => deps.onProgress?.(src.counters.bytes), 250).unref()
+    : undefined;
+  try {
+    await conn.run(`PRAGMA enable_profiling='json'; PRAGMA profiling_output=${lit(profile)}`);
+    // A complete Parquet from an earlier, interrupted attempt is kept: re-run only for the counts.
+    const parquetExists = (await store.stat(cfg.bronzeBucket, names.parquet)) !== undefined;
+    const input = src.format === 'empty' ? Readable.from([]) : src.stream;
+    const pass1 = await runPiped(
+      conn,
+      (i, o) => sql.valid(i, o, { rowGroupRows: cfg.rowGroupRows }),
+      input,
+      async (out): Promise<ObjectMeta | undefined> => {
+        if (parquetExists) {
+          for await (const _ of out) void _;
+          return undefined;
+        }
+        try {
+          return await store.write(cfg.bronzeBucket, names.parquet, out, {
+            ifAbsent: true,
+            contentType: 'application/vnd.apache.parquet',
+            metadata: { source: lineage.sourceUri, sourceGeneration: source.generation },
+          });
+        } catch (err) {
+          if (isSmelterError(err, 'PRECONDITION_FAILED'))
+            throw transient('INTERNAL', 'Another delivery of this event is converting it; retry later', { cause: err });
+          throw err;
+        }
+      },
+    );
+    await conn.run('PRAGMA disable_profiling');
+    deps.onProgress?.(src.counters.bytes);
+    const written = pass1.count;
+    const scanned = (await scannedRows(profile)) ?? written;
+    const structural = await structuralRejects(conn, sql.rejectsTable, spec);
+
+    // Second pass only when rows were dropped by contract checks: list every violation of each.
+    let pass2: QuarantineRow[] = [];
+    if (scanned > written) {
+      const src2 = await open();
+      const conn2 = await db.connect();
+      try {
+        const sql2 = buildConversionSql(contract, spec, lineage, randomId());
+        const rows: QuarantineRow[] = [];
+        await runPiped(conn2, (i, o) => sql2.rejects(i, o), src2.stream, async (out) => {
+          for await (const line of ndjsonLines(out)) rows.push(pass2Row(JSON.parse(line) as Pass2Line, lineage.sourceUri, spec.format));
+        });
+        pass2 = rows;
+      } finally {
+        conn2.closeSync();
+      }
+    }
+    const rejects = mergeRejects(structural, pass2, spec);
+    let quarantine: BronzeManifest['quarantine'];
+    if (rejects.length) {
+      await store.write(cfg.quarantineBucket, names.rejects, Readable.from(rejects.map((r) => JSON.stringify(r) + '\n')), {
+        contentType: 'application/x-ndjson',
+      });
+      quarantine = { bucket: cfg.quarantineBucket, name: names.rejects, uri: gsUri(cfg.quarantineBucket, names.rejects) };
+    }
+    const out = await store.stat(cfg.bronzeBucket, names.parquet);
+    const manifest: BronzeManifest = {
+      dataset: contract.dataset,
+      source: {
+        bucket: source.bucket,
+        name: source.name,
+        generation: source.generation,
+        uri: lineage.sourceUri,
+        bytes: stat.size,
+        format: src.format,
+        gzip: src.gzip,
+      },
+      output: {
+        bucket: cfg.bronzeBucket,
+        name: names.parquet,
+        uri: gsUri(cfg.bronzeBucket, names.parquet),
+        ...(out ? { generation: out.generation, bytes: out.size } : {}),
+      },
+      rows: written,
+      rejected: rejects.length,
+      rowsIn: written + rejects.length,
+      ...(quarantine ? { quarantine } : {}),
+      schema: sql.outputColumns,
+      engine: { name: 'duckdb', version },
+      ...(contract.file ? { contract: path.basename(contract.file) } : {}),
+      ingestedAt,
+      durationMs: Date.now() - started,
+    };
+    try {
+      await store.write(cfg.bronzeBucket, names.manifest, JSON.stringify(manifest, null, 2) + '\n', {
+        ifAbsent: true,
+        contentType: 'application/json',
+      });
+    } catch (err) {
+      if (!isSmelterError(err, 'PRECONDITION_FAILED')) throw err;
+    }
+    return manifest;
+  } finally {
+    if (progress) clearInterval(progress);
+    conn.closeSync();
+    await rm(profile, { force: true });
+  }
+}
+
+export interface QuarantineRow {
+  source: string;
+  line?: number;
+  record?: number;
+  column?: string | null;
+  reason: string;
+  error_type: string;
+  violations?: { column: string | null; reason: string }[];
+  raw?: unknown;
+}
+
+interface Pass2Line {
+  record: number;
+  violations: { column: string | null; reason: string }[];
+  raw: unknown;
+}
+
+function pass2Row(l: Pass2Line, sourceUri: string, format: ReadSpec['format']): QuarantineRow {
+  const v = l.violations ?? [];
+  return {
+    source: sourceUri,
+    record: Number(l.record),
+    column: v[0]?.column ?? null,
+    reason: v.map((x) => (x.column ? `${x.column}: ${x.reason}` : x.reason)).join('; '),
+    error_type: 'CONTRACT',
+    violations: v,
+    raw: format === 'csv' ? parseRaw(l.raw) : l.raw,
+  };
+}
+
+/** CSV rows arrive as a JSON object of their cleaned values; JSON rows as their original text. */
+function parseRaw(raw: unknown): unknown {
+  if (typeof raw !== 'string' || !raw.startsWith('{')) return raw;
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    return raw;
+  }
+}
+
+async function structuralRejects(
+  conn: import('@duckdb/node-api').DuckDBConnection,
+  table: string,
+  spec: ReadSpec,
+): Promise<QuarantineRow[]> {
+  if (spec.format === 'json-array') return [];
+  try {
+    const r = await conn.runAndReadAll(
+      `SELECT line, arg_min(column_idx, coalesce(column_idx, 0)) AS column_idx, string_agg(DISTINCT error_type, ', ') AS error_type,
+              arg_min(error_message, coalesce(column_idx, 0)) AS error_message, any_value(csv_line) AS csv_line
+       FROM ${table} GROUP BY line ORDER BY line`,
+    );
+    // DuckDB names columns by our positional aliases (c0, c1, …): report the file's own header names.
+    return (r.getRowObjectsJson() as Record<string, string | null>[]).map((x) => ({
+      source: '',
+      line: Number(x.line),
+      column: x.column_idx === null ? null : (spec.header?.[Number(x.column_idx)] ?? null),
+      reason: String(x.error_message ?? x.error_type),
+      error_type: String(x.error_type),
+      raw: x.csv_line,
+    }));
+  } catch {
+    return [];
+  } finally {
+    await conn.run(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
+  }
+}
+
+/**
+ * DuckDB numbers structural rejects by line (one per record, the header being line 1); pass-2 rows are
+ * numbered among the records that parsed. Merging the two recovers each pass-2 row's line.
+ */
+export function mergeRejects(structural: QuarantineRow[], pass2: QuarantineRow[], spec: ReadSpec): QuarantineRow[] {
+  const source = pass2[0]?.source ?? '';
+  for (const s of structural) s.source = s.source || source;
+  if (spec.format === 'json-array') return pass2;
+  const headerLines = spec.format === 'csv' ? 1 : 0;
+  const sLines = structural.map((s) => Number(s.line)).sort((a, b) => a - b);
+  let k = 0;
+  for (const row of pass2) {
+    if (spec.format === 'ndjson') {
+      // NDJSON records are numbered per physical line already (blank lines included).
+      row.line = row.record;
+      continue;
+    }
+    const r = row.record ?? 0;
+    let idx = r + k;
+    while (k < sLines.length && (sLines[k] as number) - headerLines <= idx) {
+      k++;
+      idx = r + k;
+    }
+    row.line = idx + headerLines;
+  }
+  return [...structural, ...pass2].sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+}
+
+async function* ndjsonLines(stream: Readable): AsyncGenerator<string> {
+  let rest = '';
+  for await (const chunk of stream) {
+    rest += (chunk as Buffer).toString('utf8');
+    let nl: number;
+    while ((nl = rest.indexOf('\n')) >= 0) {
+      const line = rest.slice(0, nl);
+      rest = rest.slice(nl + 1);
+      if (line.trim()) yield line;
+    }
+  }
+  if (rest.trim()) yield rest;
+}
+
+async function readJson<T>(store: ObjectStore, bucket: string, name: string): Promise<T> {
+  const chunks: Buffer[] = [];
+  for await (const c of await store.read(bucket, name)) chunks.push(c as Buffer);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as T;
+}
+
+const COPY_ORIGINAL_MAX = 256 * 1024 ** 2;
+
+/**
+ * A permanent, whole-file failure: record the reason (and a copy of the original when small enough) in
+ * the quarantine bucket, then acknowledge. Deterministic names make this idempotent too.
+ */
+async function quarantineFile(
+  source: SourceRef,
+  names: BronzeNames,
+  err0: unknown,
+  deps: BronzeDeps,
+  started: number,
+  stat?: ObjectMeta,
+): Promise<BronzeOutcome> {
+  const { cfg, store, log } = deps;
+  const err = err0 instanceof SmelterError ? err0 : permanent('BAD_DATA', errorMessage(err0), { cause: err0 });
+  const meta = stat ?? (await store.stat(source.bucket, source.name).catch(() => undefined));
+  let copied: string | undefined;
+  if (meta && meta.generation === source.generation && meta.size <= COPY_ORIGINAL_MAX && err.code !== 'OBJECT_TOO_LARGE') {
+    try {
+      const original = `${names.failed}/${path.posix.basename(source.name)}`;
+      await store.write(cfg.quarantineBucket, original, await store.read(source.bucket, source.name, { generation: source.generation }), {
+        ...(meta.contentType ? { contentType: meta.contentType } : {}),
+      });
+      copied = original;
+    } catch (e) {
+      if (isSmelterError(e) && e.kind === 'transient') throw e;
+    }
+  }
+  const record = {
+    source: { bucket: source.bucket, name: source.name, generation: source.generation, uri: gsUri(source.bucket, source.name) },
+    error: { code: err.code, message: err.message, ...err.details },
+    copy: copied ? gsUri(cfg.quarantineBucket, copied) : null,
+    quarantinedAt: new Date().toISOString(),
+    durationMs: Date.now() - started,
+  };
+  const errorName = `${names.failed}/error.json`;
+  await store.write(cfg.quarantineBucket, errorName, JSON.stringify(record, null, 2) + '\n', { contentType: 'application/json' });
+  log.warn(`quarantined: ${err.message}`, {
+    dataset: names.dataset,
+    object: source.name,
+    generation: source.generation,
+    code: err.code,
+    quarantine: gsUri(cfg.quarantineBucket, errorName),
+  });
+  return { status: 'quarantined', error: err, quarantine: { bucket: cfg.quarantineBucket, name: errorName } };
+}

@@ -1,0 +1,235 @@
+/**
+ * Composes the DuckDB SQL that turns one input stream into typed rows per a dataset contract.
+ *
+ * Every source value is first read as text (CSV `all_varchar`, JSON values via json_extract_string),
+ * then cleaned (trim, null markers, case), cast with TRY_* functions and checked. A row with any
+ * violation is excluded from the Parquet; the same expressions, re-run in a second pass only when the
+ * first one dropped rows, list every violation of every bad row for the quarantine.
+ */
+import { permanent } from '../errors';
+import type { ColumnSpec, DatasetContract } from '../contracts/dataset';
+import { normaliseHeader } from '../contracts/dataset';
+import { duckdbType, isScalar } from '../contracts/types';
+import type { InputFormat } from './format';
+
+export const q = (ident: string): string => `"${ident.replace(/"/g, '""')}"`;
+export const lit = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+
+export interface Lineage {
+  sourceUri: string;
+  generation: string;
+  ingestedAt: string;
+}
+
+export interface ReadSpec {
+  format: InputFormat;
+  /** CSV only: the header fields as they appear in the file. */
+  header?: string[];
+  delimiter?: string;
+  maxLineBytes: number;
+}
+
+interface Bound {
+  col: ColumnSpec;
+  /** SQL yielding the raw text value (NULL when absent). */
+  rawExpr: string;
+}
+
+/** Column position in the CSV header for each contract column (after normalisation and aliases). */
+export function bindCsvColumns(contract: DatasetContract, header: string[]): { bound: Map<string, number>; unknown: string[] } {
+  const norm = header.map(normaliseHeader);
+  const bound = new Map<string, number>();
+  const used = new Set<number>();
+  for (const col of contract.columns) {
+    const candidates = [col.name, ...(col.aliases ?? [])].map(normaliseHeader);
+    const idx = candidates.map((c) => norm.indexOf(c)).find((i) => i >= 0);
+    if (idx !== undefined) {
+      bound.set(col.name, idx);
+      used.add(idx);
+    }
+  }
+  const unknown = header.filter((h, i) => !used.has(i) && normaliseHeader(h) !== '');
+  return { bound, unknown };
+}
+
+function readerSql(spec: ReadSpec, path: string, rejectsTable: string, rejectsScan: string): string {
+  const common = `max_line_size=${Math.max(spec.maxLineBytes, 1024)}`;
+  if (spec.format === 'csv') {
+    const n = spec.header?.length ?? 0;
+    const cols = Array.from({ length: n }, (_, i) => `${lit('c' + i)}: 'VARCHAR'`).join(', ');
+    return `read_csv(${lit(path)}, header=true, columns={${cols}}, delim=${lit(spec.delimiter ?? ',')}, quote='"', escape='"', auto_detect=false, strict_mode=true, store_rejects=true, rejects_table=${lit(rejectsTable)}, rejects_scan=${lit(rejectsScan)}, ${common}, encoding='utf-8')`;
+  }
+  if (spec.format === 'ndjson')
+    // One record per line read as text: a bad line becomes one rejected row instead of failing the file.
+    return `read_csv(${lit(path)}, header=false, columns={'j': 'VARCHAR'}, delim=E'\\x1f', quote='', escape='', auto_detect=false, strict_mode=false, store_rejects=true, rejects_table=${lit(rejectsTable)}, rejects_scan=${lit(rejectsScan)}, ${common}, encoding='utf-8')`;
+  return `(SELECT json::VARCHAR AS j FROM read_json_objects(${lit(path)}, format='array', maximum_object_size=${Math.max(spec.maxLineBytes, 1024)}))`;
+}
+
+/** The raw-text expression of each contract column for the given format. */
+function bindRaw(contract: DatasetContract, spec: ReadSpec): { bound: Bound[]; fileProblems: string[] } {
+  const fileProblems: string[] = [];
+  const bound: Bound[] = [];
+  if (spec.format === 'csv') {
+    const header = spec.header ?? [];
+    const { bound: pos, unknown } = bindCsvColumns(contract, header);
+    if (contract.unknownColumns === 'reject' && unknown.length)
+      fileProblems.push(`unknown column(s) in header: ${unknown.join(', ')}`);
+    for (const col of contract.columns) {
+      const i = pos.get(col.name);
+      if (i === undefined) {
+        if (col.required && col.default === undefined) fileProblems.push(`required column "${col.name}" is missing from the header`);
+        bound.push({ col, rawExpr: 'NULL::VARCHAR' });
+      } else bound.push({ col, rawExpr: q('c' + i) });
+    }
+    return { bound, fileProblems };
+  }
+  // JSON: one parse per record for all scalar paths, one for nested paths.
+  contract.columns.forEach((col) => {
+    const keys = [col.name, ...(col.aliases ?? [])];
+    const exprs = keys.map((k) => {
+      const path = lit(`$."${k.replace(/"/g, '\\"')}"`);
+      return isScalar(col.type) && col.type !== 'json' ? `json_extract_string(j, ${path})` : `json_extract(j, ${path})::VARCHAR`;
+    });
+    bound.push({ col, rawExpr: exprs.length === 1 ? (exprs[0] as string) : `coalesce(${exprs.join(', ')})` });
+  });
+  return { bound, fileProblems };
+}
+
+function cleaned(b: Bound, contract: DatasetContract): string {
+  const nulls = [...(contract.nullValues ?? []), ...(b.col.nullValues ?? [])];
+  let v = b.col.trim === false || !isScalar(b.col.type) ? b.rawExpr : `trim(${b.rawExpr})`;
+  const markers = ["''", ...nulls.map(lit)];
+  v = `(CASE WHEN ${v} IN (${markers.join(', ')}) THEN NULL ELSE ${v} END)`;
+  if (b.col.type === 'string' && b.col.case) v = `${b.col.case}(${v})`;
+  return v;
+}
+
+function castExpr(col: ColumnSpec, r: string): string {
+  const t = col.type;
+  if (!isScalar(t)) return `TRY_CAST(TRY_CAST(${r} AS JSON) AS ${duckdbType(t)})`;
+  switch (t) {
+    case 'string':
+      return r;
+    case 'int64':
+      // TRY_CAST rounds '1.5' to 2: accept only values that are whole numbers.
+      return `(CASE WHEN TRY_CAST(${r} AS DOUBLE) = TRY_CAST(${r} AS BIGINT) THEN TRY_CAST(${r} AS BIGINT) END)`;
+    case 'float64':
+      return `TRY_CAST(${r} AS DOUBLE)`;
+    case 'numeric':
+      return `TRY_CAST(${r} AS DECIMAL(38,9))`;
+    case 'bool':
+      return `(CASE WHEN lower(${r}) IN ('true','t','yes','y','1') THEN true WHEN lower(${r}) IN ('false','f','no','n','0') THEN false END)`;
+    case 'date':
+      return col.format ? `TRY_STRPTIME(${r}, ${lit(col.format)})::DATE` : `TRY_CAST(${r} AS DATE)`;
+    case 'timestamp':
+      // Naive timestamps are taken as UTC (the session time zone is UTC).
+      return col.format ? `TRY_STRPTIME(${r}, ${lit(col.format)})::TIMESTAMPTZ` : `TRY_CAST(${r} AS TIMESTAMPTZ)`;
+    case 'json':
+      return `(CASE WHEN json_valid(${r}) THEN ${r}::JSON END)`;
+  }
+}
+
+function defaultLiteral(col: ColumnSpec): string {
+  const d = col.default;
+  if (d === undefined) return 'NULL';
+  return `CAST(${lit(String(d))} AS ${duckdbType(col.type)})`;
+}
+
+export interface ConversionSql {
+  /** Pass 1: valid rows, typed, with lineage → Parquet. */
+  valid(inPath: string, outPath: string, opts: { rowGroupRows: number }): string;
+  /** Pass 2: invalid rows with every reason → NDJSON. */
+  rejects(inPath: string, outPath: string): string;
+  rejectsTable: string;
+  rejectsScan: string;
+  outputColumns: { name: string; type: string }[];
+}
+
+export function buildConversionSql(contract: DatasetContract, spec: ReadSpec, lineage: Lineage, id: string): ConversionSql {
+  const { bound, fileProblems } = bindRaw(contract, spec);
+  if (fileProblems.length)
+    throw permanent('BAD_DATA', `File does not match the ${contract.dataset} contract: ${fileProblems.join('; ')}`, {
+      details: { problems: fileProblems },
+    });
+  const rejectsTable = `rejects_${id}`;
+  const rejectsScan = `rejects_scan_${id}`;
+  const isJson = spec.format !== 'csv';
+  const known = contract.columns.flatMap((c) => [c.name, ...(c.aliases ?? [])]);
+
+  // r_<i>: cleaned text; t_<i>: typed value (after default).
+  const rawCols = bound.map((b, i) => `${cleaned(b, contract)} AS r_${i}`);
+  if (isJson) rawCols.unshift('j AS _j');
+  const typedCols = bound.map((b, i) => `CASE WHEN r_${i} IS NULL THEN ${defaultLiteral(b.col)} ELSE ${castExpr(b.col, `r_${i}`)} END AS t_${i}`);
+
+  // One (condition, reason) pair per possible violation.
+  const checks: { cond: string; column: string | null; reason: string }[] = [];
+  if (isJson) {
+    checks.push({ cond: `NOT coalesce(json_valid(_j), false)`, column: null, reason: `'not valid JSON'` });
+    checks.push({ cond: `json_valid(_j) AND json_type(_j::JSON) <> 'OBJECT'`, column: null, reason: `'record is not a JSON object'` });
+    if (contract.unknownColumns === 'reject')
+      checks.push({
+        cond: `json_valid(_j) AND json_type(_j::JSON) = 'OBJECT' AND len(list_filter(json_keys(_j::JSON), k -> NOT list_contains([${known.map(lit).join(', ')}], k))) > 0`,
+        column: null,
+        reason: `'unknown field(s): ' || array_to_string(list_filter(json_keys(_j::JSON), k -> NOT list_contains([${known.map(lit).join(', ')}], k)), ', ')`,
+      });
+  }
+  bound.forEach((b, i) => {
+    const c = b.col;
+    checks.push({
+      cond: `r_${i} IS NOT NULL AND t_${i} IS NULL`,
+      column: c.name,
+      reason: `'cannot convert ' || to_json(r_${i})::VARCHAR || ' to ${typeof c.type === 'string' ? c.type : duckdbType(c.type).toLowerCase()}'`,
+    });
+    if (c.required) checks.push({ cond: `r_${i} IS NULL AND t_${i} IS NULL`, column: c.name, reason: `'missing required value'` });
+    if (c.accepted?.length) {
+      const vals = c.accepted.map((v) => (typeof v === 'number' ? String(v) : lit(v))).join(', ');
+      checks.push({ cond: `t_${i} IS NOT NULL AND t_${i} NOT IN (${vals})`, column: c.name, reason: `'value ' || to_json(t_${i})::VARCHAR || ' is not one of the accepted values'` });
+    }
+    if (c.min !== undefined) checks.push({ cond: `t_${i} < ${c.min}`, column: c.name, reason: `'value ' || t_${i}::VARCHAR || ' is below the minimum ${c.min}'` });
+    if (c.max !== undefined) checks.push({ cond: `t_${i} > ${c.max}`, column: c.name, reason: `'value ' || t_${i}::VARCHAR || ' is above the maximum ${c.max}'` });
+  });
+  const bad = checks.length ? checks.map((c) => `coalesce(${c.cond}, false)`).join(' OR ') : 'false';
+
+  const reader = (path: string): string => readerSql(spec, path, rejectsTable, rejectsScan);
+  // NDJSON blank lines are not records.
+  const skipBlank = spec.format === 'ndjson' ? ` WHERE j IS NOT NULL AND trim(j) <> ''` : '';
+  const staged = (path: string, numbered: boolean): string => `
+    WITH src AS (SELECT ${numbered ? 'row_number() OVER () AS _rec, ' : ''}* FROM ${reader(path)}),
+    raw AS (SELECT ${numbered ? '_rec, ' : ''}${rawCols.join(', ')} FROM src${skipBlank}),
+    typed AS (SELECT *, ${typedCols.join(', ')} FROM raw)
+    SELECT * FROM typed`;
+
+  const out = contract.columns.map((c, i) => `t_${i}::${duckdbType(c.type)} AS ${q(c.name)}`);
+  const lineageCols = [
+    `${lit(lineage.sourceUri)} AS _source_uri`,
+    `${lineage.generation}::BIGINT AS _source_generation`,
+    `${lit(lineage.ingestedAt)}::TIMESTAMPTZ AS _ingested_at`,
+  ];
+
+  return {
+    rejectsTable,
+    rejectsScan,
+    outputColumns: [
+      ...contract.columns.map((c) => ({ name: c.name, type: duckdbType(c.type) })),
+      { name: '_source_uri', type: 'VARCHAR' },
+      { name: '_source_generation', type: 'BIGINT' },
+      { name: '_ingested_at', type: 'TIMESTAMP WITH TIME ZONE' },
+    ],
+    valid: (inPath, outPath, opts) => `COPY (
+      SELECT ${[...out, ...lineageCols].join(', ')}
+      FROM (${staged(inPath, false)}) WHERE NOT (${bad})
+    ) TO ${lit(outPath)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${opts.rowGroupRows})`,
+    rejects: (inPath, outPath) => {
+      const reasons = checks.map(
+        (c) => `CASE WHEN coalesce(${c.cond}, false) THEN {'column': ${c.column ? lit(c.column) : 'NULL::VARCHAR'}, 'reason': ${c.reason}} END`,
+      );
+      const rawObj = isJson
+        ? `_j AS raw`
+        : `to_json({${bound.map((b, i) => `${lit(b.col.name)}: r_${i}`).join(', ')}})::VARCHAR AS raw`;
+      return `COPY (
+        SELECT _rec AS record, list_filter([${reasons.join(', ')}], x -> x IS NOT NULL) AS violations, ${rawObj}
+        FROM (${staged(inPath, true)}) WHERE ${bad}
+      ) TO ${lit(outPath)} (FORMAT json)`;
+    },
+  };
+}
