@@ -172,9 +172,9 @@ export const OPTIONS = {
   } as OptionSpec<number>,
   maxHttpUploadBytes: {
     env: 'SMELTER_MAX_UPLOAD_BYTES',
-    default: 512 * 1024 ** 2,
+    default: 32 * 1024 ** 2,
     parse: parsers.bytes(),
-    doc: 'Largest body accepted by `ingestHttp`.',
+    doc: 'Largest body accepted by `ingestHttp` (Cloud Run caps requests at 32 MiB; bigger files go to the raw bucket directly).',
   } as OptionSpec<number>,
   maxEventBytes: {
     env: 'SMELTER_MAX_EVENT_BYTES',
@@ -223,6 +223,12 @@ export const OPTIONS = {
     default: 8080,
     parse: parsers.int(1, 65535),
     doc: 'Local stack: first port; functions are served on consecutive ports.',
+  } as OptionSpec<number>,
+  localRetryBaseMs: {
+    env: 'SMELTER_LOCAL_RETRY_BASE_MS',
+    default: 500,
+    parse: parsers.int(10, 600_000),
+    doc: 'Local stack: first retry delay of a failed delivery (doubles per attempt, capped at 30 s).',
   } as OptionSpec<number>,
   pubsubEmulator: {
     env: 'SMELTER_PUBSUB_EMULATOR',

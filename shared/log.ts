@@ -19,8 +19,11 @@ type Sink = (line: string, severity: Severity) => void;
 
 const ORDER: Record<Severity, number> = { DEBUG: 0, INFO: 1, NOTICE: 2, WARNING: 3, ERROR: 4, CRITICAL: 5 };
 
+// Cloud Logging reads both streams; the CLI sends every log line to stderr so stdout stays clean for
+// command output such as `--json` (SMELTER_LOG_STDERR=1).
 const defaultSink: Sink = (line, severity) => {
-  (ORDER[severity] >= ORDER.WARNING ? process.stderr : process.stdout).write(line + '\n');
+  const toErr = ORDER[severity] >= ORDER.WARNING || process.env.SMELTER_LOG_STDERR === '1';
+  (toErr ? process.stderr : process.stdout).write(line + '\n');
 };
 
 export function createLogger(

@@ -26,7 +26,9 @@ let runtime: Runtime | undefined;
 export function getRuntime(): Runtime {
   if (!runtime) {
     const cfg = config();
-    runtime = { cfg, log: createLogger({ format: 'json' }), store: createObjectStore(cfg) };
+    // Functions log JSON for Cloud Logging; the local stack may ask for text.
+    const format = process.env.SMELTER_LOG_FORMAT === 'text' ? 'text' : 'json';
+    runtime = { cfg, log: createLogger({ format }), store: createObjectStore(cfg) };
   }
   return runtime;
 }

@@ -6,6 +6,7 @@ import type { CloudEventV1 as CloudEvent } from 'cloudevents';
 import { eventAgeMs, parseStorageObject, type StorageObjectData } from '../../shared/cloudevents';
 import { errorKind, isSmelterError } from '../../shared/errors';
 import { rawToBronzeFlow } from '../../shared/ingest/bronze';
+import { progressBus } from '../../shared/ingest/progress';
 import { getRuntime } from '../../shared/runtime';
 
 export async function rawToBronze(ce: CloudEvent<StorageObjectData>): Promise<void> {
@@ -25,7 +26,9 @@ export async function rawToBronze(ce: CloudEvent<StorageObjectData>): Promise<vo
   }
   const elog = log.child({ eventId: ce.id, object: ref.name, generation: ref.generation });
   try {
-    const outcome = await rawToBronzeFlow(ref, { cfg, store, log: elog });
+    const uri = `gs://${ref.bucket}/${ref.name}`;
+    const onProgress = (bytes: number): boolean => progressBus.emit('progress', { uri, bytes });
+    const outcome = await rawToBronzeFlow(ref, { cfg, store, log: elog, onProgress });
     elog.debug('rawToBronze done', { status: outcome.status, durationMs: Date.now() - started });
   } catch (err) {
     const age = eventAgeMs(ce.time);

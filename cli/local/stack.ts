@@ -1,0 +1,134 @@
+/**
+ * Composition of the local stack: the functions of the manifest served by functions-framework, the
+ * storage-trigger (Eventarc) stand-in, local Pub/Sub, the refresh scheduler and the admin endpoint.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { FsObjectStore } from '../../shared/adapters/storage/fs';
+import type { Config } from '../../shared/config';
+import type { Logger } from '../../shared/log';
+import { bucketName, FUNCTIONS, type BucketRef } from '../../shared/manifest';
+import { Stack, stackInfoFile, type StackContext, type StackInfo, type StackPart } from '../../shared/local/stack';
+import { StorageTriggers } from '../../shared/local/storage-triggers';
+import { AdminServer } from './admin';
+
+class FunctionsPart implements StackPart {
+  readonly name = 'functions';
+  private servers: http.Server[] = [];
+  constructor(private readonly ephemeral: boolean) {}
+
+  async start(ctx: StackContext): Promise<void> {
+    // Registers every entry point with functions-framework (side effect of the module).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    require('../../functions/index');
+    const { getTestServer } = await import('@google-cloud/functions-framework/testing');
+    for (const [i, fn] of FUNCTIONS.entries()) {
+      const server = getTestServer(fn.entryPoint);
+      server.keepAliveTimeout = 65_000;
+      const port = this.ephemeral ? 0 : ctx.cfg.port + i;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (e: NodeJS.ErrnoException) =>
+          reject(e.code === 'EADDRINUSE' ? new Error(`port ${port} is in use (set SMELTER_PORT to another first port)`) : e),
+        );
+        server.listen(port, '127.0.0.1', () => resolve());
+      });
+      ctx.endpoints[fn.entryPoint] = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      this.servers.push(server);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.servers.map(
+        (s) =>
+          new Promise<void>((r) => {
+            s.closeAllConnections();
+            s.close(() => r());
+          }),
+      ),
+    );
+    this.servers = [];
+  }
+}
+
+export interface LocalStackOptions {
+  cfg: Config;
+  log: Logger;
+  /** Ephemeral ports (tests, `drop --wait` without a running stack) instead of SMELTER_PORT onwards. */
+  ephemeral?: boolean;
+  pubsub?: boolean;
+  scheduler?: boolean;
+  /** Record the stack in <home>/state/stack.json so other CLI processes find it. */
+  register?: boolean;
+  pollMs?: number;
+}
+
+export interface LocalStack {
+  ctx: StackContext;
+  triggers: StorageTriggers;
+  admin: AdminServer;
+  adminUrl: string;
+  stop(): Promise<void>;
+}
+
+/** Extension points filled in by other subsystems (Pub/Sub, scheduler, warehouse admin routes). */
+export const stackExtensions: {
+  parts: ((opts: LocalStackOptions) => StackPart | undefined)[];
+  adminRoutes: ((admin: AdminServer, ctx: StackContext) => void)[];
+} = { parts: [], adminRoutes: [] };
+
+export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
+  const { cfg, log } = opts;
+  const store = new FsObjectStore(cfg.home);
+  for (const ref of ['raw', 'bronze', 'quarantine', 'archive'] as BucketRef[]) await store.ensureBucket(bucketName(cfg, ref));
+  const ctx: StackContext = { cfg, log, store, endpoints: {}, statusSections: new Map() };
+  const triggers = new StorageTriggers({ ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) });
+  const parts: StackPart[] = [new FunctionsPart(opts.ephemeral ?? false)];
+  for (const make of stackExtensions.parts) {
+    const p = make(opts);
+    if (p) parts.push(p);
+  }
+  parts.push(triggers);
+  const stack = new Stack(ctx, parts);
+  const admin = new AdminServer();
+  let adminUrl = '';
+  try {
+    await stack.start();
+    admin.route('status', async () => ({ endpoints: ctx.endpoints, deliveries: triggers.stats() }));
+    admin.route('idle', async () => {
+      await triggers.idle();
+      return { idle: true };
+    });
+    for (const add of stackExtensions.adminRoutes) add(admin, ctx);
+    adminUrl = await admin.listen(opts.ephemeral ? 0 : cfg.port + 9);
+  } catch (err) {
+    await stack.stop();
+    await admin.close();
+    throw err;
+  }
+  const infoFile = stackInfoFile(cfg.home);
+  if (opts.register) {
+    const info: StackInfo = {
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      endpoints: ctx.endpoints,
+      admin: adminUrl,
+      ...(ctx.pubsub ? { pubsub: { mode: ctx.pubsub.mode, ...(ctx.pubsub.emulatorHost ? { emulatorHost: ctx.pubsub.emulatorHost } : {}) } } : {}),
+    };
+    fs.mkdirSync(path.dirname(infoFile), { recursive: true });
+    fs.writeFileSync(infoFile, JSON.stringify(info, null, 2));
+  }
+  return {
+    ctx,
+    triggers,
+    admin,
+    adminUrl,
+    async stop() {
+      if (opts.register) fs.rmSync(infoFile, { force: true });
+      await admin.close();
+      await stack.stop();
+    },
+  };
+}

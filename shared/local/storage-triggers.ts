@@ -1,0 +1,202 @@
+/**
+ * The Eventarc stand-in for storage triggers: watches the local bucket folders and delivers a
+ * `google.cloud.storage.object.v1.finalized` CloudEvent, in the documented shape, for every new object
+ * generation to the functions the manifest subscribes to that bucket.
+ *
+ * A file copied in by hand is delivered once its size and mtime have been stable for a moment (a file
+ * manager writes progressively); objects written through the object-store driver are atomic and go at
+ * once. Delivered generations are kept in a ledger, so a restart only delivers what arrived meanwhile.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { FsObjectStore } from '../adapters/storage/fs';
+import { STORAGE_FINALIZED, type StorageObjectData } from '../cloudevents';
+import { bucketName, FUNCTIONS } from '../manifest';
+import type { ObjectMeta } from '../storage/object-store';
+import { DeliveryQueue, eventId, type OutgoingEvent } from './delivery';
+import type { StackContext, StackPart } from './stack';
+
+const IGNORED = /(^|\/)\.|\.(tmp|part|crdownload|swp|partial)$|~$/i;
+
+export function storageEvent(meta: ObjectMeta): OutgoingEvent {
+  const data: StorageObjectData & Record<string, unknown> = {
+    kind: 'storage#object',
+    id: `${meta.bucket}/${meta.name}/${meta.generation}`,
+    selfLink: `https://www.googleapis.com/storage/v1/b/${meta.bucket}/o/${encodeURIComponent(meta.name)}`,
+    mediaLink: `https://storage.googleapis.com/download/storage/v1/b/${meta.bucket}/o/${encodeURIComponent(meta.name)}?generation=${meta.generation}&alt=media`,
+    name: meta.name,
+    bucket: meta.bucket,
+    generation: meta.generation,
+    metageneration: '1',
+    contentType: meta.contentType ?? 'application/octet-stream',
+    timeCreated: meta.timeCreated,
+    updated: meta.updated,
+    storageClass: 'STANDARD',
+    timeStorageClassUpdated: meta.timeCreated,
+    size: String(meta.size),
+    ...(meta.md5Hash ? { md5Hash: meta.md5Hash } : {}),
+    ...(meta.metadata ? { metadata: meta.metadata } : {}),
+  };
+  return {
+    id: eventId(['finalize', meta.bucket, meta.name, meta.generation]),
+    source: `//storage.googleapis.com/projects/_/buckets/${meta.bucket}`,
+    type: STORAGE_FINALIZED,
+    subject: `objects/${meta.name}`,
+    time: meta.updated,
+    data,
+  };
+}
+
+interface Seen {
+  generation: string;
+  size: number;
+  since: number;
+}
+
+export interface StorageTriggersOptions {
+  pollMs?: number;
+  stableMs?: number;
+}
+
+export class StorageTriggers implements StackPart {
+  readonly name = 'storage-triggers';
+  private readonly queues = new Map<string, DeliveryQueue[]>();
+  private readonly delivered = new Set<string>();
+  private readonly seen = new Map<string, Seen>();
+  private watchers: fs.FSWatcher[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private scanning = false;
+  private rescan = false;
+  private ledgerFile = '';
+  private ctx: StackContext | undefined;
+  private store: FsObjectStore | undefined;
+
+  constructor(private readonly opts: StorageTriggersOptions = {}) {}
+
+  async start(ctx: StackContext): Promise<void> {
+    this.ctx = ctx;
+    this.store = ctx.store;
+    const stateDir = path.join(ctx.cfg.home, 'state', 'eventarc');
+    await fsp.mkdir(stateDir, { recursive: true });
+    this.ledgerFile = path.join(stateDir, 'delivered.ndjson');
+    for (const line of (await fsp.readFile(this.ledgerFile, 'utf8').catch(() => '')).split('\n'))
+      if (line) this.delivered.add(line);
+
+    for (const fn of FUNCTIONS) {
+      for (const t of fn.triggers) {
+        if (t.kind !== 'storage.finalized') continue;
+        const base = ctx.endpoints[fn.entryPoint];
+        if (!base) continue;
+        const bucket = bucketName(ctx.cfg, t.bucket);
+        await ctx.store.ensureBucket(bucket);
+        const q = new DeliveryQueue(base, {
+          maxAttempts: ctx.cfg.localMaxAttempts,
+          retryBaseMs: ctx.cfg.localRetryBaseMs,
+          concurrency: fn.concurrency,
+          stateDir,
+          log: ctx.log.child({ trigger: `${bucket} → ${fn.entryPoint}` }),
+        });
+        this.queues.set(bucket, [...(this.queues.get(bucket) ?? []), q]);
+      }
+    }
+    for (const bucket of this.queues.keys()) {
+      try {
+        const w = fs.watch(ctx.store.bucketDir(bucket), { recursive: true }, () => this.kick());
+        w.on('error', () => undefined);
+        this.watchers.push(w);
+      } catch {
+        /* recursive watch unsupported: polling alone still works */
+      }
+    }
+    const poll = this.opts.pollMs ?? 1000;
+    this.timer = setInterval(() => this.kick(), poll);
+    this.timer.unref();
+    await this.scan();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+    for (const qs of this.queues.values()) for (const q of qs) q.stop();
+  }
+
+  /** Resolves when every delivery queue is idle (used by `drop --wait` and tests). */
+  async idle(): Promise<void> {
+    for (;;) {
+      await this.scan();
+      await Promise.all([...this.queues.values()].flat().map((q) => q.idle()));
+      if ([...this.queues.values()].flat().every((q) => q.pending === 0) && !this.hasUnstable()) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  stats(): Record<string, { delivered: number; retries: number; parked: number; pending: number }> {
+    const out: Record<string, { delivered: number; retries: number; parked: number; pending: number }> = {};
+    for (const [bucket, qs] of this.queues)
+      for (const q of qs)
+        out[`${bucket} → ${q.target}`] = { delivered: q.delivered, retries: q.failedAttempts, parked: q.parked, pending: q.pending };
+    return out;
+  }
+
+  private hasUnstable(): boolean {
+    return [...this.seen.entries()].some(([k, s]) => !this.delivered.has(`${k}\0${s.generation}`));
+  }
+
+  private kick(): void {
+    if (this.scanning) {
+      this.rescan = true;
+      return;
+    }
+    void this.scan();
+  }
+
+  private async scan(): Promise<void> {
+    if (!this.store || !this.ctx) return;
+    if (this.scanning) {
+      this.rescan = true;
+      while (this.scanning) await new Promise((r) => setTimeout(r, 10));
+      return;
+    }
+    this.scanning = true;
+    try {
+      do {
+        this.rescan = false;
+        for (const bucket of this.queues.keys()) await this.scanBucket(bucket);
+      } while (this.rescan);
+    } catch (err) {
+      this.ctx.log.warn('bucket scan failed', { err });
+    } finally {
+      this.scanning = false;
+    }
+  }
+
+  private async scanBucket(bucket: string): Promise<void> {
+    const store = this.store as FsObjectStore;
+    const stableMs = this.opts.stableMs ?? 400;
+    const now = Date.now();
+    const live = new Set<string>();
+    for await (const meta of store.list(bucket)) {
+      if (IGNORED.test(meta.name)) continue;
+      const key = `${bucket}\0${meta.name}`;
+      live.add(key);
+      const ledgerKey = `${key}\0${meta.generation}`;
+      if (this.delivered.has(ledgerKey)) continue;
+      const prev = this.seen.get(key);
+      // Written through the driver (md5 recorded) = atomic and complete; otherwise wait until stable.
+      const atomic = meta.md5Hash !== undefined;
+      if (!atomic && (!prev || prev.generation !== meta.generation || prev.size !== meta.size)) {
+        this.seen.set(key, { generation: meta.generation, size: meta.size, since: now });
+        continue;
+      }
+      if (!atomic && prev && now - prev.since < stableMs) continue;
+      this.seen.delete(key);
+      this.delivered.add(ledgerKey);
+      await fsp.appendFile(this.ledgerFile, ledgerKey + '\n');
+      const event = storageEvent(meta);
+      for (const q of this.queues.get(bucket) ?? []) q.enqueue(event);
+    }
+    for (const k of this.seen.keys()) if (k.startsWith(bucket + '\0') && !live.has(k)) this.seen.delete(k);
+  }
+}
