@@ -27,7 +27,8 @@ export function getRuntime(): Runtime {
   if (!runtime) {
     const cfg = config();
     // Functions log JSON for Cloud Logging; the local stack may ask for text.
-    const format = process.env.SMELTER_LOG_FORMAT === 'text' ? 'text' : 'json';
+    const env = process.env.SMELTER_LOG_FORMAT;
+    const format = env === 'text' || env === 'silent' ? env : 'json';
     runtime = { cfg, log: createLogger({ format }), store: createObjectStore(cfg) };
   }
   return runtime;

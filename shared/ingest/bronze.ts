@@ -92,6 +92,26 @@ export function bronzeNames(source: SourceRef): BronzeNames {
   };
 }
 
+/**
+ * A DuckDB query reading a FIFO blocks the libuv worker thread that runs it (4 by default). Bounding
+ * concurrent conversions per process keeps threads free for the I/O that feeds and drains the pipes;
+ * Cloud Functions runs rawToBronze one event per instance anyway.
+ */
+const MAX_CONCURRENT_CONVERSIONS = 2;
+let activeConversions = 0;
+const conversionWaiters: (() => void)[] = [];
+
+async function withConversionSlot<T>(fn: () => Promise<T>): Promise<T> {
+  while (activeConversions >= MAX_CONCURRENT_CONVERSIONS) await new Promise<void>((r) => conversionWaiters.push(r));
+  activeConversions++;
+  try {
+    return await fn();
+  } finally {
+    activeConversions--;
+    conversionWaiters.shift()?.();
+  }
+}
+
 export async function rawToBronzeFlow(source: SourceRef, deps: BronzeDeps): Promise<BronzeOutcome> {
   const { cfg, store, log } = deps;
   const started = Date.now();
@@ -131,7 +151,7 @@ export async function rawToBronzeFlow(source: SourceRef, deps: BronzeDeps): Prom
     );
 
   try {
-    const manifest = await convert(source, names, contract, stat, deps, started);
+    const manifest = await withConversionSlot(() => convert(source, names, contract, stat, deps, started));
     rlog.info('converted to bronze', {
       rows: manifest.rows,
       rejected: manifest.rejected,
@@ -182,7 +202,8 @@ async function convert(
     ? setInterval(() => deps.onProgress?.(src.counters.bytes), 250).unref()
     : undefined;
   try {
-    await conn.run(`PRAGMA enable_profiling='json'; PRAGMA profiling_output=${lit(profile)}`);
+    // The progress bar probes the input's size, which blocks forever on a FIFO: keep it off.
+    await conn.run(`SET enable_progress_bar = false; PRAGMA enable_profiling='json'; PRAGMA profiling_output=${lit(profile)}`);
     // A complete Parquet from an earlier, interrupted attempt is kept: re-run only for the counts.
     const parquetExists = (await store.stat(cfg.bronzeBucket, names.parquet)) !== undefined;
     const input = src.format === 'empty' ? Readable.from([]) : src.stream;

@@ -8,9 +8,10 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { type Readable } from 'node:stream';
+import { PassThrough, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
@@ -68,17 +69,20 @@ export class PipeDir {
   }
 }
 
-/**
- * Unblocks a peer stuck in open(2) on a FIFO whose other side will never come (DuckDB failed before
- * opening it): open the missing side non-blocking and close it again.
- */
-function unblockFifo(p: string, side: 'reader' | 'writer'): void {
-  try {
-    const flags = (side === 'reader' ? fs.constants.O_RDONLY : fs.constants.O_WRONLY) | fs.constants.O_NONBLOCK;
-    const fd = fs.openSync(p, flags);
-    setTimeout(() => fs.closeSync(fd), 50);
-  } catch {
-    /* nobody waiting, or already gone */
+/** Waits until some fd of this process other than our own `ours` fds has `fifo` open (DuckDB runs in-process). */
+async function waitForPeer(fifo: string, ours: number, stop: () => boolean): Promise<void> {
+  for (let i = 0; !stop(); i++) {
+    let n = 0;
+    try {
+      for (const fd of await fsp.readdir('/proc/self/fd')) {
+        const target = await fsp.readlink(`/proc/self/fd/${fd}`).catch(() => '');
+        if (target === fifo) n++;
+      }
+    } catch {
+      return; // no /proc: nothing to wait for
+    }
+    if (n > ours) return;
+    await new Promise((r) => setTimeout(r, Math.min(20, 1 + i)));
   }
 }
 
@@ -86,6 +90,32 @@ export interface PipedQueryResult<T> {
   /** First row of the query's own result (e.g. COPY's Count). */
   count: number;
   output: T;
+}
+
+/**
+ * Opens both FIFOs without ever blocking and without the libuv thread pool: each side is opened
+ * O_NONBLOCK together with a "dummy" peer fd we hold ourselves, and the real fd is driven by a
+ * net.Socket (event-driven pipe I/O). Blocking fs streams on FIFOs would park thread-pool threads in
+ * open(2)/write(2), and a few concurrent conversions would deadlock the pool.
+ */
+function openPipes(inFifo: string, outFifo: string): { writer: net.Socket; reader: net.Socket; release: () => void } {
+  const C = fs.constants;
+  const inDummyReader = fs.openSync(inFifo, C.O_RDONLY | C.O_NONBLOCK);
+  const writer = new net.Socket({ fd: fs.openSync(inFifo, C.O_WRONLY | C.O_NONBLOCK), readable: false, writable: true });
+  const reader = new net.Socket({ fd: fs.openSync(outFifo, C.O_RDONLY | C.O_NONBLOCK), readable: true, writable: false });
+  // Holding a writer on the output keeps the reader from seeing EOF before DuckDB has even opened it.
+  const outDummyWriter = fs.openSync(outFifo, C.O_WRONLY | C.O_NONBLOCK);
+  let released = false;
+  return {
+    writer,
+    reader,
+    release() {
+      if (released) return;
+      released = true;
+      fs.closeSync(outDummyWriter);
+      fs.closeSync(inDummyReader);
+    },
+  };
 }
 
 /**
@@ -103,41 +133,87 @@ export async function runPiped<T>(
   try {
     const inFifo = await pipes.fifo('in');
     const outFifo = await pipes.fifo('out');
+    const { writer, reader, release } = openPipes(inFifo, outFifo);
+    writer.on('error', () => undefined);
+    reader.on('error', () => undefined);
+    // The consumer reads a pass-through, so on cancellation it can be failed while the FIFO is still
+    // drained until DuckDB lets go of it.
+    const toConsumer = new PassThrough({ highWaterMark: 1024 * 1024 });
+    toConsumer.on('error', () => undefined);
+    reader.pipe(toConsumer);
     let cancelled = false;
-    const outStream = fs.createReadStream(outFifo, { highWaterMark: 1024 * 1024 });
-    const writer = fs.createWriteStream(inFifo, { highWaterMark: 1024 * 1024 });
+    let settled = false;
 
     const cancel = (why: Error): void => {
       if (cancelled) return;
       cancelled = true;
       conn.interrupt();
       input.destroy();
-      unblockFifo(inFifo, 'reader');
-      unblockFifo(outFifo, 'writer');
-      outStream.destroy(why);
+      reader.unpipe(toConsumer);
+      toConsumer.destroy(why);
+      reader.resume();
+      // Close our write end so a DuckDB read blocked on the FIFO sees EOF (interrupt cannot wake a
+      // blocking read) — but only once DuckDB has opened it, or its open would block instead.
+      void waitForPeer(inFifo, 2, () => settled).then(() => writer.destroy());
     };
 
     let sourceError: unknown;
-    const feed = pipeline(input, writer).catch((e: unknown) => {
+    // Closing our write end before DuckDB has opened the FIFO would leave its open(2) waiting for a writer
+    // forever (small inputs fit in the pipe buffer and are "written" at once). Hold the last write until
+    // DuckDB holds the pipe, then destroy the socket so DuckDB sees EOF now (a finished net.Socket is not
+    // necessarily closed before GC).
+    const endInput = new Writable({
+      write(chunk: Buffer, _e, cb) {
+        if (!writer.write(chunk)) writer.once('drain', () => cb());
+        else cb();
+      },
+      final(cb) {
+        void waitForPeer(inFifo, 2, () => settled).then(() => {
+          writer.end(() => {
+            writer.destroy();
+            cb();
+          });
+        });
+      },
+    });
+    writer.on('error', (e) => endInput.destroy(e));
+    const feed = pipeline(input, endInput).catch((e: unknown) => {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'EPIPE' && code !== 'ERR_STREAM_PREMATURE_CLOSE' && !cancelled) {
+      if (code !== 'EPIPE' && code !== 'ERR_STREAM_PREMATURE_CLOSE' && !cancelled && !settled) {
         sourceError = e;
         // The source failed mid-way: DuckDB would see a clean EOF and write a truncated file.
         cancel(e instanceof Error ? e : new Error(String(e)));
       }
       throw e;
     });
+    const done = (): void => {
+      settled = true;
+      // DuckDB has closed its ends: let the reader reach EOF and stop a writer DuckDB no longer reads.
+      release();
+      if (!writer.writableFinished) writer.destroy();
+    };
     const query = conn.runAndReadAll(sql(inFifo, outFifo)).then(
-      (r) => Number(Object.values(r.getRowObjectsJson()[0] ?? {})[0] ?? 0),
+      (r) => {
+        done();
+        return Number(Object.values(r.getRowObjectsJson()[0] ?? {})[0] ?? 0);
+      },
       (e: unknown) => {
+        done();
         cancel(e instanceof Error ? e : new Error(String(e)));
         throw e;
       },
     );
-    const consumed = consume(outStream).catch((e: unknown) => {
+    const consumed = consume(toConsumer).catch((e: unknown) => {
       cancel(e instanceof Error ? e : new Error(String(e)));
       throw e;
     });
+    const dbg = process.env.SMELTER_DEBUG_PIPES ? { f: 'pending', q: 'pending', c: 'pending' } : undefined;
+    if (dbg) {
+      void feed.then(() => (dbg.f = 'ok'), (e) => (dbg.f = 'err ' + String(e)));
+      void query.then(() => (dbg.q = 'ok'), (e) => (dbg.q = 'err ' + String(e)));
+      void consumed.then(() => (dbg.c = 'ok'), (e) => (dbg.c = 'err ' + String(e)));
+      setTimeout(() => console.error('runPiped state', dbg), 2000).unref();
+    }
     const [f, qr, c] = await Promise.allSettled([feed, query, consumed]);
     if (sourceError !== undefined) throw sourceError;
     if (qr.status === 'rejected') {

@@ -53,7 +53,9 @@ export function bindCsvColumns(contract: DatasetContract, header: string[]): { b
 }
 
 function readerSql(spec: ReadSpec, path: string, rejectsTable: string, rejectsScan: string): string {
-  const common = `max_line_size=${Math.max(spec.maxLineBytes, 1024)}`;
+  // DuckDB's CSV buffer defaults to 16 × max_line_size (128 MiB for 8 MiB lines): keep it small and bounded.
+  const maxLine = Math.max(spec.maxLineBytes, 1024);
+  const common = `max_line_size=${maxLine}, buffer_size=${Math.max(2 * maxLine, 4 * 1024 * 1024)}`;
   if (spec.format === 'csv') {
     const n = spec.header?.length ?? 0;
     const cols = Array.from({ length: n }, (_, i) => `${lit('c' + i)}: 'VARCHAR'`).join(', ');
@@ -88,7 +90,7 @@ function bindRaw(contract: DatasetContract, spec: ReadSpec): { bound: Bound[]; f
     const keys = [col.name, ...(col.aliases ?? [])];
     const exprs = keys.map((k) => {
       const path = lit(`$."${k.replace(/"/g, '\\"')}"`);
-      return isScalar(col.type) && col.type !== 'json' ? `json_extract_string(j, ${path})` : `json_extract(j, ${path})::VARCHAR`;
+      return isScalar(col.type) && col.type !== 'json' ? `json_extract_string(_o, ${path})` : `json_extract(_o, ${path})::VARCHAR`;
     });
     bound.push({ col, rawExpr: exprs.length === 1 ? (exprs[0] as string) : `coalesce(${exprs.join(', ')})` });
   });
@@ -158,19 +160,20 @@ export function buildConversionSql(contract: DatasetContract, spec: ReadSpec, li
 
   // r_<i>: cleaned text; t_<i>: typed value (after default).
   const rawCols = bound.map((b, i) => `${cleaned(b, contract)} AS r_${i}`);
-  if (isJson) rawCols.unshift('j AS _j');
+  if (isJson) rawCols.unshift('j AS _j', '_o');
   const typedCols = bound.map((b, i) => `CASE WHEN r_${i} IS NULL THEN ${defaultLiteral(b.col)} ELSE ${castExpr(b.col, `r_${i}`)} END AS t_${i}`);
 
   // One (condition, reason) pair per possible violation.
   const checks: { cond: string; column: string | null; reason: string }[] = [];
   if (isJson) {
     checks.push({ cond: `NOT coalesce(json_valid(_j), false)`, column: null, reason: `'not valid JSON'` });
-    checks.push({ cond: `json_valid(_j) AND json_type(_j::JSON) <> 'OBJECT'`, column: null, reason: `'record is not a JSON object'` });
+    // Field checks only make sense for objects: skip them for records already rejected above.
+    checks.push({ cond: `_o IS NULL AND coalesce(json_valid(_j), false)`, column: null, reason: `'record is not a JSON object'` });
     if (contract.unknownColumns === 'reject')
       checks.push({
-        cond: `json_valid(_j) AND json_type(_j::JSON) = 'OBJECT' AND len(list_filter(json_keys(_j::JSON), k -> NOT list_contains([${known.map(lit).join(', ')}], k))) > 0`,
+        cond: `len(list_filter(json_keys(_o), k -> NOT list_contains([${known.map(lit).join(', ')}], k))) > 0`,
         column: null,
-        reason: `'unknown field(s): ' || array_to_string(list_filter(json_keys(_j::JSON), k -> NOT list_contains([${known.map(lit).join(', ')}], k)), ', ')`,
+        reason: `'unknown field(s): ' || array_to_string(list_filter(json_keys(_o), k -> NOT list_contains([${known.map(lit).join(', ')}], k)), ', ')`,
       });
   }
   bound.forEach((b, i) => {
@@ -188,14 +191,19 @@ export function buildConversionSql(contract: DatasetContract, spec: ReadSpec, li
     if (c.min !== undefined) checks.push({ cond: `t_${i} < ${c.min}`, column: c.name, reason: `'value ' || t_${i}::VARCHAR || ' is below the minimum ${c.min}'` });
     if (c.max !== undefined) checks.push({ cond: `t_${i} > ${c.max}`, column: c.name, reason: `'value ' || t_${i}::VARCHAR || ' is above the maximum ${c.max}'` });
   });
+  if (isJson) for (const c of checks) if (c.column !== null) c.cond = `_o IS NOT NULL AND (${c.cond})`;
   const bad = checks.length ? checks.map((c) => `coalesce(${c.cond}, false)`).join(' OR ') : 'false';
 
   const reader = (path: string): string => readerSql(spec, path, rejectsTable, rejectsScan);
   // NDJSON blank lines are not records.
   const skipBlank = spec.format === 'ndjson' ? ` WHERE j IS NOT NULL AND trim(j) <> ''` : '';
+  // JSON functions raise on invalid input: only records that parse as objects reach the extractors.
+  const objects = isJson
+    ? `, obj AS (SELECT *, CASE WHEN coalesce(json_valid(j), false) THEN (CASE WHEN json_type(j) = 'OBJECT' THEN j END) END AS _o FROM src${skipBlank})`
+    : '';
   const staged = (path: string, numbered: boolean): string => `
-    WITH src AS (SELECT ${numbered ? 'row_number() OVER () AS _rec, ' : ''}* FROM ${reader(path)}),
-    raw AS (SELECT ${numbered ? '_rec, ' : ''}${rawCols.join(', ')} FROM src${skipBlank}),
+    WITH src AS (SELECT ${numbered ? 'row_number() OVER () AS _rec, ' : ''}* FROM ${reader(path)})${objects},
+    raw AS (SELECT ${numbered ? '_rec, ' : ''}${rawCols.join(', ')} FROM ${isJson ? 'obj' : 'src'}),
     typed AS (SELECT *, ${typedCols.join(', ')} FROM raw)
     SELECT * FROM typed`;
 

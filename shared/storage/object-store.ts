@@ -42,7 +42,7 @@ export interface ObjectStore {
   /** Streams `source` into the object; atomic: readers never see a partial object. */
   write(bucket: string, name: string, source: WriteSource, opts?: WriteOptions): Promise<ObjectMeta>;
   stat(bucket: string, name: string): Promise<ObjectMeta | undefined>;
-  /** Objects whose names start with `prefix`, in lexicographic order. */
+  /** Objects whose names start with `prefix`, in UTF-8 byte order (GCS's order; see compareObjectNames). */
   list(bucket: string, prefix?: string): AsyncIterable<ObjectMeta>;
   /** Returns false if nothing was there. */
   delete(bucket: string, name: string): Promise<boolean>;
@@ -95,6 +95,14 @@ export function guessContentType(name: string): string {
   if (n.endsWith('.ndjson') || n.endsWith('.jsonl')) return name.toLowerCase().endsWith('.gz') ? 'application/gzip' : 'application/x-ndjson';
   if (n.endsWith('.json')) return name.toLowerCase().endsWith('.gz') ? 'application/gzip' : 'application/json';
   return name.toLowerCase().endsWith('.gz') ? 'application/gzip' : 'application/octet-stream';
+}
+
+/**
+ * The order GCS lists objects in: by UTF-8 bytes. JS string comparison orders UTF-16 code units, which
+ * differs for characters above U+FFFF (e.g. '😀' sorts before '～' in JS, after it on GCS).
+ */
+export function compareObjectNames(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
 /** `gs://bucket/name` */

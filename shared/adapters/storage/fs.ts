@@ -5,8 +5,11 @@
  * - Atomic writes: bytes go to a temp file under `<home>/tmp` (same filesystem), are fsynced, then
  *   `link`ed (create-only: fails with EEXIST) or `rename`d (overwrite) into place. A reader never sees a
  *   partial object; a crash mid-write leaves only a temp file that nothing lists.
- * - Generation: the file's mtime in microseconds, like GCS's µs-timestamp generations. A new write is a
- *   new inode with a new mtime; an in-place edit by a user also changes it.
+ * - Generation: the file's mtime in microseconds, like GCS's µs-timestamp generations. A write sets it
+ *   explicitly from a strictly increasing µs clock (filesystem clocks can tick as coarsely as a jiffy, so
+ *   two quick writes could otherwise share a generation); an in-place edit by a user also changes it.
+ * - Metadata (content type, custom metadata, md5) lives in a sidecar under `<home>/objmeta`, tagged with
+ *   the generation it belongs to and written only after the object is committed.
  * - Untrusted names: validated, then the resolved path — and the real path of its nearest existing
  *   ancestor, so symlinks cannot be used to escape — must stay inside the bucket folder.
  */
@@ -20,6 +23,7 @@ import { permanent, SmelterError, transient } from '../../errors';
 import {
   assertPathSafeObjectName,
   assertValidBucketName,
+  compareObjectNames,
   guessContentType,
   type ObjectMeta,
   type ObjectStore,
@@ -80,8 +84,11 @@ export class FsObjectStore implements ObjectStore {
     try {
       const l = await fsp.lstat(full);
       if (l.isSymbolicLink()) {
-        const real = await fsp.realpath(full);
-        if (!real.startsWith(realRoot + path.sep)) throw permanent('INVALID_OBJECT_NAME', `Object is a symlink leading outside the bucket: ${name}`);
+        // A dangling link has no real path: judge it by where it points.
+        const target = path.resolve(path.dirname(full), await fsp.readlink(full));
+        const real = await fsp.realpath(full).catch(() => target);
+        if (!real.startsWith(realRoot + path.sep))
+          throw permanent('INVALID_OBJECT_NAME', `Object is a symlink leading outside the bucket: ${name}`);
       }
     } catch (err) {
       if (err instanceof SmelterError) throw err;
@@ -158,42 +165,58 @@ export class FsObjectStore implements ObjectStore {
       await pipeline(toReadable(source), hasher, out);
       const fh = await fsp.open(tmp, 'r+');
       try {
+        const t = generationToSeconds(nextGeneration());
+        await fh.utimes(t, t);
         await fh.sync();
       } finally {
         await fh.close();
       }
       const st = await fsp.stat(tmp, { bigint: true });
       const generation = (st.mtimeNs / 1000n).toString();
-      const md5Hash = md5.digest('base64');
-      const side: Sidecar = { generation, md5Hash, contentType: opts.contentType ?? guessContentType(name) };
-      if (opts.metadata) side.metadata = opts.metadata;
-      const sidePath = this.sidecarPath(bucket, name);
-      await fsp.mkdir(path.dirname(sidePath), { recursive: true });
-      await fsp.writeFile(sidePath, JSON.stringify(side));
       await fsp.mkdir(path.dirname(dest), { recursive: true }).catch((err: unknown) => {
-        throw mapFsError(err, bucket, name);
+        throw conflictError(err, bucket, name);
       });
       if (opts.ifAbsent) {
         try {
           await fsp.link(tmp, dest);
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+            if ((await fsp.lstat(dest).catch(() => undefined))?.isDirectory()) throw conflictError(err, bucket, name);
             throw new SmelterError('PRECONDITION_FAILED', `Object already exists: gs://${bucket}/${name}`, {
               kind: 'permanent',
               cause: err,
             });
+          }
           throw mapFsError(err, bucket, name);
         }
         await fsp.unlink(tmp).catch(() => undefined);
       } else {
         await fsp.rename(tmp, dest).catch((err: unknown) => {
-          throw mapFsError(err, bucket, name);
+          throw conflictError(err, bucket, name);
         });
       }
+      // After the commit: a failed write (e.g. ifAbsent on an existing object) must not touch the live
+      // object's metadata. A stale sidecar is ignored (its generation no longer matches).
+      const side: Sidecar = { generation, md5Hash: md5.digest('base64'), contentType: opts.contentType ?? guessContentType(name) };
+      if (opts.metadata) side.metadata = opts.metadata;
+      await this.writeSidecar(bucket, name, side);
       return await this.toMeta(bucket, name, await fsp.stat(dest, { bigint: true }));
     } catch (err) {
       await fsp.unlink(tmp).catch(() => undefined);
       throw err instanceof SmelterError ? err : mapFsError(err, bucket, name);
+    }
+  }
+
+  private async writeSidecar(bucket: string, name: string, side: Sidecar): Promise<void> {
+    const sidePath = this.sidecarPath(bucket, name);
+    const tmp = path.join(this.tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}.meta`);
+    try {
+      await fsp.mkdir(path.dirname(sidePath), { recursive: true });
+      await fsp.writeFile(tmp, JSON.stringify(side), { flag: 'wx' });
+      await fsp.rename(tmp, sidePath);
+    } catch {
+      // Metadata is best effort: the object is committed; readers fall back to a guessed content type.
+      await fsp.unlink(tmp).catch(() => undefined);
     }
   }
 
@@ -214,6 +237,7 @@ export class FsObjectStore implements ObjectStore {
     // Start the walk at the deepest folder the prefix names.
     const slash = prefix.lastIndexOf('/');
     const dirPrefix = slash >= 0 ? prefix.slice(0, slash) : '';
+    if (prefix.includes('\0')) return;
     if (dirPrefix && dirPrefix.split('/').some((p) => p === '' || p === '.' || p === '..')) return;
     const start = dirPrefix ? path.join(root, ...dirPrefix.split('/')) : root;
     const names: string[] = [];
@@ -233,7 +257,7 @@ export class FsObjectStore implements ObjectStore {
       }
     };
     await walk(start, dirPrefix);
-    names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    names.sort(compareObjectNames);
     for (const n of names) {
       const meta = await this.stat(bucket, n).catch(() => undefined);
       if (meta) yield meta;
@@ -262,6 +286,30 @@ export class FsObjectStore implements ObjectStore {
     }
     return true;
   }
+}
+
+let lastGeneration = 0n;
+
+/** Strictly increasing µs timestamps (per process; across processes µs collisions are negligible). */
+function nextGeneration(): bigint {
+  const now = BigInt(Math.floor((performance.timeOrigin + performance.now()) * 1000));
+  lastGeneration = now > lastGeneration ? now : lastGeneration + 1n;
+  return lastGeneration;
+}
+
+/** Seconds for utimes, aimed at the middle of the µs so float rounding cannot land on the previous one. */
+function generationToSeconds(gen: bigint): number {
+  return Number(gen) / 1e6 + 5e-7;
+}
+
+/** GCS allows objects `a` and `a/b` side by side; a filesystem cannot hold a file and a folder of one name. */
+function conflictError(err: unknown, bucket: string, name: string): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EEXIST' || code === 'ENOTDIR' || code === 'EISDIR' || code === 'ENOTEMPTY')
+    return permanent('INVALID_OBJECT_NAME', `Object name conflicts with an object or folder on the path: gs://${bucket}/${name}`, {
+      cause: err,
+    });
+  return mapFsError(err, bucket, name);
 }
 
 export function toReadable(source: WriteSource): Readable {

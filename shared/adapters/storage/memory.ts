@@ -5,6 +5,7 @@ import { SmelterError } from '../../errors';
 import {
   assertValidBucketName,
   assertValidObjectName,
+  compareObjectNames,
   guessContentType,
   type ObjectMeta,
   type ObjectStore,
@@ -79,7 +80,7 @@ export class MemoryObjectStore implements ObjectStore {
   }
 
   async *list(bucket: string, prefix = ''): AsyncIterable<ObjectMeta> {
-    const names = [...this.bucket(bucket).keys()].filter((n) => n.startsWith(prefix)).sort();
+    const names = [...this.bucket(bucket).keys()].filter((n) => n.startsWith(prefix)).sort(compareObjectNames);
     for (const n of names) {
       const e = this.bucket(bucket).get(n);
       if (e) yield { ...e.meta };
