@@ -224,12 +224,24 @@ export const OPTIONS = {
     parse: parsers.int(1, 65535),
     doc: 'Local stack: first port; functions are served on consecutive ports.',
   } as OptionSpec<number>,
+  refreshIntervalMs: {
+    env: 'SMELTER_REFRESH_INTERVAL_MS',
+    default: 15_000,
+    parse: parsers.int(1000),
+    doc: 'Local stack: how often the scheduler publishes a refresh message (Cloud Scheduler does it on GCP).',
+  } as OptionSpec<number>,
   localRetryBaseMs: {
     env: 'SMELTER_LOCAL_RETRY_BASE_MS',
     default: 500,
     parse: parsers.int(10, 600_000),
     doc: 'Local stack: first retry delay of a failed delivery (doubles per attempt, capped at 30 s).',
   } as OptionSpec<number>,
+  pubsubDelivery: {
+    env: 'SMELTER_PUBSUB_DELIVERY',
+    default: 'push',
+    parse: parsers.oneOf('push', 'relay'),
+    doc: "Local stack with the emulator: its own push subscription (`push`, serial, ~50 events/s) or pull + concurrent push to the same endpoint (`relay`, for high rates).",
+  } as OptionSpec<'push' | 'relay'>,
   pubsubEmulator: {
     env: 'SMELTER_PUBSUB_EMULATOR',
     default: 'auto',

@@ -1,8 +1,21 @@
 import type { Command } from '../command';
+import { backfillCommand } from './backfill';
 import { configCommand } from './config';
 import { dropCommand } from './drop';
+import { publishCommand } from './publish';
+import { queryCommand } from './query';
+import { refreshCommand } from './refresh';
 import { statusCommand } from './status';
 import { upCommand } from './up';
 
 /** Every CLI command, in help order. Add a command: create cli/commands/<name>.ts and list it here. */
-export const COMMANDS: Command[] = [upCommand, dropCommand, statusCommand, configCommand];
+export const COMMANDS: Command[] = [
+  upCommand,
+  dropCommand,
+  publishCommand,
+  statusCommand,
+  queryCommand,
+  refreshCommand,
+  backfillCommand,
+  configCommand,
+];

@@ -6,9 +6,18 @@ import path from 'node:path';
 import type { Command } from '../command';
 import { cliEnv } from '../env';
 import { callAdmin } from '../local/admin';
+import { warehouseStatusSection } from '../../shared/warehouse/admin';
 
 /** Extra sections (warehouse, Pub/Sub) registered by other subsystems: name → provider. */
-export const statusProviders: { name: string; get: (ctx: { adminUrl?: string }) => Promise<unknown> }[] = [];
+export const statusProviders: { name: string; get: (ctx: { adminUrl?: string }) => Promise<unknown> }[] = [
+  {
+    name: 'warehouse',
+    get: ({ adminUrl }) => {
+      const { cfg, log } = cliEnv();
+      return warehouseStatusSection(cfg, log, adminUrl ? { adminUrl } : {});
+    },
+  },
+];
 
 async function readJson<T>(store: FsObjectStore, bucket: string, name: string): Promise<T | undefined> {
   try {

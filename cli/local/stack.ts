@@ -13,6 +13,11 @@ import { bucketName, FUNCTIONS, type BucketRef } from '../../shared/manifest';
 import { Stack, stackInfoFile, type StackContext, type StackInfo, type StackPart } from '../../shared/local/stack';
 import { StorageTriggers } from '../../shared/local/storage-triggers';
 import { AdminServer } from './admin';
+import { pubsubPart } from '../../shared/local/pubsub/part';
+import { pubsubAdminRoutes } from '../../shared/local/pubsub/admin';
+import { schedulerPart } from '../../shared/local/scheduler';
+import { warehouseAdminRoutes } from '../../shared/warehouse/admin';
+import { openWarehouse } from '../../shared/warehouse/open';
 
 class FunctionsPart implements StackPart {
   readonly name = 'functions';
@@ -86,6 +91,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const ctx: StackContext = { cfg, log, store, endpoints: {}, statusSections: new Map() };
   const triggers = new StorageTriggers({ ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) });
   const parts: StackPart[] = [new FunctionsPart(opts.ephemeral ?? false)];
+  // Pub/Sub subscribes the served functions, so it starts after them; the scheduler publishes on it.
+  if (opts.pubsub) parts.push(pubsubPart({ delivery: cfg.pubsubDelivery }));
+  if (opts.pubsub && opts.scheduler) parts.push(schedulerPart());
   for (const make of stackExtensions.parts) {
     const p = make(opts);
     if (p) parts.push(p);
@@ -96,11 +104,17 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   let adminUrl = '';
   try {
     await stack.start();
-    admin.route('status', async () => ({ endpoints: ctx.endpoints, deliveries: triggers.stats() }));
+    admin.route('status', async () => {
+      const sections: Record<string, unknown> = {};
+      for (const [name, get] of ctx.statusSections) sections[name] = await get().catch((e: Error) => ({ error: e.message }));
+      return { endpoints: ctx.endpoints, deliveries: triggers.stats(), ...sections };
+    });
     admin.route('idle', async () => {
       await triggers.idle();
       return { idle: true };
     });
+    for (const [name, handler] of Object.entries(pubsubAdminRoutes(ctx))) admin.route(name, handler);
+    for (const [name, route] of Object.entries(warehouseAdminRoutes(() => openWarehouse(ctx.cfg, ctx.log)))) admin.route(name, route);
     for (const add of stackExtensions.adminRoutes) add(admin, ctx);
     adminUrl = await admin.listen(opts.ephemeral ? 0 : cfg.port + 9);
   } catch (err) {

@@ -1,0 +1,613 @@
+/**
+ * Events benchmark (`npm run bench:events`, or `npx tsx bench/events.ts`): publishes through the local
+ * Pub/Sub emulator into routeEvent served by functions-framework and measures, per function instance,
+ * events/s and publish→row-visible latency, with batching on (SMELTER_BATCH_MAX_ROWS default) and off
+ * (=1). Prints a table, then ONE final JSON line with the figures.
+ *
+ * Set-up, and why:
+ * - One function instance = one child process (this file with `--instance`) serving routeEvent via
+ *   functions-framework's getTestServer, as Cloud Run runs one instance per container. It owns its
+ *   DuckDB file. SMELTER_BATCH_MAX_ROWS differs per child (read at cold start).
+ * - Delivery: the emulator's own push loop is serial (one request at a time on a new connection, see
+ *   shared/local/pubsub/relay.ts), so it cannot drive an instance at its concurrency. The bench pulls
+ *   from an emulator subscription and pushes the Pub/Sub push JSON with up to 80 requests in flight
+ *   (routeEvent's concurrency in the manifest) — what Pub/Sub push does on GCP. The emulator's native
+ *   push is measured too, as a reference row.
+ * - Throughput: N events are published first (the backlog), then delivery starts; events/s = N / time
+ *   to acknowledge all of them. A no-op function measures the harness ceiling on this machine.
+ * - Latency: events are published at a fixed 1,000/s; latency = publish call → 2xx from routeEvent.
+ *   routeEvent answers only after the row is committed, so that is when the row is visible; the instance
+ *   checks it for a sample by querying DuckDB right after the handler returns (visibility misses are
+ *   reported).
+ *
+ * Options: --events N (throughput backlog, default 20000), --seconds S (paced run, default 10),
+ * --rate R (paced rate, default 1000), --quick (small run for a smoke test); BENCH_CPU_PROF=<dir> writes
+ * V8 CPU profiles of the instances.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { PubsubClient } from '../shared/adapters/pubsub/client';
+import { loadConfig } from '../shared/config';
+import { EventGenerator } from '../shared/events/generator';
+import { discoverEmulator } from '../shared/local/pubsub/discovery';
+import { EmbeddedPubsub } from '../shared/local/pubsub/embedded';
+import { startEmulator, type EmulatorHandle } from '../shared/local/pubsub/emulator';
+import { postPush, pushEndpoint, type PushResult } from '../shared/local/pubsub/push';
+import { PushRelay } from '../shared/local/pubsub/relay';
+import { functionSpec } from '../shared/manifest';
+
+const PROJECT = 'smelter-bench';
+const TOPIC = 'events';
+const CONCURRENCY = functionSpec('routeEvent').concurrency;
+
+// ---- the function instance (child process) ----------------------------------------------------------
+
+interface InstanceStats {
+  requests: number;
+  ok: number;
+  failed: number;
+  cpuMicros: number;
+  rssMb: number;
+  router?: {
+    stored: number;
+    deadLettered: number;
+    failed: number;
+    batcher: { flushes: number; items: number; largestBatch: number };
+  };
+  visibilityChecked: number;
+  visibilityMisses: number;
+}
+
+async function instanceMain(): Promise<void> {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const ff =
+    require('@google-cloud/functions-framework') as typeof import('@google-cloud/functions-framework');
+  const { routeEvent, getEventRouter, closeEventRouter } =
+    require('../functions/route-event') as typeof import('../functions/route-event');
+  const { getLocalWarehouse } =
+    require('../shared/adapters/warehouse/duckdb-local') as typeof import('../shared/adapters/warehouse/duckdb-local');
+  const { serveRegistered } =
+    require('../shared/local/pubsub/serve') as typeof import('../shared/local/pubsub/serve');
+  const { config } = require('../shared/config') as typeof import('../shared/config');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  const cfg = config();
+  const noop = process.env.BENCH_TARGET === 'noop';
+  const tables: Record<string, string> = {};
+  for (const f of fs.readdirSync(path.join(cfg.contractsDir, 'events')).filter((x) => x.endsWith('.json'))) {
+    const c = JSON.parse(fs.readFileSync(path.join(cfg.contractsDir, 'events', f), 'utf8')) as {
+      event_type: string;
+      table: string;
+    };
+    tables[c.event_type] = c.table;
+  }
+  let n = 0;
+  let checked = 0;
+  let misses = 0;
+  const check = async (data: string | undefined): Promise<void> => {
+    const e = JSON.parse(Buffer.from(data ?? '', 'base64').toString()) as {
+      event_id: string;
+      event_type: string;
+    };
+    const wh = await getLocalWarehouse(cfg.home);
+    const rows = await wh.query<{ n: string }>(
+      `SELECT count(*) AS n FROM events."${tables[e.event_type]}" WHERE event_id = '${e.event_id.replace(/'/g, "''")}'`,
+    );
+    checked++;
+    if (Number(rows[0]?.n) !== 1) misses++;
+  };
+  ff.cloudEvent(
+    'benchTarget',
+    async (ce: import('cloudevents').CloudEventV1<import('../shared/cloudevents').MessagePublishedData>) => {
+      if (noop) return;
+      await routeEvent(ce);
+      // Right after the handler returned (= before the acknowledgement), the row must be visible.
+      if (n++ % 50 === 0) void check(ce.data?.message.data).catch(() => misses++);
+    },
+  );
+  const fn = await serveRegistered('benchTarget');
+  const statsServer = http.createServer((req, res) => {
+    const router = noop ? undefined : getEventRouter().stats();
+    const u = process.cpuUsage();
+    const s: InstanceStats = {
+      ...fn.stats,
+      cpuMicros: u.user + u.system,
+      rssMb: Math.round(process.memoryUsage().rss / 2 ** 20),
+      ...(router ? { router } : {}),
+      visibilityChecked: checked,
+      visibilityMisses: misses,
+    };
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(s));
+  });
+  await new Promise<void>((r) => statsServer.listen(0, '127.0.0.1', () => r()));
+  process.on('SIGTERM', () => {
+    void (async () => {
+      statsServer.close();
+      await fn.close();
+      if (!noop) await closeEventRouter();
+      process.exit(0);
+    })();
+  });
+  process.stdout.write(
+    JSON.stringify({
+      url: fn.url,
+      stats: `http://127.0.0.1:${(statsServer.address() as AddressInfo).port}`,
+    }) + '\n',
+  );
+}
+
+interface Instance {
+  url: string;
+  stats(): Promise<InstanceStats>;
+  stop(): Promise<void>;
+}
+
+async function spawnInstance(env: Record<string, string>): Promise<Instance> {
+  // BENCH_CPU_PROF=<dir>: V8 CPU profiles of the instances (open in Chrome DevTools).
+  const prof = process.env.BENCH_CPU_PROF
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+    : [];
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [...process.execArgv, ...prof, __filename, '--instance'],
+    {
+      env: {
+        ...process.env,
+        SMELTER_LOG_LEVEL: 'ERROR',
+        SMELTER_LOG_FORMAT: 'json',
+        METADATA_SERVER_DETECTION: 'none',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const first = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) resolve(buf.slice(0, nl));
+    });
+    child.once('exit', (code) => reject(new Error(`instance exited with ${code}`)));
+  });
+  const { url, stats } = JSON.parse(first) as { url: string; stats: string };
+  return {
+    url,
+    stats: async () => (await (await fetch(stats)).json()) as InstanceStats,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        child.once('exit', () => {
+          clearTimeout(t);
+          resolve();
+        });
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+// ---- delivery: emulator (pull + concurrent push) or the embedded bus when no emulator ----------------
+
+interface Bus {
+  mode: 'emulator' | 'embedded';
+  /** Starts delivering `sub` to `endpoint`; `onAck(seq)` per acknowledged message. */
+  open(
+    sub: string,
+    endpoint: string,
+    onAck: (seq: number) => void,
+  ): Promise<{ start(): void; close(): Promise<void> }>;
+  publish(data: Buffer, attributes: Record<string, string>, maxMs: number): Promise<unknown>;
+  nativePush?(sub: string, endpoint: string): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+const SEQ = /"bench_seq":"(\d+)"/;
+
+function acking(
+  onAck: (seq: number) => void,
+): (endpoint: string, body: string, timeoutMs: number) => Promise<PushResult> {
+  return async (endpoint, body, timeoutMs) => {
+    const r = await postPush(endpoint, body, timeoutMs);
+    if (r.ok) onAck(Number(SEQ.exec(body)?.[1] ?? -1));
+    return r;
+  };
+}
+
+async function emulatorBus(emu: EmulatorHandle): Promise<Bus> {
+  const client = new PubsubClient({ projectId: PROJECT, emulatorHost: emu.host });
+  await client.ensureTopic(TOPIC);
+  return {
+    mode: 'emulator',
+    async open(sub, endpoint, onAck) {
+      await client.ensureSubscription({ name: sub, topic: TOPIC, ackDeadlineSeconds: 60 });
+      const relay = new PushRelay({
+        client,
+        subscription: sub,
+        endpoint,
+        concurrency: CONCURRENCY,
+        ackDeadlineSeconds: 60,
+        post: acking(onAck),
+      });
+      return {
+        start: () => relay.start(),
+        close: async () => {
+          await relay.stop();
+          await client.deleteSubscription(sub);
+        },
+      };
+    },
+    publish: (data, attributes, maxMs) => client.publish(TOPIC, data, attributes, { maxMilliseconds: maxMs }),
+    async nativePush(sub, endpoint) {
+      await client.ensureSubscription({
+        name: sub,
+        topic: TOPIC,
+        pushEndpoint: endpoint,
+        ackDeadlineSeconds: 60,
+      });
+      return () => client.deleteSubscription(sub);
+    },
+    close: () => client.close(),
+  };
+}
+
+function embeddedBus(home: string): Bus {
+  let phase: { bus: EmbeddedPubsub; started: boolean; held: [Buffer, Record<string, string>][] } | undefined;
+  return {
+    mode: 'embedded',
+    async open(sub, endpoint, onAck) {
+      const bus = new EmbeddedPubsub({
+        project: PROJECT,
+        home,
+        concurrency: CONCURRENCY,
+        post: acking(onAck),
+      });
+      bus.createTopic(TOPIC);
+      const p = { bus, started: false, held: [] as [Buffer, Record<string, string>][] };
+      phase = p;
+      return {
+        // Embedded topics deliver as they publish: the backlog is held until delivery starts.
+        start: () => {
+          bus.createSubscription({ name: sub, topic: TOPIC, pushEndpoint: endpoint, ackDeadlineSeconds: 60 });
+          p.started = true;
+          for (const [d, a] of p.held.splice(0)) bus.publishSync(TOPIC, d, a);
+        },
+        close: () => bus.close(),
+      };
+    },
+    async publish(data, attributes) {
+      if (!phase) throw new Error('no open phase');
+      if (phase.started) return phase.bus.publishSync(TOPIC, data, attributes);
+      phase.held.push([data, attributes]);
+      return undefined;
+    },
+    close: async () => {
+      await phase?.bus.close();
+    },
+  };
+}
+
+// ---- runs -----------------------------------------------------------------------------------------
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+let phaseSeq = 0;
+
+function events(
+  n: number,
+  seed: string,
+  offset: number,
+): { data: Buffer; attributes: Record<string, string> }[] {
+  return new EventGenerator({ seed })
+    .take(n)
+    .map((m, i) => ({ data: m.data, attributes: { ...m.attributes, bench_seq: String(offset + i) } }));
+}
+
+/**
+ * Publishes a backlog of n events, then delivers it: events/s and the instance's CPU share. Time-boxed:
+ * a slow configuration is measured on what it acknowledged within `maxSeconds`.
+ */
+async function throughputRun(
+  bus: Bus,
+  inst: Instance,
+  n: number,
+  maxSeconds = 30,
+): Promise<{ eps: number; seconds: number; cpuPct: number; acked: number }> {
+  const sub = `bench-${++phaseSeq}`;
+  let acked = 0;
+  const seen = new Set<number>();
+  const d = await bus.open(sub, pushEndpoint(inst.url, PROJECT, TOPIC), (seq) => {
+    if (!seen.has(seq)) {
+      seen.add(seq);
+      acked++;
+    }
+  });
+  const batch = events(n, `tput-${phaseSeq}`, 0);
+  await Promise.all(batch.map((m) => bus.publish(m.data, m.attributes, 10)));
+  const s0 = await inst.stats();
+  const t0 = performance.now();
+  d.start();
+  while (acked < n && performance.now() - t0 < maxSeconds * 1000) await sleep(5);
+  const seconds = (performance.now() - t0) / 1000;
+  const s1 = await inst.stats();
+  await d.close();
+  return {
+    eps: acked / seconds,
+    seconds,
+    cpuPct: ((s1.cpuMicros - s0.cpuMicros) / 1e6 / seconds) * 100,
+    acked,
+  };
+}
+
+/** Publishes at a fixed rate for `seconds`: latency from the publish call to the acknowledgement. */
+async function pacedRun(bus: Bus, inst: Instance, rate: number, seconds: number) {
+  const sub = `bench-${++phaseSeq}`;
+  const n = Math.round(rate * seconds);
+  const sentAt = new Float64Array(n);
+  const lat: number[] = [];
+  const d = await bus.open(sub, pushEndpoint(inst.url, PROJECT, TOPIC), (seq) => {
+    if (seq >= 0 && seq < n && sentAt[seq]) {
+      lat.push(performance.now() - (sentAt[seq] as number));
+      sentAt[seq] = 0;
+    }
+  });
+  d.start();
+  const batch = events(n, `paced-${phaseSeq}`, 0);
+  const t0 = performance.now();
+  let sent = 0;
+  const publishes: Promise<unknown>[] = [];
+  while (sent < n) {
+    const due = Math.min(n, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
+    for (; sent < due; sent++) {
+      sentAt[sent] = performance.now();
+      const m = batch[sent] as { data: Buffer; attributes: Record<string, string> };
+      publishes.push(bus.publish(m.data, m.attributes, 1));
+    }
+    await sleep(1);
+  }
+  const achieved = n / ((performance.now() - t0) / 1000);
+  await Promise.all(publishes);
+  // A configuration that cannot sustain the rate is reported as such (acked < events), not waited for.
+  const deadline = performance.now() + Math.min(60_000, 2000 + seconds * 2000);
+  while (lat.length < n && performance.now() < deadline) await sleep(10);
+  await d.close();
+  lat.sort((a, b) => a - b);
+  return {
+    rate,
+    achievedRate: Math.round(achieved),
+    events: n,
+    acked: lat.length,
+    p50Ms: round(percentile(lat, 50)),
+    p99Ms: round(percentile(lat, 99)),
+    maxMs: round(lat.at(-1) ?? NaN),
+  };
+}
+
+/** The emulator's own push loop against the instance (reference): events/s. */
+async function nativePushRun(
+  bus: Bus,
+  inst: Instance,
+  n: number,
+  timeoutMs: number,
+): Promise<{ eps: number; delivered: number }> {
+  if (!bus.nativePush) return { eps: NaN, delivered: 0 };
+  const drop = await bus.nativePush(`bench-native-${++phaseSeq}`, pushEndpoint(inst.url, PROJECT, TOPIC));
+  const s0 = await inst.stats();
+  const t0 = performance.now();
+  await Promise.all(events(n, `native-${phaseSeq}`, 0).map((m) => bus.publish(m.data, m.attributes, 10)));
+  let done = 0;
+  while (done < n && performance.now() - t0 < timeoutMs) {
+    await sleep(50);
+    done = (await inst.stats()).ok - s0.ok;
+  }
+  const eps = done / ((performance.now() - t0) / 1000);
+  await drop();
+  return { eps, delivered: done };
+}
+
+const round = (x: number, d = 1): number => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : NaN);
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const opt = (name: string, def: number): number => {
+    const i = argv.indexOf(`--${name}`);
+    return i >= 0 ? Number(argv[i + 1]) : def;
+  };
+  const quick = argv.includes('--quick');
+  const N = opt('events', quick ? 3000 : 20_000);
+  const seconds = opt('seconds', quick ? 3 : 10);
+  const rate = opt('rate', 1000);
+  process.env.METADATA_SERVER_DETECTION ??= 'none';
+  const cfg = loadConfig({});
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-bench-events-'));
+  const log = (s: string): void => void process.stderr.write(s + '\n');
+
+  const found = discoverEmulator();
+  let emu: EmulatorHandle | undefined;
+  let bus: Bus;
+  if (found.found) {
+    emu = await startEmulator({ launcher: found.launcher, home: root });
+    bus = await emulatorBus(emu);
+    log(`emulator ${emu.host} (${found.launcher})`);
+  } else {
+    log(
+      `NOTE: Pub/Sub emulator not available (${found.reason}): measuring with the embedded delivery instead`,
+    );
+    bus = embeddedBus(root);
+  }
+
+  const instances: Instance[] = [];
+  const instance = async (name: string, env: Record<string, string>): Promise<Instance> => {
+    const home = path.join(root, name);
+    fs.mkdirSync(home, { recursive: true });
+    const inst = await spawnInstance({
+      SMELTER_HOME: home,
+      SMELTER_BACKEND: 'local',
+      ...(emu ? { PUBSUB_EMULATOR_HOST: emu.host } : {}),
+      ...env,
+    });
+    instances.push(inst);
+    return inst;
+  };
+
+  try {
+    const configs = [
+      {
+        key: 'batching_on',
+        label: `batching on (${cfg.batchMaxRows} rows / ${cfg.batchMaxMs} ms)`,
+        rows: cfg.batchMaxRows,
+      },
+      { key: 'batching_off', label: 'batching off (1 row)', rows: 1 },
+    ];
+    const results: Record<string, unknown> = {};
+    const table: string[][] = [];
+    log(`harness ceiling: no-op function, ${N} events…`);
+    const noop = await instance('noop', { BENCH_TARGET: 'noop' });
+    await throughputRun(bus, noop, Math.min(N, 2000), 10);
+    const ceiling = await throughputRun(bus, noop, N);
+    await noop.stop();
+    table.push([
+      'harness ceiling (no-op function)',
+      fmt(ceiling.eps),
+      `${fmt(ceiling.cpuPct)}%`,
+      '',
+      '',
+      '',
+      '',
+    ]);
+
+    for (const c of configs) {
+      log(`${c.label}: warm-up, ${N} events throughput, ${seconds} s at ${rate}/s…`);
+      const inst = await instance(c.key, { SMELTER_BATCH_MAX_ROWS: String(c.rows) });
+      await throughputRun(bus, inst, Math.min(2000, N), 10); // warm-up: JIT, tables created
+      const tput = await throughputRun(bus, inst, N);
+      const paced = await pacedRun(bus, inst, rate, seconds);
+      // Saturated at the fixed rate: also show the latency at half the measured capacity.
+      const lighter =
+        tput.eps < rate * 1.2
+          ? await pacedRun(bus, inst, Math.max(10, Math.floor(tput.eps / 2)), seconds)
+          : undefined;
+      const st = await inst.stats();
+      await inst.stop();
+      const avgBatch = st.router ? st.router.batcher.items / Math.max(1, st.router.batcher.flushes) : NaN;
+      results[c.key] = {
+        batchMaxRows: c.rows,
+        batchMaxMs: cfg.batchMaxMs,
+        throughputEps: Math.round(tput.eps),
+        throughputCpuPct: round(tput.cpuPct),
+        // Independent of how much CPU the harness and the emulator left to the instance.
+        eventsPerCpuSecond: Math.round(tput.eps / (tput.cpuPct / 100)),
+        avgBatch: round(avgBatch),
+        paced,
+        ...(lighter ? { pacedAtHalfCapacity: lighter } : {}),
+        stored: st.router?.stored,
+        failedInvocations: st.failed,
+        visibility: { checked: st.visibilityChecked, misses: st.visibilityMisses },
+        rssMb: st.rssMb,
+      };
+      const sat = paced.acked < paced.events ? ` (${paced.acked}/${paced.events} acked)` : '';
+      table.push([
+        c.label,
+        fmt(tput.eps),
+        `${fmt(tput.cpuPct)}%`,
+        fmt(avgBatch),
+        `${paced.p50Ms}`,
+        `${paced.p99Ms}${sat}`,
+        `${st.visibilityMisses}/${st.visibilityChecked}`,
+      ]);
+      if (lighter)
+        table.push([
+          `  same, paced at ${lighter.rate}/s (half capacity)`,
+          '',
+          '',
+          '',
+          `${lighter.p50Ms}`,
+          `${lighter.p99Ms}`,
+          '',
+        ]);
+    }
+
+    let native: { eps: number; delivered: number } | undefined;
+    if (bus.nativePush) {
+      log('reference: the emulator’s own (serial) push loop, batching on…');
+      const inst = await instance('native', {});
+      await throughputRun(bus, inst, 500, 10);
+      native = await nativePushRun(bus, inst, quick ? 300 : 1000, 20_000);
+      await inst.stop();
+      table.push(['emulator native push (serial), batching on', fmt(native.eps), '', '', '', '', '']);
+    }
+
+    const on = results.batching_on as { throughputEps: number; paced: { p99Ms: number } };
+    const head = [
+      'delivery into one routeEvent instance',
+      'events/s',
+      'inst. CPU',
+      'avg batch',
+      `p50 ms @${rate}/s`,
+      `p99 ms @${rate}/s`,
+      'visibility misses',
+    ];
+    printTable(head, table);
+    const figures = {
+      bench: 'events',
+      pubsub: bus.mode,
+      concurrency: CONCURRENCY,
+      machine: { cpus: os.availableParallelism(), node: process.version },
+      throughputEvents: N,
+      pacedRate: rate,
+      pacedSeconds: seconds,
+      harnessCeilingEps: Math.round(ceiling.eps),
+      ...results,
+      ...(native ? { emulatorNativePushEps: Math.round(native.eps) } : {}),
+      targets: {
+        throughputEps: 5000,
+        p99Ms: 100,
+        throughputMet: on.throughputEps >= 5000,
+        p99Met: on.paced.p99Ms <= 100,
+      },
+    };
+    process.stdout.write(JSON.stringify(figures) + '\n');
+  } finally {
+    for (const i of instances) await i.stop().catch(() => undefined);
+    await bus.close();
+    await emu?.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
+function fmt(x: number): string {
+  return Number.isFinite(x) ? (x >= 100 ? String(Math.round(x)) : String(round(x))) : 'n/a';
+}
+
+function printTable(head: string[], rows: string[][]): void {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]): string =>
+    r.map((c, i) => (i === 0 ? c.padEnd(w[i] as number) : c.padStart(w[i] as number))).join('  ');
+  process.stdout.write(
+    [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n') + '\n',
+  );
+}
+
+if (process.argv.includes('--instance')) {
+  instanceMain().catch((e: unknown) => {
+    process.stderr.write(`instance failed: ${String(e)}\n`);
+    process.exit(1);
+  });
+} else {
+  main().then(
+    () => process.exit(0),
+    (e: unknown) => {
+      process.stderr.write(`bench failed: ${(e as Error).stack ?? String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}

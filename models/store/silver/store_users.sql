@@ -1,0 +1,20 @@
+-- model: silver.store_users
+-- kind: merge
+-- description: Store customers from the API export; a later export of the same user replaces it.
+-- unique_key: user_id
+-- version: _ingested_at, _source_generation
+-- cluster_by: user_id
+-- inputs: bronze.store_users
+-- audit: not_null(user_id)
+-- audit: accepted_values(gender, 'female', 'male', 'other')
+-- audit: row_count_balance(bronze.store_users)
+WITH batch AS (
+  SELECT * FROM @ref(bronze.store_users) WHERE @batch(bronze.store_users)
+),
+ranked AS (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY _ingested_at DESC, _source_generation DESC) AS _rn
+  FROM batch
+)
+SELECT @star_except(_rn)
+FROM ranked
+WHERE _rn = 1

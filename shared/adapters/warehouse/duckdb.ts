@@ -1,0 +1,251 @@
+/**
+ * The local warehouse engine: the process's DuckDB file (duckdb-local.ts). Bronze objects are read
+ * straight from the filesystem bucket with `read_parquet` (the local object store is plain files).
+ */
+import { permanent, transient } from '../../errors';
+import type { FsObjectStore } from '../storage/fs';
+import { DuckDbDialect } from '../../warehouse/dialect';
+import {
+  Mutex,
+  type ColumnInfo,
+  type LoadResult,
+  type ParquetLoad,
+  type TypeFamily,
+  type WarehouseEngine,
+} from '../../warehouse/engine';
+import type { TableRef } from '../../warehouse/tables';
+import type { LocalWarehouse } from './duckdb-local';
+
+const locks = new Map<string, Mutex>();
+
+export class DuckDbEngine implements WarehouseEngine {
+  readonly dialect = new DuckDbDialect();
+  private readonly lock: Mutex;
+
+  constructor(
+    readonly wh: LocalWarehouse,
+    private readonly store?: FsObjectStore,
+  ) {
+    let l = locks.get(wh.file);
+    if (!l) locks.set(wh.file, (l = new Mutex()));
+    this.lock = l;
+  }
+
+  async query<T = Record<string, unknown>>(sql: string): Promise<T[]> {
+    try {
+      return await this.wh.query<T>(sql);
+    } catch (err) {
+      throw classify(err, sql);
+    }
+  }
+
+  async exec(sql: string): Promise<void> {
+    const c = await this.wh.connect();
+    try {
+      await c.run(sql);
+    } catch (err) {
+      // A failed statement inside BEGIN … COMMIT leaves the transaction aborted.
+      await c.run('ROLLBACK').catch(() => undefined);
+      throw classify(err, sql);
+    } finally {
+      c.closeSync();
+    }
+  }
+
+  async columns(table: TableRef): Promise<ColumnInfo[] | undefined> {
+    const rows = await this.query<{ column_name: string; data_type: string; is_nullable: string }>(
+      `SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_schema = '${table.layer}' AND table_name = '${table.name.replace(/'/g, "''")}' ORDER BY ordinal_position`,
+    );
+    if (rows.length === 0) return undefined;
+    return rows.map((r) => duckColumn(r.column_name, r.data_type, r.is_nullable !== 'NO'));
+  }
+
+  async queryColumns(sql: string): Promise<ColumnInfo[]> {
+    const rows = await this.query<{ column_name: string; column_type: string; null: string }>(
+      `DESCRIBE ${sql}`,
+    );
+    return rows.map((r) => duckColumn(r.column_name, r.column_type, r.null !== 'NO'));
+  }
+
+  async parquetPath(bucket: string, name: string): Promise<string> {
+    if (!this.store) throw new Error('DuckDbEngine: no filesystem object store to read Bronze objects from');
+    return this.store.objectPath(bucket, name);
+  }
+
+  async fileColumns(bucket: string, name: string): Promise<ColumnInfo[]> {
+    const p = await this.parquetPath(bucket, name);
+    return this.queryColumns(`SELECT * FROM ${readParquet(p)}`);
+  }
+
+  async queryTable(sql: string): Promise<{ columns: string[]; rows: unknown[][] }> {
+    const c = await this.wh.connect();
+    try {
+      const r = await c.runAndReadAll(sql);
+      return { columns: r.columnNames(), rows: r.getRowsJson() as unknown[][] };
+    } catch (err) {
+      throw classify(err, sql);
+    } finally {
+      c.closeSync();
+    }
+  }
+
+  async tableStats(
+    layers: readonly string[],
+  ): Promise<{ layer: string; table: string; rows: number; kind: 'table' | 'view' }[]> {
+    const list = await this.query<{ s: string; t: string; k: string }>(
+      `SELECT table_schema AS s, table_name AS t, table_type AS k FROM information_schema.tables WHERE table_schema IN (${layers.map(sqlString).join(', ')}) AND NOT starts_with(table_name, '_stage_') ORDER BY 1, 2`,
+    );
+    if (!list.length) return [];
+    const counts = await this.query<{ s: string; t: string; n: unknown }>(
+      list
+        .map(
+          (r) =>
+            `SELECT ${sqlString(r.s)} AS s, ${sqlString(r.t)} AS t, COUNT(*) AS n FROM ${r.s}."${r.t.replace(/"/g, '""')}"`,
+        )
+        .join(' UNION ALL '),
+    );
+    const n = new Map(counts.map((c) => [`${c.s}.${c.t}`, Number(c.n)]));
+    return list.map((r) => ({
+      layer: r.s,
+      table: r.t,
+      rows: n.get(`${r.s}.${r.t}`) ?? 0,
+      kind: r.k === 'VIEW' ? 'view' : 'table',
+    }));
+  }
+
+  async loadParquet(load: ParquetLoad): Promise<LoadResult> {
+    const p = await this.parquetPath(load.bucket, load.name);
+    const t = this.dialect.table(load.table);
+    const src = readParquet(p);
+    const c = await this.wh.connect();
+    try {
+      await c.run(`CREATE TABLE IF NOT EXISTS ${t} AS SELECT * FROM ${src} LIMIT 0`);
+      await c.run('BEGIN TRANSACTION');
+      const r = await c.runAndReadAll(`INSERT INTO ${t} BY NAME SELECT * FROM ${src}`);
+      const rows = Number((r.getRows()[0]?.[0] as bigint | number | undefined) ?? 0);
+      if (load.ledgerSql) await c.run(load.ledgerSql.replace(/\{rows\}/g, String(rows)));
+      await c.run('COMMIT');
+      return { rows, jobId: load.jobId, reused: false };
+    } catch (err) {
+      await c.run('ROLLBACK').catch(() => undefined);
+      const msg = (err as Error).message ?? '';
+      if (/No files found|does not exist|No such file/i.test(msg))
+        throw permanent('NOT_FOUND', `Bronze object gs://${load.bucket}/${load.name} is gone: ${msg}`, {
+          cause: err,
+        });
+      throw classify(err, `INSERT INTO ${t} … ${src}`);
+    } finally {
+      c.closeSync();
+    }
+  }
+
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.lock.run(fn);
+  }
+
+  async close(): Promise<void> {
+    /* the LocalWarehouse is shared by the process; its owner closes it */
+  }
+}
+
+/** `ingest_date=…/` in Bronze names must not become a (hive partition) column. */
+function readParquet(p: string): string {
+  return `read_parquet(${sqlString(p)}, hive_partitioning = false)`;
+}
+
+export function sqlString(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
+/** DuckDB errors: conflicts and I/O are worth a retry; SQL/binder/conversion errors are not. */
+function classify(err: unknown, sql: string): Error {
+  const msg = (err as Error)?.message ?? String(err);
+  if (
+    /Conflict|could not set lock|IO Error|Could not (open|read)|out of memory|TransactionContext/i.test(msg)
+  )
+    return transient('WAREHOUSE_UNAVAILABLE', `DuckDB: ${msg}`, {
+      cause: err,
+      details: { query: sql.slice(0, 4000) },
+    });
+  const e = new Error(`DuckDB: ${msg}`, { cause: err }) as Error & { query?: string; sqlError?: boolean };
+  e.query = sql;
+  e.sqlError = true;
+  return e;
+}
+
+export function duckColumn(name: string, type: string, nullable: boolean): ColumnInfo {
+  const { family, signature } = duckSignature(type);
+  return { name, type, family, signature, nullable };
+}
+
+/** Normalises DuckDB type text (`STRUCT("a" BIGINT, b VARCHAR)[]`) to a family and comparable signature. */
+export function duckSignature(type: string): { family: TypeFamily; signature: string } {
+  const t = type.trim();
+  if (t.endsWith('[]')) {
+    const inner = duckSignature(t.slice(0, -2));
+    return { family: 'array', signature: `array<${inner.signature}>` };
+  }
+  const u = t.toUpperCase();
+  if (u.startsWith('STRUCT(') && u.endsWith(')')) {
+    const fields = splitTop(t.slice(7, -1)).map((f) => {
+      const m = /^\s*("(?:[^"]|"")*"|[^\s]+)\s+([\s\S]+)$/.exec(f);
+      const fname = (m?.[1] ?? f).replace(/^"|"$/g, '').replace(/""/g, '"');
+      return `${fname}:${duckSignature(m?.[2] ?? 'VARCHAR').signature}`;
+    });
+    return { family: 'struct', signature: `struct<${fields.join(',')}>` };
+  }
+  if (u.startsWith('DECIMAL') || u.startsWith('NUMERIC')) return { family: 'numeric', signature: 'numeric' };
+  const simple: Record<string, [TypeFamily, string]> = {
+    VARCHAR: ['string', 'string'],
+    TEXT: ['string', 'string'],
+    STRING: ['string', 'string'],
+    BIGINT: ['int64', 'int64'],
+    INT8: ['int64', 'int64'],
+    HUGEINT: ['int64', 'int128'],
+    INTEGER: ['int64', 'int32'],
+    INT: ['int64', 'int32'],
+    INT4: ['int64', 'int32'],
+    SMALLINT: ['int64', 'int16'],
+    TINYINT: ['int64', 'int8'],
+    UBIGINT: ['int64', 'uint64'],
+    UINTEGER: ['int64', 'uint32'],
+    USMALLINT: ['int64', 'uint16'],
+    UTINYINT: ['int64', 'uint8'],
+    DOUBLE: ['float64', 'float64'],
+    FLOAT8: ['float64', 'float64'],
+    FLOAT: ['float64', 'float32'],
+    REAL: ['float64', 'float32'],
+    BOOLEAN: ['bool', 'bool'],
+    BOOL: ['bool', 'bool'],
+    DATE: ['date', 'date'],
+    'TIMESTAMP WITH TIME ZONE': ['timestamp', 'timestamp'],
+    TIMESTAMPTZ: ['timestamp', 'timestamp'],
+    TIMESTAMP: ['timestamp', 'datetime'],
+    TIMESTAMP_NS: ['timestamp', 'datetime'],
+    TIMESTAMP_MS: ['timestamp', 'datetime'],
+    JSON: ['json', 'json'],
+  };
+  const hit = simple[u];
+  if (hit) return { family: hit[0], signature: hit[1] };
+  return { family: 'other', signature: u.toLowerCase() };
+}
+
+function splitTop(s: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let cur = '';
+  let inQ = false;
+  for (const ch of s) {
+    if (ch === '"') inQ = !inQ;
+    if (!inQ && ch === '(') depth++;
+    if (!inQ && ch === ')') depth--;
+    if (!inQ && depth === 0 && ch === ',') {
+      out.push(cur);
+      cur = '';
+      continue;
+    }
+    cur += ch;
+  }
+  if (cur.trim()) out.push(cur);
+  return out;
+}

@@ -1,0 +1,36 @@
+/**
+ * Logical table names of the warehouse: `<layer>.<table>`. The dialect maps them to engine names
+ * (DuckDB schema `silver`, BigQuery dataset `<prefix>_silver`).
+ */
+import { permanent } from '../errors';
+
+export const LAYERS = ['bronze', 'silver', 'gold', 'events', 'ops'] as const;
+export type Layer = (typeof LAYERS)[number];
+
+export interface TableRef {
+  layer: Layer;
+  name: string;
+}
+
+const TABLE_NAME = /^[a-z_][a-z0-9_]{0,127}$/;
+
+export function parseTableRef(s: string, where = 'table'): TableRef {
+  const m = /^\s*([a-z]+)\.([A-Za-z0-9_]+)\s*$/.exec(s);
+  if (!m || !(LAYERS as readonly string[]).includes(m[1] as string) || !TABLE_NAME.test(m[2] as string))
+    throw permanent(
+      'MODEL_FAILED',
+      `${where}: "${s}" is not a table reference <layer>.<table> (layers: ${LAYERS.join(', ')})`,
+    );
+  return { layer: m[1] as Layer, name: m[2] as string };
+}
+
+export const tableKey = (t: TableRef): string => `${t.layer}.${t.name}`;
+
+/** Operational tables kept by the loader (`ops.<name>`). */
+export const OPS = {
+  ledger: { layer: 'ops', name: 'load_ledger' },
+  watermarks: { layer: 'ops', name: 'watermarks' },
+  audits: { layer: 'ops', name: 'audit_results' },
+  runs: { layer: 'ops', name: 'model_runs' },
+  datasets: { layer: 'ops', name: 'dataset_state' },
+} as const satisfies Record<string, TableRef>;

@@ -1,0 +1,587 @@
+/**
+ * Offline checks of the Terraform under deploy/ (providers cannot be downloaded here, so no
+ * `terraform validate`): the HCL is parsed with @cdktf/hcl2json and merged with the generated JSON,
+ * then checked against the trigger manifest and the options table the functions run with.
+ */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { loadConfig, type Config } from '../../shared/config';
+import { FUNCTIONS, bucketName, topicName, type FunctionSpec } from '../../shared/manifest';
+import { packageRoot } from '../../shared/paths';
+import { BigQueryDialect } from '../../shared/warehouse/dialect';
+import { LAYERS } from '../../shared/warehouse/tables';
+import {
+  at,
+  expressions,
+  loadModel,
+  many,
+  one,
+  references,
+  resourcesOfType,
+  soleRef,
+  type Block,
+  type Body,
+  type TfModel,
+} from './terraform-model';
+
+const DEPLOY = path.join(packageRoot, 'deploy');
+
+/** Project-level grants GCP offers no narrower scope for; anything else project-wide fails the test. */
+const PROJECT_ROLE_ALLOW_LIST: Record<string, string> = {
+  'roles/pubsub.publisher':
+    'Cloud Storage service agent: Eventarc storage triggers publish to an Eventarc-managed topic unknown in advance',
+  'roles/bigquery.jobUser': 'functions that run BigQuery load/query jobs: jobs are project resources',
+  'roles/eventarc.eventReceiver': 'Eventarc trigger identities: checked on the project',
+};
+
+/** BigQuery access each manifest value implies, written out independently of the generator. */
+const EXPECTED_BIGQUERY: Record<
+  FunctionSpec['bigquery'],
+  { datasets: Record<string, string>; jobUser: boolean }
+> = {
+  none: { datasets: {}, jobUser: false },
+  'bronze-write': { datasets: { bronze: 'roles/bigquery.dataEditor' }, jobUser: true },
+  'events-write': { datasets: { events: 'roles/bigquery.dataEditor' }, jobUser: false },
+  warehouse: {
+    datasets: {
+      bronze: 'roles/bigquery.dataEditor',
+      silver: 'roles/bigquery.dataEditor',
+      gold: 'roles/bigquery.dataEditor',
+      events: 'roles/bigquery.dataViewer',
+      ops: 'roles/bigquery.dataEditor',
+    },
+    jobUser: true,
+  },
+};
+
+const IAM_TYPE = /_iam_(member|binding|policy|audit_config)$/;
+
+describe('deploy: Terraform configuration', function () {
+  let m: TfModel;
+  let cfg: Config;
+  /** `google_storage_bucket.raw` → the name the functions see for it, through the real options parser. */
+  let seenAs: (address: string) => string;
+
+  before(async function () {
+    m = await loadModel(DEPLOY);
+    // Each Terraform reference in the functions' environment becomes a distinct, valid placeholder;
+    // loadConfig() then tells which resource each bucket/topic option points at.
+    const placeholder = (r: string): string => 'tf-' + r.replace(/\.(name|id)$/, '').replace(/[._]/g, '-');
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(m.locals.smelter_env as Record<string, unknown>)) {
+      const r = soleRef(v);
+      env[k] =
+        r === 'var.project'
+          ? 'test-project'
+          : r === 'local.dataset_prefix'
+            ? 'tf_prefix'
+            : r === 'local.bq_location'
+              ? 'EU'
+              : r
+                ? placeholder(r)
+                : String(v);
+    }
+    cfg = loadConfig(env as NodeJS.ProcessEnv);
+    seenAs = (address) => placeholder(address);
+  });
+
+  const fnOf = (f: FunctionSpec): Block => {
+    const all = resourcesOfType(m, 'google_cloudfunctions2_function').filter(
+      (r) => at(r.body, 'build_config.entry_point') === f.entryPoint,
+    );
+    assert.equal(
+      all.length,
+      1,
+      `exactly one google_cloudfunctions2_function with entry_point ${f.entryPoint}`,
+    );
+    return all[0] as Block;
+  };
+  const address = (b: Block): string => `${b.type}.${b.name}`;
+  /** `${google_storage_bucket.raw.name}` → `google_storage_bucket.raw` (and checks it exists). */
+  const target = (v: unknown, attr: string): string => {
+    const r = soleRef(v);
+    assert.ok(r && r.endsWith(`.${attr}`), `${JSON.stringify(v)} should be a reference to …${attr}`);
+    const addr = (r as string).slice(0, -attr.length - 1);
+    assert.ok(m.resources.has(addr), `${addr} is declared`);
+    return addr;
+  };
+  const iamResources = (): Block[] => [...m.resources.values()].filter((r) => IAM_TYPE.test(r.type));
+  const grantsTo = (member: string): Block[] => iamResources().filter((r) => r.body.member === member);
+  const saMember = (saAddress: string): string => `serviceAccount:\${${saAddress}.email}`;
+
+  it('every reference resolves to a declared variable, local, resource or data source', function () {
+    const declared = new Set([
+      ...[...m.variables.keys()].map((v) => `var.${v}`),
+      ...Object.keys(m.locals).map((l) => `local.${l}`),
+      ...m.resources.keys(),
+      ...[...m.data.keys()].map((d) => `data.${d}`),
+    ]);
+    const problems: string[] = [];
+    const bodies: [string, unknown][] = [
+      ...[...m.resources.values()].map((r): [string, unknown] => [address(r), r.body]),
+      ...[...m.data.values()].map((r): [string, unknown] => [`data.${address(r)}`, r.body]),
+      ...[...m.outputs.entries()].map(([k, v]): [string, unknown] => [`output.${k}`, v]),
+      ['locals', m.locals],
+    ];
+    for (const [where, body] of bodies) {
+      const exprs = expressions(body);
+      // depends_on in Terraform JSON is a list of bare addresses.
+      for (const d of many((body as Body).depends_on) as unknown[])
+        if (typeof d === 'string' && !d.startsWith('${')) exprs.push(d);
+      for (const ref of exprs.flatMap(references)) if (!declared.has(ref)) problems.push(`${where} → ${ref}`);
+    }
+    assert.deepEqual(problems, []);
+  });
+
+  it('every manifest function is a gen2 function with its entry point, nodejs22+ runtime and manifest settings', function () {
+    const runtimeVar = m.variables.get('runtime');
+    assert.ok(runtimeVar, 'variable runtime');
+    const condition = String(one(runtimeVar.validation).condition);
+    const re = new RegExp(/regex\("([^"]+)"/.exec(condition)?.[1] ?? '^$');
+    for (const ok of ['nodejs22', 'nodejs24']) assert.ok(re.test(ok), `${ok} is accepted`);
+    for (const bad of ['nodejs20', 'nodejs18', 'python312']) assert.ok(!re.test(bad), `${bad} is refused`);
+
+    assert.deepEqual(
+      m.locals.function_defaults,
+      Object.fromEntries(
+        FUNCTIONS.map((f) => [
+          f.name,
+          {
+            memory: f.memory,
+            timeout_seconds: f.timeoutSeconds,
+            max_instances: f.maxInstances,
+            concurrency: f.concurrency,
+          },
+        ]),
+      ),
+    );
+    const fnResources = resourcesOfType(m, 'google_cloudfunctions2_function');
+    assert.equal(fnResources.length, FUNCTIONS.length, 'no function outside the manifest');
+    const runtimeAccounts = new Set<string>();
+    for (const f of FUNCTIONS) {
+      const fn = fnOf(f).body;
+      const runtime = at(fn, 'build_config.runtime');
+      const value = soleRef(runtime) === 'var.runtime' ? runtimeVar.default : runtime;
+      const major = Number(/^nodejs(\d+)$/.exec(String(value))?.[1]);
+      assert.ok(major >= 22, `${f.name}: runtime ${String(value)} is nodejs22 or newer`);
+      assert.equal(fn.name, `\${var.name_prefix}-${f.name}`);
+      const sc = one(fn.service_config);
+      for (const [attr, key] of [
+        ['available_memory', 'memory'],
+        ['timeout_seconds', 'timeout_seconds'],
+        ['max_instance_count', 'max_instances'],
+        ['max_instance_request_concurrency', 'concurrency'],
+      ] as const)
+        assert.equal(
+          sc[attr],
+          `\${local.functions["${f.name}"].${key}}`,
+          `${f.name}: ${attr} from the manifest defaults + overrides`,
+        );
+      const sa = target(sc.service_account_email, 'email');
+      assert.ok(!runtimeAccounts.has(sa), `${f.name} has its own service account`);
+      runtimeAccounts.add(sa);
+      assert.ok(
+        target(at(fn, 'build_config.source.storage_source.object'), 'name').startsWith(
+          'google_storage_bucket_object.',
+        ),
+      );
+    }
+  });
+
+  it('functions run with SMELTER_BACKEND=gcp and the same buckets, topics and datasets Terraform creates', function () {
+    assert.equal(cfg.backend, 'gcp');
+    assert.equal(cfg.project, 'test-project');
+    for (const f of FUNCTIONS) {
+      const env = at(fnOf(f).body, 'service_config.environment_variables');
+      // Terraform's values are merged last, so extra_env cannot override them.
+      assert.match(
+        String(env),
+        /^\$\{merge\(var\.extra_env, local\.smelter_env\)\}$/,
+        `${f.name} environment`,
+      );
+    }
+    const buckets = (['raw', 'bronze', 'quarantine', 'archive'] as const).map((b) => bucketName(cfg, b));
+    const topics = (['events', 'refresh', 'deadLetter'] as const).map((t) => topicName(cfg, t));
+    for (const [names, type] of [
+      [buckets, 'google_storage_bucket'],
+      [topics, 'google_pubsub_topic'],
+    ] as const) {
+      assert.equal(new Set(names).size, names.length, `${type}: one resource per role`);
+      for (const n of names) {
+        const res = resourcesOfType(m, type).find((r) => seenAs(address(r)) === n);
+        assert.ok(res, `${n} is a declared ${type}`);
+      }
+    }
+    const datasetEnv = m.locals.smelter_env as Record<string, string>;
+    assert.equal(datasetEnv.SMELTER_DATASET_PREFIX, '${local.dataset_prefix}');
+    assert.equal(datasetEnv.SMELTER_BQ_LOCATION, '${local.bq_location}');
+    // One dataset per warehouse layer the loader and router address (<prefix>_<layer>).
+    assert.deepEqual(
+      resourcesOfType(m, 'google_bigquery_dataset')
+        .map((d) => d.name)
+        .sort(),
+      [...LAYERS].sort(),
+    );
+    const dialect = new BigQueryDialect(cfg.project, cfg.datasetPrefix, cfg.bigqueryLocation);
+    for (const layer of LAYERS) {
+      const ds = m.resources.get(`google_bigquery_dataset.${layer}`);
+      assert.ok(ds, `dataset ${layer}`);
+      assert.equal(ds.body.dataset_id, `\${local.dataset_prefix}_${layer}`);
+      // The loader's BigQuery dialect addresses the same dataset for this layer.
+      assert.equal(
+        String(ds.body.dataset_id).replace('${local.dataset_prefix}', cfg.datasetPrefix),
+        dialect.dataset(layer),
+      );
+      assert.equal(ds.body.location, '${local.bq_location}');
+    }
+  });
+
+  it('storage triggers: Eventarc finalize on the manifest bucket, with retries, invoked by a dedicated identity', function () {
+    for (const f of FUNCTIONS) {
+      const fn = fnOf(f);
+      const storage = f.triggers.filter((t) => t.kind === 'storage.finalized');
+      const et = fn.body.event_trigger;
+      if (storage.length === 0) {
+        assert.equal(
+          et,
+          undefined,
+          `${f.name}: no Eventarc trigger (Pub/Sub goes through owned subscriptions)`,
+        );
+        continue;
+      }
+      const t = storage[0] as Extract<FunctionSpec['triggers'][number], { kind: 'storage.finalized' }>;
+      const trigger = one(et);
+      assert.equal(trigger.event_type, 'google.cloud.storage.object.v1.finalized');
+      assert.equal(trigger.event_type, t.eventType);
+      assert.equal(trigger.retry_policy, 'RETRY_POLICY_RETRY');
+      const filters = many(trigger.event_filters);
+      assert.equal(filters.length, 1);
+      assert.equal(filters[0]?.attribute, 'bucket');
+      assert.equal(
+        seenAs(target(filters[0]?.value, 'name')),
+        bucketName(cfg, t.bucket),
+        `${f.name} listens on the ${t.bucket} bucket`,
+      );
+      const invoker = saMember(target(trigger.service_account_email, 'email'));
+      const invokes = grantsTo(invoker).filter((g) => g.body.role === 'roles/run.invoker');
+      assert.equal(invokes.length, 1);
+      assert.equal(
+        invokes[0]?.body.name,
+        `\${${address(fn)}.service_config[0].service}`,
+        'run.invoker on this function only',
+      );
+    }
+  });
+
+  it('pubsub triggers: a Terraform-owned OIDC push subscription with retry and dead-letter policies', function () {
+    const subs = resourcesOfType(m, 'google_pubsub_subscription');
+    const deadLetterTopic = resourcesOfType(m, 'google_pubsub_topic').find(
+      (r) => seenAs(address(r)) === cfg.deadLetterTopic,
+    );
+    assert.ok(deadLetterTopic);
+    for (const f of FUNCTIONS) {
+      const fn = fnOf(f);
+      const uri = `\${${address(fn)}.service_config[0].uri}`;
+      for (const t of f.triggers) {
+        if (t.kind !== 'pubsub') continue;
+        const mine = subs.filter((s) =>
+          String(at(s.body, 'push_config.push_endpoint') ?? '').startsWith(uri),
+        );
+        const onTopic = mine.filter((s) => seenAs(target(s.body.topic, 'id')) === topicName(cfg, t.topic));
+        assert.equal(onTopic.length, 1, `${f.name}: one push subscription on ${t.topic}`);
+        const sub = onTopic[0] as Block;
+        const topicAddr = target(sub.body.topic, 'id');
+        assert.equal(
+          at(sub.body, 'push_config.push_endpoint'),
+          `${uri}/projects/\${var.project}/topics/\${${topicAddr}.name}`,
+          'functions-framework builds the messagePublished CloudEvent from this path',
+        );
+        assert.equal(sub.body.ack_deadline_seconds, t.ackDeadlineSeconds);
+        const oidc = one(at(sub.body, 'push_config.oidc_token'));
+        assert.equal(oidc.audience, uri);
+        const invoker = saMember(target(oidc.service_account_email, 'email'));
+        assert.ok(
+          grantsTo(invoker).some(
+            (g) =>
+              g.body.role === 'roles/run.invoker' &&
+              g.body.name === `\${${address(fn)}.service_config[0].service}`,
+          ),
+          'the push identity may invoke this function',
+        );
+        const dlp = one(sub.body.dead_letter_policy);
+        assert.equal(dlp.max_delivery_attempts, t.maxDeliveryAttempts);
+        assert.equal(target(dlp.dead_letter_topic, 'id'), address(deadLetterTopic));
+        assert.ok(one(sub.body.retry_policy).minimum_backoff, 'retry policy');
+      }
+    }
+  });
+
+  it('every subscription that feeds a function dead-letters, and Pub/Sub may do the dead-lettering', function () {
+    const subs = resourcesOfType(m, 'google_pubsub_subscription');
+    const pushed = subs.filter((s) => s.body.push_config !== undefined);
+    assert.equal(
+      pushed.length,
+      FUNCTIONS.flatMap((f) => f.triggers).filter((t) => t.kind === 'pubsub').length,
+    );
+    // Eventarc-created subscriptions cannot carry a dead-letter policy: no Pub/Sub through Eventarc.
+    const eventTypes = [
+      ...resourcesOfType(m, 'google_cloudfunctions2_function').map(
+        (r) => one(r.body.event_trigger).event_type,
+      ),
+      ...resourcesOfType(m, 'google_eventarc_trigger').flatMap((r) =>
+        many(r.body.matching_criteria).map((c) => c.value),
+      ),
+    ];
+    assert.ok(
+      !eventTypes.includes('google.cloud.pubsub.topic.v1.messagePublished'),
+      'no Eventarc Pub/Sub trigger',
+    );
+    const agent = '${local.pubsub_service_agent}';
+    assert.match(
+      String(m.locals.pubsub_service_agent),
+      /^serviceAccount:service-\$\{data\.google_project\.this\.number\}@gcp-sa-pubsub\.iam\.gserviceaccount\.com$/,
+    );
+    const deadLetterTopic = resourcesOfType(m, 'google_pubsub_topic').find(
+      (r) => seenAs(address(r)) === cfg.deadLetterTopic,
+    ) as Block;
+    for (const s of pushed) {
+      const dlp = one(s.body.dead_letter_policy);
+      assert.ok(dlp.dead_letter_topic, `${s.name}: dead_letter_policy`);
+      assert.ok(Number(dlp.max_delivery_attempts) >= 5 && Number(dlp.max_delivery_attempts) <= 100);
+      assert.ok(
+        resourcesOfType(m, 'google_pubsub_subscription_iam_member').some(
+          (g) =>
+            g.body.member === agent &&
+            g.body.role === 'roles/pubsub.subscriber' &&
+            g.body.subscription === `\${${address(s)}.name}`,
+        ),
+        `${s.name}: the Pub/Sub service agent can acknowledge what it dead-letters`,
+      );
+    }
+    assert.ok(
+      resourcesOfType(m, 'google_pubsub_topic_iam_member').some(
+        (g) =>
+          g.body.member === agent &&
+          g.body.role === 'roles/pubsub.publisher' &&
+          g.body.topic === `\${${address(deadLetterTopic)}.id}`,
+      ),
+      'the Pub/Sub service agent can publish to the dead-letter topic',
+    );
+    const hold = subs.filter(
+      (s) => s.body.topic === `\${${address(deadLetterTopic)}.id}` && s.body.push_config === undefined,
+    );
+    assert.equal(hold.length, 1, 'a pull subscription keeps dead letters (a topic alone drops them)');
+    assert.equal(one(hold[0]?.body.expiration_policy).ttl, '', 'the hold subscription never expires');
+  });
+
+  it('IAM: members only, no public principal, project-level grants only from the documented allow-list', function () {
+    const iam = iamResources();
+    assert.ok(iam.length > 0);
+    for (const r of iam) {
+      assert.match(
+        r.type,
+        /_iam_member$/,
+        `${address(r)}: additive *_iam_member only (bindings/policies are authoritative)`,
+      );
+      assert.doesNotMatch(
+        r.type,
+        /^google_(organization|folder)_/,
+        `${address(r)}: nothing above the project`,
+      );
+      const members = [r.body.member, ...many(r.body.members)].map(String);
+      for (const mem of members)
+        assert.doesNotMatch(mem, /allUsers|allAuthenticatedUsers/, `${address(r)} is public`);
+      assert.doesNotMatch(
+        String(r.body.role),
+        /^roles\/(owner|editor|viewer)$|admin$/i,
+        `${address(r)}: ${String(r.body.role)} is too broad`,
+      );
+    }
+    // Nothing public can come in through defaults either.
+    assert.doesNotMatch(
+      JSON.stringify([...m.variables.values()].map((v) => v.default)),
+      /allUsers|allAuthenticatedUsers/,
+    );
+
+    const projectWide = resourcesOfType(m, 'google_project_iam_member');
+    for (const g of projectWide)
+      assert.ok(
+        String(g.body.role) in PROJECT_ROLE_ALLOW_LIST,
+        `${address(g)}: ${String(g.body.role)} is project-wide`,
+      );
+    const byRole = (role: string): string[] =>
+      projectWide
+        .filter((g) => g.body.role === role)
+        .map((g) => String(g.body.member))
+        .sort();
+
+    assert.deepEqual(byRole('roles/pubsub.publisher'), ['${local.gcs_service_agent}']);
+    assert.equal(
+      m.locals.gcs_service_agent,
+      'serviceAccount:${data.google_storage_project_service_account.gcs.email_address}',
+    );
+    const runtimeSa = (f: FunctionSpec): string =>
+      saMember(target(at(fnOf(f).body, 'service_config.service_account_email'), 'email'));
+    assert.deepEqual(
+      byRole('roles/bigquery.jobUser'),
+      FUNCTIONS.filter((f) => EXPECTED_BIGQUERY[f.bigquery].jobUser)
+        .map(runtimeSa)
+        .sort(),
+    );
+    const triggerSa = (f: FunctionSpec): string =>
+      saMember(target(one(fnOf(f).body.event_trigger).service_account_email, 'email'));
+    assert.deepEqual(
+      byRole('roles/eventarc.eventReceiver'),
+      FUNCTIONS.filter((f) => f.triggers.some((t) => t.kind === 'storage.finalized'))
+        .map(triggerSa)
+        .sort(),
+    );
+  });
+
+  it('HTTP functions are private: invokers only from a validated list that refuses public principals', function () {
+    const v = m.variables.get('http_invokers');
+    assert.ok(v);
+    assert.deepEqual(v.default, {});
+    const condition = String(one(v.validation).condition);
+    const re = new RegExp(/regex\("([^"]+)"/.exec(condition)?.[1] ?? '^$');
+    for (const ok of [
+      'user:ana@example.com',
+      'group:ops@example.com',
+      'serviceAccount:up@p.iam.gserviceaccount.com',
+    ])
+      assert.ok(re.test(ok), ok);
+    for (const bad of ['allUsers', 'allAuthenticatedUsers', 'user', ''])
+      assert.ok(!re.test(bad), `${bad} is refused`);
+    for (const f of FUNCTIONS.filter((x) => x.triggers.some((t) => t.kind === 'http'))) {
+      const fn = fnOf(f);
+      const invokers = iamResources().filter(
+        (g) => g.body.name === `\${${address(fn)}.service_config[0].service}`,
+      );
+      assert.ok(invokers.length > 0);
+      for (const g of invokers) {
+        assert.equal(g.body.role, 'roles/run.invoker');
+        assert.equal(g.body.member, '${each.value}');
+        assert.equal(g.body.for_each, `\${toset(lookup(var.http_invokers, "${f.name}", []))}`);
+      }
+      assert.equal(at(fn.body, 'service_config.ingress_settings'), '${var.http_ingress}');
+    }
+    for (const f of FUNCTIONS.filter((x) => !x.triggers.some((t) => t.kind === 'http')))
+      assert.equal(
+        at(fnOf(f).body, 'service_config.ingress_settings'),
+        'ALLOW_INTERNAL_ONLY',
+        `${f.name} is internal-only`,
+      );
+  });
+
+  it('each runtime service account holds exactly the resource-scoped roles its manifest entry implies', function () {
+    for (const f of FUNCTIONS) {
+      const sa = saMember(target(at(fnOf(f).body, 'service_config.service_account_email'), 'email'));
+      const actual = grantsTo(sa)
+        .map((g) => {
+          const scope =
+            g.type === 'google_storage_bucket_iam_member'
+              ? `bucket:${seenAs(target(g.body.bucket, 'name'))}`
+              : g.type === 'google_pubsub_topic_iam_member'
+                ? `topic:${seenAs(target(g.body.topic, 'id'))}`
+                : g.type === 'google_bigquery_dataset_iam_member'
+                  ? `dataset:${target(g.body.dataset_id, 'dataset_id').split('.')[1]}`
+                  : g.type === 'google_project_iam_member'
+                    ? 'project'
+                    : `${g.type}?`;
+          return `${scope} ${String(g.body.role)}`;
+        })
+        .sort();
+      const expected = [
+        ...(['raw', 'bronze', 'quarantine', 'archive'] as const)
+          .filter((b) => f.reads.includes(b) || f.writes.includes(b))
+          .map(
+            (b) =>
+              `bucket:${bucketName(cfg, b)} ${f.writes.includes(b) ? 'roles/storage.objectUser' : 'roles/storage.objectViewer'}`,
+          ),
+        ...f.publishes.map((t) => `topic:${topicName(cfg, t)} roles/pubsub.publisher`),
+        ...Object.entries(EXPECTED_BIGQUERY[f.bigquery].datasets).map(
+          ([layer, role]) => `dataset:${layer} ${role}`,
+        ),
+        ...(EXPECTED_BIGQUERY[f.bigquery].jobUser ? ['project roles/bigquery.jobUser'] : []),
+      ].sort();
+      assert.deepEqual(actual, expected, f.name);
+    }
+  });
+
+  it('buckets: uniform access, public access prevention, optional CMEK, lifecycle rules', function () {
+    const buckets = resourcesOfType(m, 'google_storage_bucket');
+    assert.deepEqual(buckets.map((b) => b.name).sort(), ['archive', 'bronze', 'quarantine', 'raw', 'source']);
+    for (const b of buckets) {
+      assert.equal(b.body.uniform_bucket_level_access, true, b.name);
+      assert.equal(b.body.public_access_prevention, 'enforced', b.name);
+      assert.equal(
+        one(at(b.body, 'dynamic.encryption')).for_each,
+        '${local.bucket_cmek}',
+        `${b.name}: CMEK when kms_key_name is set`,
+      );
+    }
+    const actions = (name: string): string[] =>
+      many(m.resources.get(`google_storage_bucket.${name}`)?.body.lifecycle_rule).map((r) => {
+        const a = one(r.action);
+        return `${String(a.type)}${a.storage_class ? ':' + String(a.storage_class) : ''}`;
+      });
+    assert.ok(
+      actions('raw').includes('SetStorageClass:NEARLINE') &&
+        actions('raw').includes('SetStorageClass:COLDLINE'),
+    );
+    assert.ok(actions('bronze').includes('SetStorageClass:NEARLINE'));
+    assert.ok(actions('quarantine').includes('Delete'));
+    assert.ok(actions('archive').includes('SetStorageClass:COLDLINE'));
+    assert.match(String(m.locals.bucket_cmek), /var\.kms_key_name/);
+  });
+
+  it('schedules the refresh on the refresh topic, alerts, log metrics and outputs', function () {
+    const job = resourcesOfType(m, 'google_cloud_scheduler_job');
+    assert.equal(job.length, 1);
+    assert.equal(
+      seenAs(target(at(job[0]?.body as Body, 'pubsub_target.topic_name'), 'id')),
+      cfg.refreshTopic,
+    );
+
+    const policies = resourcesOfType(m, 'google_monitoring_alert_policy').map((p) => JSON.stringify(p.body));
+    assert.equal(policies.length, 3);
+    assert.ok(
+      policies.some((p) => p.includes('num_undelivered_messages') && p.includes('dead_letter_hold')),
+      'dead-letter backlog',
+    );
+    assert.ok(
+      policies.some((p) => p.includes('run.googleapis.com/request_count') && p.includes('5xx')),
+      'function error rate',
+    );
+    assert.ok(
+      policies.some((p) => p.includes('google_logging_metric.quarantine_writes')),
+      'quarantine growth',
+    );
+
+    const metrics = resourcesOfType(m, 'google_logging_metric');
+    const extractors = metrics.map((x) => x.body.value_extractor).filter(Boolean);
+    for (const field of ['rows', 'rejected', 'durationMs'])
+      assert.ok(extractors.includes(`EXTRACT(jsonPayload.${field})`), field);
+    for (const x of metrics)
+      assert.equal(one(x.body.label_extractors).dataset, 'EXTRACT(jsonPayload.dataset)');
+
+    for (const o of ['bucket_names', 'topic_names', 'function_urls'])
+      assert.ok(m.outputs.has(o), `output ${o}`);
+    const urls = one(m.outputs.get('function_urls')?.value);
+    for (const f of FUNCTIONS) assert.equal(urls[f.name], `\${${address(fnOf(f))}.service_config[0].uri}`);
+    const names = one(m.outputs.get('bucket_names')?.value);
+    for (const b of ['raw', 'bronze', 'quarantine', 'archive']) assert.ok(names[b], `bucket_names.${b}`);
+  });
+
+  it('the backend is a partially configured GCS backend (bucket and prefix come from deploy.sh)', async function () {
+    const { parse } = await import('@cdktf/hcl2json');
+    const fs = await import('node:fs');
+    const doc = (await parse(
+      'versions.tf',
+      fs.readFileSync(path.join(DEPLOY, 'versions.tf'), 'utf8'),
+    )) as Body;
+    const tf = one(doc.terraform);
+    assert.deepEqual(Object.keys(one(tf.backend)), ['gcs']);
+    assert.equal(one(one(tf.required_providers).google).source, 'hashicorp/google');
+  });
+});
