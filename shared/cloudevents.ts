@@ -63,10 +63,13 @@ export function parseStorageObject(data: unknown): StorageObjectRef {
   }
   if (!d || typeof d !== 'object') throw permanent('BAD_EVENT', 'Storage event has no data');
   const o = d as Partial<StorageObjectData>;
-  if (typeof o.bucket !== 'string' || !o.bucket) throw permanent('BAD_EVENT', 'Storage event data has no bucket');
-  if (typeof o.name !== 'string' || !o.name) throw permanent('BAD_EVENT', 'Storage event data has no object name');
+  if (typeof o.bucket !== 'string' || !o.bucket)
+    throw permanent('BAD_EVENT', 'Storage event data has no bucket');
+  if (typeof o.name !== 'string' || !o.name)
+    throw permanent('BAD_EVENT', 'Storage event data has no object name');
   const gen = typeof o.generation === 'number' ? BigInt(Math.trunc(o.generation)).toString() : o.generation;
-  if (typeof gen !== 'string' || !/^\d{1,20}$/.test(gen)) throw permanent('BAD_EVENT', `Storage event has an invalid generation: ${String(o.generation)}`);
+  if (typeof gen !== 'string' || !/^\d{1,20}$/.test(gen))
+    throw permanent('BAD_EVENT', `Storage event has an invalid generation: ${String(o.generation)}`);
   const size = o.size === undefined ? undefined : Number(o.size);
   const ref: StorageObjectRef = { bucket: o.bucket, name: o.name, generation: gen };
   if (size !== undefined && Number.isFinite(size) && size >= 0) ref.size = size;

@@ -18,9 +18,13 @@ export interface OptionSpec<T> {
 }
 
 const bad = (env: string, raw: string, expected: string): SmelterError =>
-  new SmelterError('CONFIG_INVALID', `Invalid value for ${env}: ${JSON.stringify(raw)} (expected ${expected})`, {
-    details: { variable: env },
-  });
+  new SmelterError(
+    'CONFIG_INVALID',
+    `Invalid value for ${env}: ${JSON.stringify(raw)} (expected ${expected})`,
+    {
+      details: { variable: env },
+    },
+  );
 
 export const parsers = {
   oneOf:
@@ -62,7 +66,10 @@ export const parsers = {
   },
 };
 
-const bucketName = parsers.str(/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/, 'a bucket name (3-63 chars of a-z, 0-9, ., _, -)');
+const bucketName = parsers.str(
+  /^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/,
+  'a bucket name (3-63 chars of a-z, 0-9, ., _, -)',
+);
 const topicName = parsers.str(/^[A-Za-z][A-Za-z0-9._~%+-]{2,254}$/, 'a Pub/Sub topic name');
 
 export const OPTIONS = {
@@ -84,7 +91,12 @@ export const OPTIONS = {
     parse: parsers.str(/^[a-z][a-z0-9-]{4,29}$/, 'a GCP project id'),
     doc: 'GCP project id (falls back to GOOGLE_CLOUD_PROJECT).',
   } as OptionSpec<string>,
-  rawBucket: { env: 'SMELTER_RAW_BUCKET', default: 'raw', parse: bucketName, doc: 'Bucket where raw files land.' } as OptionSpec<string>,
+  rawBucket: {
+    env: 'SMELTER_RAW_BUCKET',
+    default: 'raw',
+    parse: bucketName,
+    doc: 'Bucket where raw files land.',
+  } as OptionSpec<string>,
   bronzeBucket: {
     env: 'SMELTER_BRONZE_BUCKET',
     default: 'bronze',
@@ -103,7 +115,12 @@ export const OPTIONS = {
     parse: bucketName,
     doc: 'Bucket receiving the NDJSON archive of routed events.',
   } as OptionSpec<string>,
-  eventsTopic: { env: 'SMELTER_EVENTS_TOPIC', default: 'events', parse: topicName, doc: 'Topic of backend events.' } as OptionSpec<string>,
+  eventsTopic: {
+    env: 'SMELTER_EVENTS_TOPIC',
+    default: 'events',
+    parse: topicName,
+    doc: 'Topic of backend events.',
+  } as OptionSpec<string>,
   deadLetterTopic: {
     env: 'SMELTER_DEAD_LETTER_TOPIC',
     default: 'events-dead-letter',
@@ -240,7 +257,7 @@ export const OPTIONS = {
     env: 'SMELTER_PUBSUB_DELIVERY',
     default: 'push',
     parse: parsers.oneOf('push', 'relay'),
-    doc: "Local stack with the emulator: its own push subscription (`push`, serial, ~50 events/s) or pull + concurrent push to the same endpoint (`relay`, for high rates).",
+    doc: 'Local stack with the emulator: its own push subscription (`push`, serial, ~50 events/s) or pull + concurrent push to the same endpoint (`relay`, for high rates).',
   } as OptionSpec<'push' | 'relay'>,
   pubsubEmulator: {
     env: 'SMELTER_PUBSUB_EMULATOR',
@@ -263,7 +280,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     }
     const raw = env[spec.env];
     if (raw === undefined || raw === '') {
-      out[key] = typeof spec.default === 'function' ? (spec.default as (p: Record<string, unknown>) => unknown)(out) : spec.default;
+      out[key] =
+        typeof spec.default === 'function'
+          ? (spec.default as (p: Record<string, unknown>) => unknown)(out)
+          : spec.default;
     } else {
       out[key] = spec.parse(raw.trim(), spec.env);
     }

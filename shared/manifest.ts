@@ -99,7 +99,8 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     writes: ['archive'],
     publishes: ['deadLetter'],
     bigquery: 'events-write',
-    description: 'Validates backend events and routes them to per-type tables, the archive and the dead letter.',
+    description:
+      'Validates backend events and routes them to per-type tables, the archive and the dead letter.',
   },
   {
     name: 'load-warehouse',

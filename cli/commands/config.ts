@@ -15,7 +15,8 @@ export const configCommand: Command = {
       out(JSON.stringify(cfg));
       return 0;
     }
-    for (const [k, spec] of Object.entries(OPTIONS)) out(`${spec.env.padEnd(32)} ${JSON.stringify((cfg as Record<string, unknown>)[k])}`);
+    for (const [k, spec] of Object.entries(OPTIONS))
+      out(`${spec.env.padEnd(32)} ${JSON.stringify((cfg as Record<string, unknown>)[k])}`);
     return 0;
   },
 };

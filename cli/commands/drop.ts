@@ -13,7 +13,11 @@ import { cliEnv } from '../env';
 import { startLocalStack, type LocalStack } from '../local/stack';
 
 const fmtBytes = (n: number): string =>
-  n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(2)} GB` : n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MB` : `${(n / 1024).toFixed(0)} KB`;
+  n >= 1024 ** 3
+    ? `${(n / 1024 ** 3).toFixed(2)} GB`
+    : n >= 1024 ** 2
+      ? `${(n / 1024 ** 2).toFixed(1)} MB`
+      : `${(n / 1024).toFixed(0)} KB`;
 
 async function readJson<T>(store: FsObjectStore, bucket: string, name: string): Promise<T | undefined> {
   try {
@@ -33,7 +37,8 @@ export const dropCommand: Command = {
     const file = args[0];
     const dataset = flagString(flags, 'dataset');
     if (!file || !dataset) throw new Error('usage: smelter drop FILE --dataset NAME [--wait] [--json]');
-    if (!DATASET_NAME.test(dataset)) throw new Error(`invalid dataset name "${dataset}" (lower-case letters, digits, _)`);
+    if (!DATASET_NAME.test(dataset))
+      throw new Error(`invalid dataset name "${dataset}" (lower-case letters, digits, _)`);
     const st = fs.statSync(file, { throwIfNoEntry: false });
     if (!st?.isFile()) throw new Error(`no such file: ${file}`);
     const { cfg, log } = cliEnv();
@@ -44,7 +49,10 @@ export const dropCommand: Command = {
       const target = path.join(cfg.contractsDir, 'datasets', `${dataset}.json`);
       if (fs.existsSync(target)) say(`contract exists, not overwriting: ${target}`);
       else {
-        const contract = await inferContract(file, dataset, { memoryLimit: cfg.duckdbMemoryLimit, threads: cfg.duckdbThreads });
+        const contract = await inferContract(file, dataset, {
+          memoryLimit: cfg.duckdbMemoryLimit,
+          threads: cfg.duckdbThreads,
+        });
         fs.mkdirSync(path.dirname(target), { recursive: true });
         fs.writeFileSync(target, JSON.stringify(contract, null, 2) + '\n');
         say(`inferred a contract → ${target} (review types, required columns and the primary key)`);
@@ -53,7 +61,8 @@ export const dropCommand: Command = {
     try {
       loadDatasetContract(cfg.contractsDir, dataset);
     } catch (e) {
-      if (isSmelterError(e, 'UNKNOWN_DATASET')) throw new Error(`${e.message}\n  (create it, or run with --infer to sniff one from the file)`);
+      if (isSmelterError(e, 'UNKNOWN_DATASET'))
+        throw new Error(`${e.message}\n  (create it, or run with --infer to sniff one from the file)`);
       throw e;
     }
 
@@ -65,11 +74,16 @@ export const dropCommand: Command = {
     const running = runningStack(cfg.home);
     // Without a running stack, --wait brings the functions up in this process.
     let local: LocalStack | undefined;
-    if (wait && !running) local = await startLocalStack({ cfg, log: log.child({}), ephemeral: true, pollMs: 200 });
+    if (wait && !running)
+      local = await startLocalStack({ cfg, log: log.child({}), ephemeral: true, pollMs: 200 });
 
     const started = Date.now();
-    const meta = await store.write(cfg.rawBucket, name, fs.createReadStream(file), { contentType: guessContentType(file) });
-    say(`dropped ${file} (${fmtBytes(st.size)}) → gs://${cfg.rawBucket}/${name} (generation ${meta.generation})`);
+    const meta = await store.write(cfg.rawBucket, name, fs.createReadStream(file), {
+      contentType: guessContentType(file),
+    });
+    say(
+      `dropped ${file} (${fmtBytes(st.size)}) → gs://${cfg.rawBucket}/${name} (generation ${meta.generation})`,
+    );
     if (!wait) {
       if (!running) say('no stack is running: start one with `npm start`, or pass --wait to convert now');
       if (json) out(JSON.stringify({ source: { bucket: cfg.rawBucket, name, generation: meta.generation } }));
@@ -89,7 +103,13 @@ export const dropCommand: Command = {
     try {
       for (;;) {
         const manifest = await readJson<BronzeManifest>(store, cfg.bronzeBucket, names.manifest);
-        const failed = manifest ? undefined : await readJson<{ error: { code: string; message: string } }>(store, cfg.quarantineBucket, `${names.failed}/error.json`);
+        const failed = manifest
+          ? undefined
+          : await readJson<{ error: { code: string; message: string } }>(
+              store,
+              cfg.quarantineBucket,
+              `${names.failed}/error.json`,
+            );
         if (manifest || failed) {
           if (tty) process.stderr.write('\r\x1b[K');
           if (local) await local.triggers.idle();
@@ -108,11 +128,14 @@ export const dropCommand: Command = {
           if (json) out(JSON.stringify(result));
           else if (manifest) {
             out(`bronze: ${manifest.output.uri}`);
-            out(`rows: ${manifest.rows} written, ${manifest.rejected} rejected${manifest.quarantine ? ` → ${manifest.quarantine.uri}` : ''}  (${manifest.durationMs} ms)`);
+            out(
+              `rows: ${manifest.rows} written, ${manifest.rejected} rejected${manifest.quarantine ? ` → ${manifest.quarantine.uri}` : ''}  (${manifest.durationMs} ms)`,
+            );
           } else out(`quarantined: ${failed?.error.code}: ${failed?.error.message}`);
           return failed ? 3 : 0;
         }
-        if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for Bronze output`);
+        if (Date.now() - started > timeoutMs)
+          throw new Error(`timed out after ${timeoutMs / 1000} s waiting for Bronze output`);
         const now = Date.now();
         const pct = lastBytes && st.size ? ` ${fmtBytes(lastBytes)} read` : '';
         if (tty) process.stderr.write(`\r\x1b[Kconverting…${pct} ${((now - started) / 1000).toFixed(1)} s`);

@@ -66,7 +66,11 @@ export const statusCommand: Command = {
     for await (const m of store.list(cfg.quarantineBucket)) {
       if (m.name.endsWith('.rejects.ndjson')) rejectFiles++;
       if (m.name.startsWith('_failed/') && m.name.endsWith('/error.json')) {
-        const e = await readJson<{ source: { uri: string }; error: { code: string; message: string } }>(store, cfg.quarantineBucket, m.name);
+        const e = await readJson<{ source: { uri: string }; error: { code: string; message: string } }>(
+          store,
+          cfg.quarantineBucket,
+          m.name,
+        );
         if (e) failed.push({ object: e.source.uri, code: e.error.code, message: e.error.message });
       }
     }
@@ -83,11 +87,37 @@ export const statusCommand: Command = {
     if (stack?.admin) live = await callAdmin(stack.admin, 'status').catch(() => undefined);
     const report = {
       home: cfg.home,
-      stack: stack ? { pid: stack.pid, startedAt: stack.startedAt, endpoints: stack.endpoints, admin: stack.admin, pubsub: stack.pubsub, live } : null,
+      stack: stack
+        ? {
+            pid: stack.pid,
+            startedAt: stack.startedAt,
+            endpoints: stack.endpoints,
+            admin: stack.admin,
+            pubsub: stack.pubsub,
+            live,
+          }
+        : null,
       buckets,
-      bronze: { datasets, recent: manifests.slice(0, 10).map((m) => ({ source: m.source.uri, output: m.output.uri, rows: m.rows, rejected: m.rejected, ingestedAt: m.ingestedAt, durationMs: m.durationMs })) },
+      bronze: {
+        datasets,
+        recent: manifests.slice(0, 10).map((m) => ({
+          source: m.source.uri,
+          output: m.output.uri,
+          rows: m.rows,
+          rejected: m.rejected,
+          ingestedAt: m.ingestedAt,
+          durationMs: m.durationMs,
+        })),
+      },
       quarantine: { rejectFiles, failedFiles: failed },
-      parked: parked.map((p) => ({ id: p.event.id, subject: p.event.subject, target: p.target, attempts: p.attempts, lastError: p.lastError, parkedAt: p.parkedAt })),
+      parked: parked.map((p) => ({
+        id: p.event.id,
+        subject: p.event.subject,
+        target: p.target,
+        attempts: p.attempts,
+        lastError: p.lastError,
+        parkedAt: p.parkedAt,
+      })),
       ...extra,
     };
     if (flags.json) {
@@ -95,21 +125,33 @@ export const statusCommand: Command = {
       return 0;
     }
     out(`SMELTER_HOME ${cfg.home}`);
-    out(stack ? `stack: running (pid ${stack.pid}, since ${stack.startedAt})` : 'stack: not running (npm start)');
+    out(
+      stack
+        ? `stack: running (pid ${stack.pid}, since ${stack.startedAt})`
+        : 'stack: not running (npm start)',
+    );
     if (stack) for (const [fn, url] of Object.entries(stack.endpoints)) out(`  ${fn.padEnd(14)} ${url}`);
     out('\nbuckets:');
-    for (const [b, s] of Object.entries(buckets)) out(`  ${b.padEnd(12)} ${String(s.objects).padStart(6)} objects ${String(s.bytes).padStart(12)} bytes`);
+    for (const [b, s] of Object.entries(buckets))
+      out(`  ${b.padEnd(12)} ${String(s.objects).padStart(6)} objects ${String(s.bytes).padStart(12)} bytes`);
     out('\nbronze by dataset:');
     if (!Object.keys(datasets).length) out('  (nothing converted yet)');
-    for (const [d, s] of Object.entries(datasets)) out(`  ${d.padEnd(16)} ${s.files} files, ${s.rows} rows, ${s.rejected} rejected, last ${s.last}`);
+    for (const [d, s] of Object.entries(datasets))
+      out(`  ${d.padEnd(16)} ${s.files} files, ${s.rows} rows, ${s.rejected} rejected, last ${s.last}`);
     if (manifests.length) {
       out('\nrecent conversions:');
-      for (const m of manifests.slice(0, 5)) out(`  ${m.ingestedAt}  ${m.source.uri} → ${m.rows} rows, ${m.rejected} rejected (${m.durationMs} ms)`);
+      for (const m of manifests.slice(0, 5))
+        out(
+          `  ${m.ingestedAt}  ${m.source.uri} → ${m.rows} rows, ${m.rejected} rejected (${m.durationMs} ms)`,
+        );
     }
     out(`\nquarantine: ${rejectFiles} reject files, ${failed.length} failed files`);
     for (const f of failed.slice(0, 10)) out(`  ${f.object}: ${f.code}: ${f.message}`);
     out(`\nparked events: ${parked.length}`);
-    for (const p of parked.slice(0, 10)) out(`  ${p.parkedAt} ${p.event.subject ?? p.event.id} → ${p.target} after ${p.attempts} attempts: ${p.lastError}`);
+    for (const p of parked.slice(0, 10))
+      out(
+        `  ${p.parkedAt} ${p.event.subject ?? p.event.id} → ${p.target} after ${p.attempts} attempts: ${p.lastError}`,
+      );
     for (const [k, v] of Object.entries(extra)) {
       out(`\n${k}:`);
       out(

@@ -19,7 +19,10 @@ export const upCommand: Command = {
     out('Smelter is up (local backend).');
     for (const [fn, url] of Object.entries(stack.ctx.endpoints)) out(`  ${fn.padEnd(14)} ${url}`);
     out(`  admin          ${stack.adminUrl}`);
-    if (stack.ctx.pubsub) out(`  pubsub         ${stack.ctx.pubsub.mode}${stack.ctx.pubsub.emulatorHost ? ` (PUBSUB_EMULATOR_HOST=${stack.ctx.pubsub.emulatorHost})` : ''}`);
+    if (stack.ctx.pubsub)
+      out(
+        `  pubsub         ${stack.ctx.pubsub.mode}${stack.ctx.pubsub.emulatorHost ? ` (PUBSUB_EMULATOR_HOST=${stack.ctx.pubsub.emulatorHost})` : ''}`,
+      );
     out('');
     out(`Drop files into ${raw}${path.sep}<dataset>${path.sep}  (datasets: contracts/datasets/*.json)`);
     out(`Bronze Parquet appears in ${stack.ctx.store.bucketDir(cfg.bronzeBucket)}`);
@@ -28,7 +31,9 @@ export const upCommand: Command = {
     if (!flags['no-sample']) {
       const name = 'rainfall/sample/rainfall-sample.csv';
       if (!(await stack.ctx.store.stat(cfg.rawBucket, name))) {
-        await stack.ctx.store.write(cfg.rawBucket, name, rainfallCsvStream({ stations: 20, days: 60 }), { contentType: 'text/csv' });
+        await stack.ctx.store.write(cfg.rawBucket, name, rainfallCsvStream({ stations: 20, days: 60 }), {
+          contentType: 'text/csv',
+        });
         out(`Dropped a sample: gs://${cfg.rawBucket}/${name}`);
       }
     }

@@ -48,7 +48,9 @@ export class AdminServer {
       send(200, await route(raw ? (JSON.parse(raw) as unknown) : {}));
     } catch (err) {
       const e = err as { code?: string; message?: string; kind?: string };
-      send(e.kind === 'transient' ? 503 : 400, { error: { code: e.code ?? 'ERROR', message: e.message ?? String(err) } });
+      send(e.kind === 'transient' ? 503 : 400, {
+        error: { code: e.code ?? 'ERROR', message: e.message ?? String(err) },
+      });
     }
   }
 }
@@ -62,7 +64,9 @@ export async function callAdmin<T>(adminUrl: string, route: string, body: unknow
   });
   const json = (await res.json()) as T & { error?: { code: string; message: string } };
   if (!res.ok) {
-    const e = new Error(json.error?.message ?? `admin ${route} failed: HTTP ${res.status}`) as Error & { code?: string };
+    const e = new Error(json.error?.message ?? `admin ${route} failed: HTTP ${res.status}`) as Error & {
+      code?: string;
+    };
     e.code = json.error?.code;
     throw e;
   }

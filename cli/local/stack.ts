@@ -10,7 +10,13 @@ import { FsObjectStore } from '../../shared/adapters/storage/fs';
 import type { Config } from '../../shared/config';
 import type { Logger } from '../../shared/log';
 import { bucketName, FUNCTIONS, type BucketRef } from '../../shared/manifest';
-import { Stack, stackInfoFile, type StackContext, type StackInfo, type StackPart } from '../../shared/local/stack';
+import {
+  Stack,
+  stackInfoFile,
+  type StackContext,
+  type StackInfo,
+  type StackPart,
+} from '../../shared/local/stack';
 import { StorageTriggers } from '../../shared/local/storage-triggers';
 import { AdminServer } from './admin';
 import { pubsubPart } from '../../shared/local/pubsub/part';
@@ -35,7 +41,11 @@ class FunctionsPart implements StackPart {
       const port = this.ephemeral ? 0 : ctx.cfg.port + i;
       await new Promise<void>((resolve, reject) => {
         server.once('error', (e: NodeJS.ErrnoException) =>
-          reject(e.code === 'EADDRINUSE' ? new Error(`port ${port} is in use (set SMELTER_PORT to another first port)`) : e),
+          reject(
+            e.code === 'EADDRINUSE'
+              ? new Error(`port ${port} is in use (set SMELTER_PORT to another first port)`)
+              : e,
+          ),
         );
         server.listen(port, '127.0.0.1', () => resolve());
       });
@@ -87,7 +97,8 @@ export const stackExtensions: {
 export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
   const { cfg, log } = opts;
   const store = new FsObjectStore(cfg.home);
-  for (const ref of ['raw', 'bronze', 'quarantine', 'archive'] as BucketRef[]) await store.ensureBucket(bucketName(cfg, ref));
+  for (const ref of ['raw', 'bronze', 'quarantine', 'archive'] as BucketRef[])
+    await store.ensureBucket(bucketName(cfg, ref));
   const ctx: StackContext = { cfg, log, store, endpoints: {}, statusSections: new Map() };
   const triggers = new StorageTriggers({ ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) });
   const parts: StackPart[] = [new FunctionsPart(opts.ephemeral ?? false)];
@@ -106,7 +117,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     await stack.start();
     admin.route('status', async () => {
       const sections: Record<string, unknown> = {};
-      for (const [name, get] of ctx.statusSections) sections[name] = await get().catch((e: Error) => ({ error: e.message }));
+      for (const [name, get] of ctx.statusSections)
+        sections[name] = await get().catch((e: Error) => ({ error: e.message }));
       return { endpoints: ctx.endpoints, deliveries: triggers.stats(), ...sections };
     });
     admin.route('idle', async () => {
@@ -114,7 +126,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       return { idle: true };
     });
     for (const [name, handler] of Object.entries(pubsubAdminRoutes(ctx))) admin.route(name, handler);
-    for (const [name, route] of Object.entries(warehouseAdminRoutes(() => openWarehouse(ctx.cfg, ctx.log)))) admin.route(name, route);
+    for (const [name, route] of Object.entries(warehouseAdminRoutes(() => openWarehouse(ctx.cfg, ctx.log))))
+      admin.route(name, route);
     for (const add of stackExtensions.adminRoutes) add(admin, ctx);
     adminUrl = await admin.listen(opts.ephemeral ? 0 : cfg.port + 9);
   } catch (err) {
@@ -129,7 +142,14 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       startedAt: new Date().toISOString(),
       endpoints: ctx.endpoints,
       admin: adminUrl,
-      ...(ctx.pubsub ? { pubsub: { mode: ctx.pubsub.mode, ...(ctx.pubsub.emulatorHost ? { emulatorHost: ctx.pubsub.emulatorHost } : {}) } } : {}),
+      ...(ctx.pubsub
+        ? {
+            pubsub: {
+              mode: ctx.pubsub.mode,
+              ...(ctx.pubsub.emulatorHost ? { emulatorHost: ctx.pubsub.emulatorHost } : {}),
+            },
+          }
+        : {}),
     };
     fs.mkdirSync(path.dirname(infoFile), { recursive: true });
     fs.writeFileSync(infoFile, JSON.stringify(info, null, 2));

@@ -42,10 +42,23 @@ export async function ingestHttp(req: Request, res: Response): Promise<void> {
       body = mp.file.data;
     }
     const result = await acceptUpload(
-      { body, ...(dataset ? { dataset } : {}), ...(filename ? { filename } : {}), ...(fileType ? { contentType: fileType } : {}), ...(header(req, 'idempotency-key') ? { idempotencyKey: header(req, 'idempotency-key') as string } : {}) },
+      {
+        body,
+        ...(dataset ? { dataset } : {}),
+        ...(filename ? { filename } : {}),
+        ...(fileType ? { contentType: fileType } : {}),
+        ...(header(req, 'idempotency-key')
+          ? { idempotencyKey: header(req, 'idempotency-key') as string }
+          : {}),
+      },
       { store, rawBucket: cfg.rawBucket, contractsDir: cfg.contractsDir, maxBytes: cfg.maxHttpUploadBytes },
     );
-    log.info('upload accepted', { dataset, object: result.object, bytes: result.bytes, duplicate: result.duplicate });
+    log.info('upload accepted', {
+      dataset,
+      object: result.object,
+      bytes: result.bytes,
+      duplicate: result.duplicate,
+    });
     res.status(result.status).json(result);
   } catch (err) {
     if (err instanceof HttpError) return fail(err.status, err.code, err.message);

@@ -21,7 +21,10 @@ export async function rawToBronze(ce: CloudEvent<StorageObjectData>): Promise<vo
     return;
   }
   if (ref.bucket !== cfg.rawBucket) {
-    log.warn('event for a bucket this function does not own; acknowledged', { bucket: ref.bucket, expected: cfg.rawBucket });
+    log.warn('event for a bucket this function does not own; acknowledged', {
+      bucket: ref.bucket,
+      expected: cfg.rawBucket,
+    });
     return;
   }
   const elog = log.child({ eventId: ce.id, object: ref.name, generation: ref.generation });
@@ -33,10 +36,17 @@ export async function rawToBronze(ce: CloudEvent<StorageObjectData>): Promise<vo
   } catch (err) {
     const age = eventAgeMs(ce.time);
     if (errorKind(err) === 'transient' && age !== undefined && age > cfg.maxEventAgeMs) {
-      elog.error('giving up on an event older than SMELTER_MAX_EVENT_AGE_MS; acknowledged', { err, ageMs: age });
+      elog.error('giving up on an event older than SMELTER_MAX_EVENT_AGE_MS; acknowledged', {
+        err,
+        ageMs: age,
+      });
       return;
     }
-    elog.error(isSmelterError(err) ? err.message : 'rawToBronze failed', { err, retry: true, durationMs: Date.now() - started });
+    elog.error(isSmelterError(err) ? err.message : 'rawToBronze failed', {
+      err,
+      retry: true,
+      durationMs: Date.now() - started,
+    });
     throw err;
   }
 }

@@ -62,10 +62,12 @@ export function normaliseHeader(h: string): string {
 export function validateDatasetContract(raw: unknown, where: string): DatasetContract {
   const problems: string[] = [];
   const c = raw as Partial<DatasetContract> | null;
-  if (!c || typeof c !== 'object') throw permanent('CONTRACT_INVALID', `${where}: a contract must be a JSON object`);
+  if (!c || typeof c !== 'object')
+    throw permanent('CONTRACT_INVALID', `${where}: a contract must be a JSON object`);
   if (typeof c.dataset !== 'string' || !DATASET_NAME.test(c.dataset))
     problems.push('dataset: must match ' + DATASET_NAME.source);
-  if (!Array.isArray(c.columns) || c.columns.length === 0) problems.push('columns: at least one column is required');
+  if (!Array.isArray(c.columns) || c.columns.length === 0)
+    problems.push('columns: at least one column is required');
   const names = new Set<string>();
   for (const [i, col] of (c.columns ?? []).entries()) {
     const at = `columns[${i}]`;
@@ -73,30 +75,38 @@ export function validateDatasetContract(raw: unknown, where: string): DatasetCon
       problems.push(`${at}.name: lower-case letters, digits and _`);
       continue;
     }
-    if (col.name.startsWith('_')) problems.push(`${at}.name: names starting with _ are reserved for lineage columns`);
+    if (col.name.startsWith('_'))
+      problems.push(`${at}.name: names starting with _ are reserved for lineage columns`);
     if (names.has(col.name)) problems.push(`${at}.name: duplicate column ${col.name}`);
     names.add(col.name);
     problems.push(...typeProblems(col.type, `${at}.type`));
-    if (col.default !== undefined && !isScalar(col.type as ColumnType)) problems.push(`${at}.default: only scalar columns take defaults`);
+    if (col.default !== undefined && !isScalar(col.type as ColumnType))
+      problems.push(`${at}.default: only scalar columns take defaults`);
     if (col.format !== undefined && col.type !== 'date' && col.type !== 'timestamp')
       problems.push(`${at}.format: only date and timestamp columns take a format`);
   }
   for (const k of c.primaryKey ?? []) if (!names.has(k)) problems.push(`primaryKey: unknown column ${k}`);
-  if (!Array.isArray(c.primaryKey) || c.primaryKey.length === 0) problems.push('primaryKey: at least one column is required');
+  if (!Array.isArray(c.primaryKey) || c.primaryKey.length === 0)
+    problems.push('primaryKey: at least one column is required');
   if (c.partitionColumn !== undefined) {
     const p = c.columns?.find((x) => x.name === c.partitionColumn);
     if (!p) problems.push(`partitionColumn: unknown column ${c.partitionColumn}`);
-    else if (p.type !== 'date' && p.type !== 'timestamp') problems.push('partitionColumn: must be a date or timestamp column');
+    else if (p.type !== 'date' && p.type !== 'timestamp')
+      problems.push('partitionColumn: must be a date or timestamp column');
   }
-  for (const k of c.clusterColumns ?? []) if (!names.has(k)) problems.push(`clusterColumns: unknown column ${k}`);
+  for (const k of c.clusterColumns ?? [])
+    if (!names.has(k)) problems.push(`clusterColumns: unknown column ${k}`);
   if ((c.clusterColumns?.length ?? 0) > 4) problems.push('clusterColumns: BigQuery allows at most 4');
   if (c.orderBy !== undefined && !names.has(c.orderBy)) problems.push(`orderBy: unknown column ${c.orderBy}`);
   if (c.unknownColumns !== undefined && c.unknownColumns !== 'ignore' && c.unknownColumns !== 'reject')
     problems.push('unknownColumns: "ignore" or "reject"');
   const d = c.csv?.delimiter;
-  if (d !== undefined && (typeof d !== 'string' || d.length !== 1)) problems.push('csv.delimiter: one character');
+  if (d !== undefined && (typeof d !== 'string' || d.length !== 1))
+    problems.push('csv.delimiter: one character');
   if (problems.length)
-    throw permanent('CONTRACT_INVALID', `Invalid contract ${where}:\n  - ${problems.join('\n  - ')}`, { details: { problems } });
+    throw permanent('CONTRACT_INVALID', `Invalid contract ${where}:\n  - ${problems.join('\n  - ')}`, {
+      details: { problems },
+    });
   return c as DatasetContract;
 }
 
@@ -109,13 +119,18 @@ const cache = new Map<string, CacheEntry>();
 /** Loads `<dir>/datasets/<dataset>.json`. Unknown dataset → permanent UNKNOWN_DATASET. Re-read when the file changes. */
 export function loadDatasetContract(contractsDir: string, dataset: string): DatasetContract {
   if (!DATASET_NAME.test(dataset))
-    throw permanent('UNKNOWN_DATASET', `Unknown dataset ${JSON.stringify(dataset.slice(0, 80))}: not a valid dataset name`);
+    throw permanent(
+      'UNKNOWN_DATASET',
+      `Unknown dataset ${JSON.stringify(dataset.slice(0, 80))}: not a valid dataset name`,
+    );
   const file = path.join(contractsDir, 'datasets', `${dataset}.json`);
   let st: fs.Stats;
   try {
     st = fs.statSync(file);
   } catch {
-    throw permanent('UNKNOWN_DATASET', `Unknown dataset "${dataset}": no contract at ${file}`, { details: { dataset } });
+    throw permanent('UNKNOWN_DATASET', `Unknown dataset "${dataset}": no contract at ${file}`, {
+      details: { dataset },
+    });
   }
   const hit = cache.get(file);
   if (hit && hit.mtimeMs === st.mtimeMs) return hit.contract;
@@ -123,11 +138,16 @@ export function loadDatasetContract(contractsDir: string, dataset: string): Data
   try {
     raw = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
-    throw permanent('CONTRACT_INVALID', `Contract ${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
+    throw permanent('CONTRACT_INVALID', `Contract ${file} is not valid JSON: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const contract = { ...validateDatasetContract(raw, file), file };
   if (contract.dataset !== dataset)
-    throw permanent('CONTRACT_INVALID', `Contract ${file} declares dataset "${contract.dataset}", expected "${dataset}"`);
+    throw permanent(
+      'CONTRACT_INVALID',
+      `Contract ${file} declares dataset "${contract.dataset}", expected "${dataset}"`,
+    );
   cache.set(file, { mtimeMs: st.mtimeMs, contract });
   return contract;
 }

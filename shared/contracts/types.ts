@@ -3,10 +3,7 @@
  * its mapping to DuckDB and BigQuery types.
  */
 export type ScalarType = 'string' | 'int64' | 'float64' | 'numeric' | 'bool' | 'date' | 'timestamp' | 'json';
-export type ColumnType =
-  | ScalarType
-  | { struct: FieldSpec[] }
-  | { array: ColumnType };
+export type ColumnType = ScalarType | { struct: FieldSpec[] } | { array: ColumnType };
 
 export interface FieldSpec {
   name: string;
@@ -16,7 +13,16 @@ export interface FieldSpec {
   description?: string;
 }
 
-export const SCALAR_TYPES: readonly ScalarType[] = ['string', 'int64', 'float64', 'numeric', 'bool', 'date', 'timestamp', 'json'];
+export const SCALAR_TYPES: readonly ScalarType[] = [
+  'string',
+  'int64',
+  'float64',
+  'numeric',
+  'bool',
+  'date',
+  'timestamp',
+  'json',
+];
 
 export function isScalar(t: ColumnType): t is ScalarType {
   return typeof t === 'string';
@@ -46,7 +52,8 @@ export function duckdbType(t: ColumnType): string {
         return 'JSON';
     }
   }
-  if ('struct' in t) return `STRUCT(${t.struct.map((f) => `${quoteIdent(f.name)} ${duckdbType(f.type)}`).join(', ')})`;
+  if ('struct' in t)
+    return `STRUCT(${t.struct.map((f) => `${quoteIdent(f.name)} ${duckdbType(f.type)}`).join(', ')})`;
   return `${duckdbType(t.array)}[]`;
 }
 
@@ -89,7 +96,8 @@ export function bigqueryField(f: FieldSpec): BigQueryField {
 
 /** Validates a type declaration read from a contract file; returns a list of problems. */
 export function typeProblems(t: unknown, where: string): string[] {
-  if (typeof t === 'string') return (SCALAR_TYPES as readonly string[]).includes(t) ? [] : [`${where}: unknown type "${t}"`];
+  if (typeof t === 'string')
+    return (SCALAR_TYPES as readonly string[]).includes(t) ? [] : [`${where}: unknown type "${t}"`];
   if (t && typeof t === 'object' && !Array.isArray(t)) {
     const o = t as Record<string, unknown>;
     if (Array.isArray(o.struct)) {

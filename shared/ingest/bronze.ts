@@ -38,7 +38,15 @@ export interface BronzeNames {
 
 export interface BronzeManifest {
   dataset: string;
-  source: { bucket: string; name: string; generation: string; uri: string; bytes: number; format: string; gzip: boolean };
+  source: {
+    bucket: string;
+    name: string;
+    generation: string;
+    uri: string;
+    bytes: number;
+    format: string;
+    gzip: boolean;
+  };
   output: { bucket: string; name: string; uri: string; generation?: string; bytes?: number };
   rows: number;
   rejected: number;
@@ -81,7 +89,8 @@ export function bronzeNames(source: SourceRef): BronzeNames {
   // The generation is a µs timestamp of the object's creation: a deterministic ingest date.
   const micros = BigInt(source.generation);
   const date = new Date(Number(micros / 1000n));
-  const day = Number.isFinite(date.getTime()) && micros > 10n ** 12n ? date.toISOString().slice(0, 10) : '1970-01-01';
+  const day =
+    Number.isFinite(date.getTime()) && micros > 10n ** 12n ? date.toISOString().slice(0, 10) : '1970-01-01';
   const stem = `${DATASET_NAME.test(dataset) ? dataset : '_unknown'}/ingest_date=${day}/${base}-${hash}-g${source.generation}`;
   return {
     dataset,
@@ -102,7 +111,8 @@ let activeConversions = 0;
 const conversionWaiters: (() => void)[] = [];
 
 async function withConversionSlot<T>(fn: () => Promise<T>): Promise<T> {
-  while (activeConversions >= MAX_CONCURRENT_CONVERSIONS) await new Promise<void>((r) => conversionWaiters.push(r));
+  while (activeConversions >= MAX_CONCURRENT_CONVERSIONS)
+    await new Promise<void>((r) => conversionWaiters.push(r));
   activeConversions++;
   try {
     return await fn();
@@ -121,14 +131,17 @@ export async function rawToBronzeFlow(source: SourceRef, deps: BronzeDeps): Prom
   // Duplicate delivery: the commit marker is there.
   const existing = await store.stat(cfg.bronzeBucket, names.manifest);
   if (existing) {
-    const manifest = await readJson<BronzeManifest>(store, cfg.bronzeBucket, names.manifest).catch(() => undefined);
+    const manifest = await readJson<BronzeManifest>(store, cfg.bronzeBucket, names.manifest).catch(
+      () => undefined,
+    );
     rlog.info('duplicate event: already converted', { output: names.parquet });
     return { status: 'duplicate', reason: 'manifest exists', ...(manifest ? { manifest } : {}) };
   }
 
   let contract: DatasetContract;
   try {
-    if (names.dataset === source.name) throw permanent('UNKNOWN_DATASET', 'Object is not inside a dataset folder (<dataset>/<file>)');
+    if (names.dataset === source.name)
+      throw permanent('UNKNOWN_DATASET', 'Object is not inside a dataset folder (<dataset>/<file>)');
     contract = loadDatasetContract(cfg.contractsDir, names.dataset);
   } catch (err) {
     return quarantineFile(source, names, err, deps, started);
@@ -144,7 +157,10 @@ export async function rawToBronzeFlow(source: SourceRef, deps: BronzeDeps): Prom
     return quarantineFile(
       source,
       names,
-      permanent('OBJECT_TOO_LARGE', `Object is ${stat.size} bytes; SMELTER_MAX_OBJECT_BYTES is ${cfg.maxObjectBytes}`),
+      permanent(
+        'OBJECT_TOO_LARGE',
+        `Object is ${stat.size} bytes; SMELTER_MAX_OBJECT_BYTES is ${cfg.maxObjectBytes}`,
+      ),
       deps,
       started,
       stat,
@@ -177,19 +193,29 @@ async function convert(
   started: number,
 ): Promise<BronzeManifest> {
   const { cfg, store } = deps;
-  const limits = { maxObjectBytes: cfg.maxObjectBytes, maxDecompressedBytes: cfg.maxDecompressedBytes, maxLineBytes: cfg.maxLineBytes };
+  const limits = {
+    maxObjectBytes: cfg.maxObjectBytes,
+    maxDecompressedBytes: cfg.maxDecompressedBytes,
+    maxLineBytes: cfg.maxLineBytes,
+  };
   const open = (): Promise<OpenedSource> =>
     openSource(store, { ...source, ...(stat.contentType ? { contentType: stat.contentType } : {}) }, limits);
   const src = await open();
   const ingestedAt = (deps.now?.() ?? new Date()).toISOString();
   const lineage = { sourceUri: gsUri(source.bucket, source.name), generation: source.generation, ingestedAt };
 
-  const spec: ReadSpec = { format: src.format === 'empty' ? 'ndjson' : src.format, maxLineBytes: cfg.maxLineBytes };
+  const spec: ReadSpec = {
+    format: src.format === 'empty' ? 'ndjson' : src.format,
+    maxLineBytes: cfg.maxLineBytes,
+  };
   if (src.format === 'csv') {
     const delimiter = csvDelimiterFor(source.name, contract.csv?.delimiter);
     const header = parseCsvHeader(src.head, delimiter, '"', true);
     if (!header || header.bytes > cfg.maxLineBytes)
-      throw permanent('LINE_TOO_LONG', `CSV header line is longer than SMELTER_MAX_LINE_BYTES (${cfg.maxLineBytes})`);
+      throw permanent(
+        'LINE_TOO_LONG',
+        `CSV header line is longer than SMELTER_MAX_LINE_BYTES (${cfg.maxLineBytes})`,
+      );
     spec.header = header.fields;
     spec.delimiter = delimiter;
   }
@@ -203,7 +229,9 @@ async function convert(
     : undefined;
   try {
     // The progress bar probes the input's size, which blocks forever on a FIFO: keep it off.
-    await conn.run(`SET enable_progress_bar = false; PRAGMA enable_profiling='json'; PRAGMA profiling_output=${lit(profile)}`);
+    await conn.run(
+      `SET enable_progress_bar = false; PRAGMA enable_profiling='json'; PRAGMA profiling_output=${lit(profile)}`,
+    );
     // A complete Parquet from an earlier, interrupted attempt is kept: re-run only for the counts.
     const parquetExists = (await store.stat(cfg.bronzeBucket, names.parquet)) !== undefined;
     const input = src.format === 'empty' ? Readable.from([]) : src.stream;
@@ -224,7 +252,9 @@ async function convert(
           });
         } catch (err) {
           if (isSmelterError(err, 'PRECONDITION_FAILED'))
-            throw transient('INTERNAL', 'Another delivery of this event is converting it; retry later', { cause: err });
+            throw transient('INTERNAL', 'Another delivery of this event is converting it; retry later', {
+              cause: err,
+            });
           throw err;
         }
       },
@@ -243,9 +273,15 @@ async function convert(
       try {
         const sql2 = buildConversionSql(contract, spec, lineage, randomId());
         const rows: QuarantineRow[] = [];
-        await runPiped(conn2, (i, o) => sql2.rejects(i, o), src2.stream, async (out) => {
-          for await (const line of ndjsonLines(out)) rows.push(pass2Row(JSON.parse(line) as Pass2Line, lineage.sourceUri, spec.format));
-        });
+        await runPiped(
+          conn2,
+          (i, o) => sql2.rejects(i, o),
+          src2.stream,
+          async (out) => {
+            for await (const line of ndjsonLines(out))
+              rows.push(pass2Row(JSON.parse(line) as Pass2Line, lineage.sourceUri, spec.format));
+          },
+        );
         pass2 = rows;
       } finally {
         conn2.closeSync();
@@ -254,10 +290,19 @@ async function convert(
     const rejects = mergeRejects(structural, pass2, spec);
     let quarantine: BronzeManifest['quarantine'];
     if (rejects.length) {
-      await store.write(cfg.quarantineBucket, names.rejects, Readable.from(rejects.map((r) => JSON.stringify(r) + '\n')), {
-        contentType: 'application/x-ndjson',
-      });
-      quarantine = { bucket: cfg.quarantineBucket, name: names.rejects, uri: gsUri(cfg.quarantineBucket, names.rejects) };
+      await store.write(
+        cfg.quarantineBucket,
+        names.rejects,
+        Readable.from(rejects.map((r) => JSON.stringify(r) + '\n')),
+        {
+          contentType: 'application/x-ndjson',
+        },
+      );
+      quarantine = {
+        bucket: cfg.quarantineBucket,
+        name: names.rejects,
+        uri: gsUri(cfg.quarantineBucket, names.rejects),
+      };
     }
     const out = await store.stat(cfg.bronzeBucket, names.parquet);
     const manifest: BronzeManifest = {
@@ -375,7 +420,11 @@ async function structuralRejects(
  * DuckDB numbers structural rejects by line (one per record, the header being line 1); pass-2 rows are
  * numbered among the records that parsed. Merging the two recovers each pass-2 row's line.
  */
-export function mergeRejects(structural: QuarantineRow[], pass2: QuarantineRow[], spec: ReadSpec): QuarantineRow[] {
+export function mergeRejects(
+  structural: QuarantineRow[],
+  pass2: QuarantineRow[],
+  spec: ReadSpec,
+): QuarantineRow[] {
   const source = pass2[0]?.source ?? '';
   for (const s of structural) s.source = s.source || source;
   if (spec.format === 'json-array') return pass2;
@@ -434,29 +483,47 @@ async function quarantineFile(
   stat?: ObjectMeta,
 ): Promise<BronzeOutcome> {
   const { cfg, store, log } = deps;
-  const err = err0 instanceof SmelterError ? err0 : permanent('BAD_DATA', errorMessage(err0), { cause: err0 });
+  const err =
+    err0 instanceof SmelterError ? err0 : permanent('BAD_DATA', errorMessage(err0), { cause: err0 });
   const meta = stat ?? (await store.stat(source.bucket, source.name).catch(() => undefined));
   let copied: string | undefined;
-  if (meta && meta.generation === source.generation && meta.size <= COPY_ORIGINAL_MAX && err.code !== 'OBJECT_TOO_LARGE') {
+  if (
+    meta &&
+    meta.generation === source.generation &&
+    meta.size <= COPY_ORIGINAL_MAX &&
+    err.code !== 'OBJECT_TOO_LARGE'
+  ) {
     try {
       const original = `${names.failed}/${path.posix.basename(source.name)}`;
-      await store.write(cfg.quarantineBucket, original, await store.read(source.bucket, source.name, { generation: source.generation }), {
-        ...(meta.contentType ? { contentType: meta.contentType } : {}),
-      });
+      await store.write(
+        cfg.quarantineBucket,
+        original,
+        await store.read(source.bucket, source.name, { generation: source.generation }),
+        {
+          ...(meta.contentType ? { contentType: meta.contentType } : {}),
+        },
+      );
       copied = original;
     } catch (e) {
       if (isSmelterError(e) && e.kind === 'transient') throw e;
     }
   }
   const record = {
-    source: { bucket: source.bucket, name: source.name, generation: source.generation, uri: gsUri(source.bucket, source.name) },
+    source: {
+      bucket: source.bucket,
+      name: source.name,
+      generation: source.generation,
+      uri: gsUri(source.bucket, source.name),
+    },
     error: { code: err.code, message: err.message, ...err.details },
     copy: copied ? gsUri(cfg.quarantineBucket, copied) : null,
     quarantinedAt: new Date().toISOString(),
     durationMs: Date.now() - started,
   };
   const errorName = `${names.failed}/error.json`;
-  await store.write(cfg.quarantineBucket, errorName, JSON.stringify(record, null, 2) + '\n', { contentType: 'application/json' });
+  await store.write(cfg.quarantineBucket, errorName, JSON.stringify(record, null, 2) + '\n', {
+    contentType: 'application/json',
+  });
   log.warn(`quarantined: ${err.message}`, {
     dataset: names.dataset,
     object: source.name,

@@ -46,7 +46,10 @@ export function getEngine(opts: EngineOptions): Promise<{ db: DuckDBInstance; ve
       await c.run(`SET GLOBAL TimeZone = 'UTC'`);
       const r = await c.runAndReadAll('SELECT version() AS v');
       c.closeSync();
-      return { db, version: String((r.getRowObjectsJson()[0] as { v?: string } | undefined)?.v ?? 'unknown') };
+      return {
+        db,
+        version: String((r.getRowObjectsJson()[0] as { v?: string } | undefined)?.v ?? 'unknown'),
+      };
     })();
     engine.catch(() => (engine = undefined));
   }
@@ -98,11 +101,22 @@ export interface PipedQueryResult<T> {
  * net.Socket (event-driven pipe I/O). Blocking fs streams on FIFOs would park thread-pool threads in
  * open(2)/write(2), and a few concurrent conversions would deadlock the pool.
  */
-function openPipes(inFifo: string, outFifo: string): { writer: net.Socket; reader: net.Socket; release: () => void } {
+function openPipes(
+  inFifo: string,
+  outFifo: string,
+): { writer: net.Socket; reader: net.Socket; release: () => void } {
   const C = fs.constants;
   const inDummyReader = fs.openSync(inFifo, C.O_RDONLY | C.O_NONBLOCK);
-  const writer = new net.Socket({ fd: fs.openSync(inFifo, C.O_WRONLY | C.O_NONBLOCK), readable: false, writable: true });
-  const reader = new net.Socket({ fd: fs.openSync(outFifo, C.O_RDONLY | C.O_NONBLOCK), readable: true, writable: false });
+  const writer = new net.Socket({
+    fd: fs.openSync(inFifo, C.O_WRONLY | C.O_NONBLOCK),
+    readable: false,
+    writable: true,
+  });
+  const reader = new net.Socket({
+    fd: fs.openSync(outFifo, C.O_RDONLY | C.O_NONBLOCK),
+    readable: true,
+    writable: false,
+  });
   // Holding a writer on the output keeps the reader from seeing EOF before DuckDB has even opened it.
   const outDummyWriter = fs.openSync(outFifo, C.O_WRONLY | C.O_NONBLOCK);
   let released = false;
@@ -209,9 +223,18 @@ export async function runPiped<T>(
     });
     const dbg = process.env.SMELTER_DEBUG_PIPES ? { f: 'pending', q: 'pending', c: 'pending' } : undefined;
     if (dbg) {
-      void feed.then(() => (dbg.f = 'ok'), (e) => (dbg.f = 'err ' + String(e)));
-      void query.then(() => (dbg.q = 'ok'), (e) => (dbg.q = 'err ' + String(e)));
-      void consumed.then(() => (dbg.c = 'ok'), (e) => (dbg.c = 'err ' + String(e)));
+      void feed.then(
+        () => (dbg.f = 'ok'),
+        (e) => (dbg.f = 'err ' + String(e)),
+      );
+      void query.then(
+        () => (dbg.q = 'ok'),
+        (e) => (dbg.q = 'err ' + String(e)),
+      );
+      void consumed.then(
+        () => (dbg.c = 'ok'),
+        (e) => (dbg.c = 'err ' + String(e)),
+      );
       setTimeout(() => console.error('runPiped state', dbg), 2000).unref();
     }
     const [f, qr, c] = await Promise.allSettled([feed, query, consumed]);
@@ -238,7 +261,11 @@ export function engineError(e: unknown): SmelterError {
   const msg = String((e as Error)?.message ?? e);
   if (/out of memory|memory limit|could not allocate|No space left/i.test(msg))
     return transient('ENGINE_FAILED', `DuckDB ran out of resources: ${msg}`, { cause: e });
-  if (/Invalid Input Error|Conversion Error|Parser Error|Malformed JSON|JSON|CSV|unicode|UTF-8|line size|maximum_object_size/i.test(msg))
+  if (
+    /Invalid Input Error|Conversion Error|Parser Error|Malformed JSON|JSON|CSV|unicode|UTF-8|line size|maximum_object_size/i.test(
+      msg,
+    )
+  )
     return permanent('BAD_DATA', `DuckDB could not read the file: ${firstLine(msg)}`, { cause: e });
   return transient('ENGINE_FAILED', `DuckDB failed: ${firstLine(msg)}`, { cause: e });
 }

@@ -13,7 +13,8 @@ import { lit } from './sql';
 
 export function contractType(duck: string): ColumnType {
   const t = duck.toUpperCase();
-  if (/^(BIGINT|INTEGER|SMALLINT|TINYINT|UBIGINT|UINTEGER|USMALLINT|UTINYINT|HUGEINT)$/.test(t)) return 'int64';
+  if (/^(BIGINT|INTEGER|SMALLINT|TINYINT|UBIGINT|UINTEGER|USMALLINT|UTINYINT|HUGEINT)$/.test(t))
+    return 'int64';
   if (/^(DOUBLE|FLOAT|REAL)$/.test(t)) return 'float64';
   if (t.startsWith('DECIMAL')) return 'numeric';
   if (t === 'BOOLEAN') return 'bool';
@@ -23,13 +24,18 @@ export function contractType(duck: string): ColumnType {
   return 'string';
 }
 
-export async function inferContract(file: string, dataset: string, engine: EngineOptions): Promise<DatasetContract> {
+export async function inferContract(
+  file: string,
+  dataset: string,
+  engine: EngineOptions,
+): Promise<DatasetContract> {
   const fd = fs.openSync(file, 'r');
   const head = Buffer.alloc(64 * 1024);
   const n = fs.readSync(fd, head, 0, head.length, 0);
   fs.closeSync(fd);
   let format = detectFormat({ name: file }, head.subarray(0, n));
-  if (isGzip(head)) format = /\.csv|\.tsv/i.test(file) ? 'csv' : /\.json\.gz$/i.test(file) ? 'json-array' : 'ndjson';
+  if (isGzip(head))
+    format = /\.csv|\.tsv/i.test(file) ? 'csv' : /\.json\.gz$/i.test(file) ? 'json-array' : 'ndjson';
   if (format === 'empty') throw permanent('BAD_DATA', `${file} is empty: nothing to infer`);
   const reader =
     format === 'csv'
@@ -63,7 +69,8 @@ export async function inferContract(file: string, dataset: string, engine: Engin
     const dateCol = columns.find((x) => x.type === 'date' || x.type === 'timestamp');
     const ids = columns.filter((x) => /(^id$|_id$)/.test(x.name)).map((x) => x.name);
     const primaryKey = ids.length ? ids.slice(0, 2) : [columns[0]?.name ?? 'id'];
-    if (dateCol && ids.length && !primaryKey.includes(dateCol.name) && ids.length < 2) primaryKey.push(dateCol.name);
+    if (dateCol && ids.length && !primaryKey.includes(dateCol.name) && ids.length < 2)
+      primaryKey.push(dateCol.name);
     return {
       dataset,
       description: `Inferred from ${file.split('/').pop()} on ${new Date().toISOString().slice(0, 10)} — review before production use.`,

@@ -71,7 +71,12 @@ export async function openSource(
       transform(chunk: Buffer, _e, cb) {
         counters.storedBytes += chunk.length;
         if (counters.storedBytes > limits.maxObjectBytes)
-          return cb(permanent('OBJECT_TOO_LARGE', `Object exceeds SMELTER_MAX_OBJECT_BYTES (${limits.maxObjectBytes} bytes)`));
+          return cb(
+            permanent(
+              'OBJECT_TOO_LARGE',
+              `Object exceeds SMELTER_MAX_OBJECT_BYTES (${limits.maxObjectBytes} bytes)`,
+            ),
+          );
         cb(null, chunk);
       },
     }),
@@ -103,10 +108,14 @@ export async function openSource(
   const it2 = content[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const second = await peek(
     it2,
-    (b) => (b.length >= 64 * 1024 && (b.includes(0x0a) || b.includes(0x0d))) || b.length > limits.maxLineBytes,
+    (b) =>
+      (b.length >= 64 * 1024 && (b.includes(0x0a) || b.includes(0x0d))) || b.length > limits.maxLineBytes,
   );
   const head = stripBom(second.head);
-  const format = detectFormat({ name: ref.name, ...(ref.contentType ? { contentType: ref.contentType } : {}) }, head);
+  const format = detectFormat(
+    { name: ref.name, ...(ref.contentType ? { contentType: ref.contentType } : {}) },
+    head,
+  );
   return { format, gzip, head, stream: resume(head, it2, second.done), counters };
 }
 

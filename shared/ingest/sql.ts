@@ -36,7 +36,10 @@ interface Bound {
 }
 
 /** Column position in the CSV header for each contract column (after normalisation and aliases). */
-export function bindCsvColumns(contract: DatasetContract, header: string[]): { bound: Map<string, number>; unknown: string[] } {
+export function bindCsvColumns(
+  contract: DatasetContract,
+  header: string[],
+): { bound: Map<string, number>; unknown: string[] } {
   const norm = header.map(normaliseHeader);
   const bound = new Map<string, number>();
   const used = new Set<number>();
@@ -79,7 +82,8 @@ function bindRaw(contract: DatasetContract, spec: ReadSpec): { bound: Bound[]; f
     for (const col of contract.columns) {
       const i = pos.get(col.name);
       if (i === undefined) {
-        if (col.required && col.default === undefined) fileProblems.push(`required column "${col.name}" is missing from the header`);
+        if (col.required && col.default === undefined)
+          fileProblems.push(`required column "${col.name}" is missing from the header`);
         bound.push({ col, rawExpr: 'NULL::VARCHAR' });
       } else bound.push({ col, rawExpr: q('c' + i) });
     }
@@ -90,7 +94,9 @@ function bindRaw(contract: DatasetContract, spec: ReadSpec): { bound: Bound[]; f
     const keys = [col.name, ...(col.aliases ?? [])];
     const exprs = keys.map((k) => {
       const path = lit(`$."${k.replace(/"/g, '\\"')}"`);
-      return isScalar(col.type) && col.type !== 'json' ? `json_extract_string(_o, ${path})` : `json_extract(_o, ${path})::VARCHAR`;
+      return isScalar(col.type) && col.type !== 'json'
+        ? `json_extract_string(_o, ${path})`
+        : `json_extract(_o, ${path})::VARCHAR`;
     });
     bound.push({ col, rawExpr: exprs.length === 1 ? (exprs[0] as string) : `coalesce(${exprs.join(', ')})` });
   });
@@ -125,7 +131,9 @@ function castExpr(col: ColumnSpec, r: string): string {
       return col.format ? `TRY_STRPTIME(${r}, ${lit(col.format)})::DATE` : `TRY_CAST(${r} AS DATE)`;
     case 'timestamp':
       // Naive timestamps are taken as UTC (the session time zone is UTC).
-      return col.format ? `TRY_STRPTIME(${r}, ${lit(col.format)})::TIMESTAMPTZ` : `TRY_CAST(${r} AS TIMESTAMPTZ)`;
+      return col.format
+        ? `TRY_STRPTIME(${r}, ${lit(col.format)})::TIMESTAMPTZ`
+        : `TRY_CAST(${r} AS TIMESTAMPTZ)`;
     case 'json':
       return `(CASE WHEN json_valid(${r}) THEN ${r}::JSON END)`;
   }
@@ -147,12 +155,21 @@ export interface ConversionSql {
   outputColumns: { name: string; type: string }[];
 }
 
-export function buildConversionSql(contract: DatasetContract, spec: ReadSpec, lineage: Lineage, id: string): ConversionSql {
+export function buildConversionSql(
+  contract: DatasetContract,
+  spec: ReadSpec,
+  lineage: Lineage,
+  id: string,
+): ConversionSql {
   const { bound, fileProblems } = bindRaw(contract, spec);
   if (fileProblems.length)
-    throw permanent('BAD_DATA', `File does not match the ${contract.dataset} contract: ${fileProblems.join('; ')}`, {
-      details: { problems: fileProblems },
-    });
+    throw permanent(
+      'BAD_DATA',
+      `File does not match the ${contract.dataset} contract: ${fileProblems.join('; ')}`,
+      {
+        details: { problems: fileProblems },
+      },
+    );
   const rejectsTable = `rejects_${id}`;
   const rejectsScan = `rejects_scan_${id}`;
   const isJson = spec.format !== 'csv';
@@ -161,14 +178,21 @@ export function buildConversionSql(contract: DatasetContract, spec: ReadSpec, li
   // r_<i>: cleaned text; t_<i>: typed value (after default).
   const rawCols = bound.map((b, i) => `${cleaned(b, contract)} AS r_${i}`);
   if (isJson) rawCols.unshift('j AS _j', '_o');
-  const typedCols = bound.map((b, i) => `CASE WHEN r_${i} IS NULL THEN ${defaultLiteral(b.col)} ELSE ${castExpr(b.col, `r_${i}`)} END AS t_${i}`);
+  const typedCols = bound.map(
+    (b, i) =>
+      `CASE WHEN r_${i} IS NULL THEN ${defaultLiteral(b.col)} ELSE ${castExpr(b.col, `r_${i}`)} END AS t_${i}`,
+  );
 
   // One (condition, reason) pair per possible violation.
   const checks: { cond: string; column: string | null; reason: string }[] = [];
   if (isJson) {
     checks.push({ cond: `NOT coalesce(json_valid(_j), false)`, column: null, reason: `'not valid JSON'` });
     // Field checks only make sense for objects: skip them for records already rejected above.
-    checks.push({ cond: `_o IS NULL AND coalesce(json_valid(_j), false)`, column: null, reason: `'record is not a JSON object'` });
+    checks.push({
+      cond: `_o IS NULL AND coalesce(json_valid(_j), false)`,
+      column: null,
+      reason: `'record is not a JSON object'`,
+    });
     if (contract.unknownColumns === 'reject')
       checks.push({
         cond: `len(list_filter(json_keys(_o), k -> NOT list_contains([${known.map(lit).join(', ')}], k))) > 0`,
@@ -183,13 +207,32 @@ export function buildConversionSql(contract: DatasetContract, spec: ReadSpec, li
       column: c.name,
       reason: `'cannot convert ' || to_json(r_${i})::VARCHAR || ' to ${typeof c.type === 'string' ? c.type : duckdbType(c.type).toLowerCase()}'`,
     });
-    if (c.required) checks.push({ cond: `r_${i} IS NULL AND t_${i} IS NULL`, column: c.name, reason: `'missing required value'` });
+    if (c.required)
+      checks.push({
+        cond: `r_${i} IS NULL AND t_${i} IS NULL`,
+        column: c.name,
+        reason: `'missing required value'`,
+      });
     if (c.accepted?.length) {
       const vals = c.accepted.map((v) => (typeof v === 'number' ? String(v) : lit(v))).join(', ');
-      checks.push({ cond: `t_${i} IS NOT NULL AND t_${i} NOT IN (${vals})`, column: c.name, reason: `'value ' || to_json(t_${i})::VARCHAR || ' is not one of the accepted values'` });
+      checks.push({
+        cond: `t_${i} IS NOT NULL AND t_${i} NOT IN (${vals})`,
+        column: c.name,
+        reason: `'value ' || to_json(t_${i})::VARCHAR || ' is not one of the accepted values'`,
+      });
     }
-    if (c.min !== undefined) checks.push({ cond: `t_${i} < ${c.min}`, column: c.name, reason: `'value ' || t_${i}::VARCHAR || ' is below the minimum ${c.min}'` });
-    if (c.max !== undefined) checks.push({ cond: `t_${i} > ${c.max}`, column: c.name, reason: `'value ' || t_${i}::VARCHAR || ' is above the maximum ${c.max}'` });
+    if (c.min !== undefined)
+      checks.push({
+        cond: `t_${i} < ${c.min}`,
+        column: c.name,
+        reason: `'value ' || t_${i}::VARCHAR || ' is below the minimum ${c.min}'`,
+      });
+    if (c.max !== undefined)
+      checks.push({
+        cond: `t_${i} > ${c.max}`,
+        column: c.name,
+        reason: `'value ' || t_${i}::VARCHAR || ' is above the maximum ${c.max}'`,
+      });
   });
   if (isJson) for (const c of checks) if (c.column !== null) c.cond = `_o IS NOT NULL AND (${c.cond})`;
   const bad = checks.length ? checks.map((c) => `coalesce(${c.cond}, false)`).join(' OR ') : 'false';
@@ -229,7 +272,8 @@ export function buildConversionSql(contract: DatasetContract, spec: ReadSpec, li
     ) TO ${lit(outPath)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${opts.rowGroupRows})`,
     rejects: (inPath, outPath) => {
       const reasons = checks.map(
-        (c) => `CASE WHEN coalesce(${c.cond}, false) THEN {'column': ${c.column ? lit(c.column) : 'NULL::VARCHAR'}, 'reason': ${c.reason}} END`,
+        (c) =>
+          `CASE WHEN coalesce(${c.cond}, false) THEN {'column': ${c.column ? lit(c.column) : 'NULL::VARCHAR'}, 'reason': ${c.reason}} END`,
       );
       const rawObj = isJson
         ? `_j AS raw`

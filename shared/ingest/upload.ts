@@ -83,7 +83,15 @@ export function safeFilename(name: string | undefined, contentType?: string): st
     .replace(/^[._]+/, '')
     .slice(0, 120);
   if (cleaned) return cleaned;
-  const ext = /csv/.test(contentType ?? '') ? 'csv' : /ndjson|jsonl/.test(contentType ?? '') ? 'ndjson' : /json/.test(contentType ?? '') ? 'json' : /gzip/.test(contentType ?? '') ? 'gz' : 'csv';
+  const ext = /csv/.test(contentType ?? '')
+    ? 'csv'
+    : /ndjson|jsonl/.test(contentType ?? '')
+      ? 'ndjson'
+      : /json/.test(contentType ?? '')
+        ? 'json'
+        : /gzip/.test(contentType ?? '')
+          ? 'gz'
+          : 'csv';
   return `upload.${ext}`;
 }
 
@@ -92,8 +100,18 @@ export async function acceptUpload(
   deps: { store: ObjectStore; rawBucket: string; contractsDir: string; maxBytes: number; now?: () => Date },
 ): Promise<UploadResult> {
   const dataset = req.dataset?.trim();
-  if (!dataset) throw new HttpError(400, 'MISSING_DATASET', 'Name the dataset: ?dataset=NAME, header X-Smelter-Dataset or a "dataset" form field');
-  if (!DATASET_NAME.test(dataset)) throw new HttpError(400, 'INVALID_DATASET', `Invalid dataset name ${JSON.stringify(dataset.slice(0, 80))}`);
+  if (!dataset)
+    throw new HttpError(
+      400,
+      'MISSING_DATASET',
+      'Name the dataset: ?dataset=NAME, header X-Smelter-Dataset or a "dataset" form field',
+    );
+  if (!DATASET_NAME.test(dataset))
+    throw new HttpError(
+      400,
+      'INVALID_DATASET',
+      `Invalid dataset name ${JSON.stringify(dataset.slice(0, 80))}`,
+    );
   try {
     loadDatasetContract(deps.contractsDir, dataset);
   } catch (err) {
@@ -102,7 +120,11 @@ export async function acceptUpload(
   }
   const size = Buffer.isBuffer(req.body) ? req.body.length : undefined;
   if (size !== undefined && size > deps.maxBytes)
-    throw new HttpError(413, 'BODY_TOO_LARGE', `Body is ${size} bytes; the limit is ${deps.maxBytes} (SMELTER_MAX_UPLOAD_BYTES)`);
+    throw new HttpError(
+      413,
+      'BODY_TOO_LARGE',
+      `Body is ${size} bytes; the limit is ${deps.maxBytes} (SMELTER_MAX_UPLOAD_BYTES)`,
+    );
   if (size === 0) throw new HttpError(400, 'EMPTY_BODY', 'The request has no file content');
 
   const filename = safeFilename(req.filename, req.contentType);
@@ -117,7 +139,13 @@ export async function acceptUpload(
     transform(chunk: Buffer, _e, cb) {
       bytes += chunk.length;
       if (bytes > deps.maxBytes)
-        return cb(new HttpError(413, 'BODY_TOO_LARGE', `Body exceeds ${deps.maxBytes} bytes (SMELTER_MAX_UPLOAD_BYTES)`));
+        return cb(
+          new HttpError(
+            413,
+            'BODY_TOO_LARGE',
+            `Body exceeds ${deps.maxBytes} bytes (SMELTER_MAX_UPLOAD_BYTES)`,
+          ),
+        );
       cb(null, chunk);
     },
   });
@@ -129,15 +157,32 @@ export async function acceptUpload(
       ...(req.contentType ? { contentType: req.contentType } : {}),
       metadata: { uploadedVia: 'ingestHttp', originalName: (req.filename ?? '').slice(0, 200) },
     });
-    return { status: 202, bucket: deps.rawBucket, object, generation: meta.generation, uri: gsUri(deps.rawBucket, object), bytes: meta.size, duplicate: false };
+    return {
+      status: 202,
+      bucket: deps.rawBucket,
+      object,
+      generation: meta.generation,
+      uri: gsUri(deps.rawBucket, object),
+      bytes: meta.size,
+      duplicate: false,
+    };
   } catch (err) {
     if (err instanceof HttpError) throw err;
     if (isSmelterError(err, 'PRECONDITION_FAILED')) {
       const meta = await deps.store.stat(deps.rawBucket, object);
       if (meta)
-        return { status: 200, bucket: deps.rawBucket, object, generation: meta.generation, uri: gsUri(deps.rawBucket, object), bytes: meta.size, duplicate: true };
+        return {
+          status: 200,
+          bucket: deps.rawBucket,
+          object,
+          generation: meta.generation,
+          uri: gsUri(deps.rawBucket, object),
+          bytes: meta.size,
+          duplicate: true,
+        };
     }
-    if (bytes === 0 && !Buffer.isBuffer(req.body)) throw new HttpError(400, 'EMPTY_BODY', 'The request has no file content');
+    if (bytes === 0 && !Buffer.isBuffer(req.body))
+      throw new HttpError(400, 'EMPTY_BODY', 'The request has no file content');
     throw err instanceof SmelterError ? err : permanent('INTERNAL', String(err), { cause: err });
   }
 }

@@ -107,13 +107,29 @@ export class DeliveryQueue {
     this.failedAttempts++;
     if (n >= this.opts.maxAttempts) {
       this.parked++;
-      await park(this.opts.stateDir, { event: e, target: this.target, attempts: n, lastError: err, parkedAt: new Date().toISOString() });
-      this.opts.log.error(`event parked after ${n} attempts`, { eventId: e.id, subject: e.subject, target: this.target, lastError: err });
+      await park(this.opts.stateDir, {
+        event: e,
+        target: this.target,
+        attempts: n,
+        lastError: err,
+        parkedAt: new Date().toISOString(),
+      });
+      this.opts.log.error(`event parked after ${n} attempts`, {
+        eventId: e.id,
+        subject: e.subject,
+        target: this.target,
+        lastError: err,
+      });
       this.opts.onSettled?.(e, false);
       return;
     }
     const delay = Math.min(30_000, this.opts.retryBaseMs * 2 ** (n - 1));
-    this.opts.log.warn(`delivery failed, retrying in ${delay} ms`, { eventId: e.id, subject: e.subject, attempt: n, error: err });
+    this.opts.log.warn(`delivery failed, retrying in ${delay} ms`, {
+      eventId: e.id,
+      subject: e.subject,
+      attempt: n,
+      error: err,
+    });
     // Retries go back through the queue, so they respect the concurrency bound like fresh deliveries.
     const t = setTimeout(() => {
       this.timers.delete(t);
@@ -125,7 +141,11 @@ export class DeliveryQueue {
 }
 
 /** POSTs a binary-mode CloudEvent; returns an error string, or undefined on 2xx. */
-export async function postCloudEvent(target: string, e: OutgoingEvent, timeoutMs = 600_000): Promise<string | undefined> {
+export async function postCloudEvent(
+  target: string,
+  e: OutgoingEvent,
+  timeoutMs = 600_000,
+): Promise<string | undefined> {
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     'ce-specversion': '1.0',

@@ -136,7 +136,12 @@ export class StorageTriggers implements StackPart {
     const out: Record<string, { delivered: number; retries: number; parked: number; pending: number }> = {};
     for (const [bucket, qs] of this.queues)
       for (const q of qs)
-        out[`${bucket} → ${q.target}`] = { delivered: q.delivered, retries: q.failedAttempts, parked: q.parked, pending: q.pending };
+        out[`${bucket} → ${q.target}`] = {
+          delivered: q.delivered,
+          retries: q.failedAttempts,
+          parked: q.parked,
+          pending: q.pending,
+        };
     return out;
   }
 

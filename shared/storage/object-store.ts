@@ -56,7 +56,10 @@ const MAX_NAME_BYTES = 1024;
  */
 export function assertValidObjectName(name: unknown): asserts name is string {
   const fail = (why: string): never => {
-    throw permanent('INVALID_OBJECT_NAME', `Invalid object name ${JSON.stringify(String(name).slice(0, 200))}: ${why}`);
+    throw permanent(
+      'INVALID_OBJECT_NAME',
+      `Invalid object name ${JSON.stringify(String(name).slice(0, 200))}: ${why}`,
+    );
   };
   if (typeof name !== 'string' || name.length === 0) fail('empty');
   const s = name as string;
@@ -64,21 +67,32 @@ export function assertValidObjectName(name: unknown): asserts name is string {
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(s)) fail('contains a control character');
   if (s.includes('\ufffd')) fail('is not valid UTF-8');
-  if (s === '.well-known/acme-challenge' || s.startsWith('.well-known/acme-challenge/')) fail('is reserved by GCS');
+  if (s === '.well-known/acme-challenge' || s.startsWith('.well-known/acme-challenge/'))
+    fail('is reserved by GCS');
 }
 
 /** Stricter rules for names that must map onto a filesystem path. */
 export function assertPathSafeObjectName(name: string): string[] {
   assertValidObjectName(name);
-  if (name.startsWith('/')) throw permanent('INVALID_OBJECT_NAME', `Invalid object name ${JSON.stringify(name)}: absolute`);
+  if (name.startsWith('/'))
+    throw permanent('INVALID_OBJECT_NAME', `Invalid object name ${JSON.stringify(name)}: absolute`);
   if (name.includes('\\'))
-    throw permanent('INVALID_OBJECT_NAME', `Invalid object name ${JSON.stringify(name)}: contains a backslash`);
+    throw permanent(
+      'INVALID_OBJECT_NAME',
+      `Invalid object name ${JSON.stringify(name)}: contains a backslash`,
+    );
   const parts = name.split('/');
   for (const p of parts) {
     if (p === '' || p === '.' || p === '..')
-      throw permanent('INVALID_OBJECT_NAME', `Invalid object name ${JSON.stringify(name)}: empty, "." or ".." segment`);
+      throw permanent(
+        'INVALID_OBJECT_NAME',
+        `Invalid object name ${JSON.stringify(name)}: empty, "." or ".." segment`,
+      );
     if (Buffer.byteLength(p) > 255)
-      throw permanent('INVALID_OBJECT_NAME', `Invalid object name ${JSON.stringify(name)}: a segment exceeds 255 bytes`);
+      throw permanent(
+        'INVALID_OBJECT_NAME',
+        `Invalid object name ${JSON.stringify(name)}: a segment exceeds 255 bytes`,
+      );
   }
   return parts;
 }
@@ -92,8 +106,10 @@ export function guessContentType(name: string): string {
   const n = name.toLowerCase().replace(/\.gz$/, '');
   if (n.endsWith('.parquet')) return 'application/vnd.apache.parquet';
   if (n.endsWith('.csv')) return name.toLowerCase().endsWith('.gz') ? 'application/gzip' : 'text/csv';
-  if (n.endsWith('.ndjson') || n.endsWith('.jsonl')) return name.toLowerCase().endsWith('.gz') ? 'application/gzip' : 'application/x-ndjson';
-  if (n.endsWith('.json')) return name.toLowerCase().endsWith('.gz') ? 'application/gzip' : 'application/json';
+  if (n.endsWith('.ndjson') || n.endsWith('.jsonl'))
+    return name.toLowerCase().endsWith('.gz') ? 'application/gzip' : 'application/x-ndjson';
+  if (n.endsWith('.json'))
+    return name.toLowerCase().endsWith('.gz') ? 'application/gzip' : 'application/json';
   return name.toLowerCase().endsWith('.gz') ? 'application/gzip' : 'application/octet-stream';
 }
 

@@ -24,7 +24,11 @@ describe('rawToBronze over HTTP (functions-framework)', function () {
   async function putRaw(name: string): Promise<{ generation: string; size: number }> {
     return h.store.write(h.cfg.rawBucket, name, CSV, { contentType: 'text/csv' });
   }
-  const objectData = (name: string, m: { generation: string; size: number }, numeric = false): Record<string, unknown> => ({
+  const objectData = (
+    name: string,
+    m: { generation: string; size: number },
+    numeric = false,
+  ): Record<string, unknown> => ({
     kind: 'storage#object',
     bucket: h.cfg.rawBucket,
     name,
@@ -93,7 +97,11 @@ describe('rawToBronze over HTTP (functions-framework)', function () {
           eventId: 'legacy-1',
           timestamp: new Date().toISOString(),
           eventType: 'google.storage.object.finalize',
-          resource: { service: 'storage.googleapis.com', name: `projects/_/buckets/${h.cfg.rawBucket}/objects/${name}`, type: 'storage#object' },
+          resource: {
+            service: 'storage.googleapis.com',
+            name: `projects/_/buckets/${h.cfg.rawBucket}/objects/${name}`,
+            type: 'storage#object',
+          },
         },
         data: objectData(name, m),
       }),
@@ -138,12 +146,24 @@ describe('rawToBronze over HTTP (functions-framework)', function () {
         body: JSON.stringify(data),
       });
     assert.equal((await post({ bucket: h.cfg.rawBucket })).status, 204, 'no name');
-    assert.equal((await post({ bucket: h.cfg.rawBucket, name: 'rainfall/x.csv', generation: 'abc' })).status, 204, 'bad generation');
-    assert.equal((await post({ bucket: 'someone-elses', name: 'a/b.csv', generation: '1' })).status, 204, 'foreign bucket');
+    assert.equal(
+      (await post({ bucket: h.cfg.rawBucket, name: 'rainfall/x.csv', generation: 'abc' })).status,
+      204,
+      'bad generation',
+    );
+    assert.equal(
+      (await post({ bucket: 'someone-elses', name: 'a/b.csv', generation: '1' })).status,
+      204,
+      'foreign bucket',
+    );
     const m = await h.store.write(h.cfg.rawBucket, 'unknown_ds/a.csv', 'a\n1\n');
-    assert.equal((await post({ bucket: h.cfg.rawBucket, name: 'unknown_ds/a.csv', generation: m.generation })).status, 204);
+    assert.equal(
+      (await post({ bucket: h.cfg.rawBucket, name: 'unknown_ds/a.csv', generation: m.generation })).status,
+      204,
+    );
     let failed = 0;
-    for await (const o of h.store.list(h.cfg.quarantineBucket, '_failed/unknown_ds/')) if (o.name.endsWith('error.json')) failed++;
+    for await (const o of h.store.list(h.cfg.quarantineBucket, '_failed/unknown_ds/'))
+      if (o.name.endsWith('error.json')) failed++;
     assert.equal(failed, 1);
   });
 
@@ -151,7 +171,9 @@ describe('rawToBronze over HTTP (functions-framework)', function () {
     const name = 'rainfall/transient.csv';
     const m = await putRaw(name);
     // The GCP boundary failing (e.g. a 503 from storage): a transient error.
-    const stub = sinon.stub(getRuntime().store, 'write').rejects(transient('STORAGE_UNAVAILABLE', '503 backend error'));
+    const stub = sinon
+      .stub(getRuntime().store, 'write')
+      .rejects(transient('STORAGE_UNAVAILABLE', '503 backend error'));
     const res = await fetch(srv.url, {
       method: 'POST',
       headers: {
@@ -172,7 +194,9 @@ describe('rawToBronze over HTTP (functions-framework)', function () {
   it('acknowledges a transient failure of an event older than SMELTER_MAX_EVENT_AGE_MS (no endless retries)', async () => {
     const name = 'rainfall/old.csv';
     const m = await putRaw(name);
-    const stub = sinon.stub(getRuntime().store, 'write').rejects(transient('STORAGE_UNAVAILABLE', '503 backend error'));
+    const stub = sinon
+      .stub(getRuntime().store, 'write')
+      .rejects(transient('STORAGE_UNAVAILABLE', '503 backend error'));
     const res = await fetch(srv.url, {
       method: 'POST',
       headers: {

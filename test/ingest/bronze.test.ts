@@ -1,10 +1,17 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { createLogger } from '../../shared/log';
-import { bronzeNames, rawToBronzeFlow, type BronzeManifest, type BronzeOutcome, type QuarantineRow } from '../../shared/ingest/bronze';
+import {
+  bronzeNames,
+  rawToBronzeFlow,
+  type BronzeManifest,
+  type BronzeOutcome,
+  type QuarantineRow,
+} from '../../shared/ingest/bronze';
 import { isSmelterError, transient } from '../../shared/errors';
 import type { ObjectStore } from '../../shared/storage/object-store';
 import { readAll, testHome, type TestHome } from '../support/home';
@@ -23,8 +30,26 @@ const ORDERS = {
     { name: 'order_date', type: 'date', required: true },
     { name: 'created_at', type: 'timestamp' },
     { name: 'status', type: 'string', accepted: ['new', 'shipped'] },
-    { name: 'items', type: { array: { struct: [{ name: 'sku', type: 'string' }, { name: 'qty', type: 'int64' }] } } },
-    { name: 'address', type: { struct: [{ name: 'city', type: 'string' }, { name: 'zip', type: 'string' }] } },
+    {
+      name: 'items',
+      type: {
+        array: {
+          struct: [
+            { name: 'sku', type: 'string' },
+            { name: 'qty', type: 'int64' },
+          ],
+        },
+      },
+    },
+    {
+      name: 'address',
+      type: {
+        struct: [
+          { name: 'city', type: 'string' },
+          { name: 'zip', type: 'string' },
+        ],
+      },
+    },
   ],
   primaryKey: ['order_id'],
   partitionColumn: 'order_date',
@@ -33,24 +58,38 @@ const ORDERS = {
 describe('rawToBronze flow (local backend, real DuckDB)', function () {
   let h: TestHome;
   beforeEach(async () => {
-    const contracts = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'smelter-contracts-'));
+    const contracts = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-contracts-'));
     fs.mkdirSync(path.join(contracts, 'datasets'));
     fs.writeFileSync(path.join(contracts, 'datasets', 'orders.json'), JSON.stringify(ORDERS));
-    fs.copyFileSync(path.join(__dirname, '../../contracts/datasets/rainfall.json'), path.join(contracts, 'datasets', 'rainfall.json'));
+    fs.copyFileSync(
+      path.join(__dirname, '../../contracts/datasets/rainfall.json'),
+      path.join(contracts, 'datasets', 'rainfall.json'),
+    );
     h = await testHome({ SMELTER_CONTRACTS_DIR: contracts, SMELTER_DUCKDB_THREADS: '1' });
   });
   afterEach(() => h.cleanup());
 
-  async function drop(name: string, body: string | Buffer, store: ObjectStore = h.store): Promise<BronzeOutcome & { gen: string }> {
+  async function drop(
+    name: string,
+    body: string | Buffer,
+    store: ObjectStore = h.store,
+  ): Promise<BronzeOutcome & { gen: string }> {
     const m = await h.store.write(h.cfg.rawBucket, name, body);
-    const out = await rawToBronzeFlow({ bucket: h.cfg.rawBucket, name, generation: m.generation }, { cfg: h.cfg, store, log });
+    const out = await rawToBronzeFlow(
+      { bucket: h.cfg.rawBucket, name, generation: m.generation },
+      { cfg: h.cfg, store, log },
+    );
     return { ...out, gen: m.generation };
   }
-  const bronzeFile = (m: BronzeManifest): string => path.join(h.store.bucketDir(m.output.bucket), m.output.name);
+  const bronzeFile = (m: BronzeManifest): string =>
+    path.join(h.store.bucketDir(m.output.bucket), m.output.name);
   async function rejects(m: BronzeManifest): Promise<QuarantineRow[]> {
     if (!m.quarantine) return [];
     const text = (await readAll(await h.store.read(m.quarantine.bucket, m.quarantine.name))).toString();
-    return text.trim().split('\n').map((l) => JSON.parse(l) as QuarantineRow);
+    return text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as QuarantineRow);
   }
   function converted(o: BronzeOutcome): BronzeManifest {
     assert.equal(o.status, 'converted', JSON.stringify(o));
@@ -65,13 +104,35 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
     const m = converted(await drop('orders/a.csv', csv));
     assert.equal(m.rows, 2);
     assert.equal(m.rejected, 0);
-    const rows = await queryParquet(bronzeFile(m), 'SELECT order_id, customer, note, amount, paid, order_date::VARCHAR d, created_at::VARCHAR ts, status FROM p ORDER BY order_id');
-    assert.deepEqual(rows[0], { order_id: '1', customer: 'Smith, Jane', note: 'said "hi"\r\nthen left', amount: 12.5, paid: true, d: '2024-03-01', ts: '2024-03-01 08:00:00+00', status: 'new' });
-    assert.deepEqual(rows[1], { order_id: '2', customer: 'Bob', note: null, amount: 0, paid: false, d: '2024-03-02', ts: '2024-03-02 08:30:00+00', status: null });
+    const rows = await queryParquet(
+      bronzeFile(m),
+      'SELECT order_id, customer, note, amount, paid, order_date::VARCHAR d, created_at::VARCHAR ts, status FROM p ORDER BY order_id',
+    );
+    assert.deepEqual(rows[0], {
+      order_id: '1',
+      customer: 'Smith, Jane',
+      note: 'said "hi"\r\nthen left',
+      amount: 12.5,
+      paid: true,
+      d: '2024-03-01',
+      ts: '2024-03-01 08:00:00+00',
+      status: 'new',
+    });
+    assert.deepEqual(rows[1], {
+      order_id: '2',
+      customer: 'Bob',
+      note: null,
+      amount: 0,
+      paid: false,
+      d: '2024-03-02',
+      ts: '2024-03-02 08:30:00+00',
+      status: null,
+    });
   });
 
   it('writes real Parquet logical types: DATE, TIMESTAMP(UTC, micros), INT64, nested, lineage columns', async () => {
-    const nd = '{"order_id":7,"customer":"c","order_date":"2024-01-05","created_at":"2024-01-05T12:00:00Z","items":[{"sku":"A","qty":2}],"address":{"city":"Oslo","zip":"0150"}}\n';
+    const nd =
+      '{"order_id":7,"customer":"c","order_date":"2024-01-05","created_at":"2024-01-05T12:00:00Z","items":[{"sku":"A","qty":2}],"address":{"city":"Oslo","zip":"0150"}}\n';
     const m = converted(await drop('orders/n.ndjson', nd));
     const s = await parquetSchema(bronzeFile(m));
     assert.equal(s.order_date?.converted, 'DATE');
@@ -80,10 +141,25 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
     assert.equal(s.order_id?.type, 'INT64');
     assert.equal(s._source_generation?.type, 'INT64');
     assert.ok(s.items && s.address, 'nested columns present');
-    const [row] = await queryParquet(bronzeFile(m), 'SELECT items[1].sku AS sku, items[1].qty AS qty, address.city AS city, _source_uri, _source_generation FROM p');
-    assert.deepEqual(row, { sku: 'A', qty: '2', city: 'Oslo', _source_uri: 'gs://raw/orders/n.ndjson', _source_generation: m.source.generation });
-    const meta = (await queryParquet(bronzeFile(m), `SELECT DISTINCT compression FROM parquet_metadata('${bronzeFile(m)}')`)) as { compression: string }[];
-    assert.deepEqual(meta.map((x) => x.compression), ['ZSTD']);
+    const [row] = await queryParquet(
+      bronzeFile(m),
+      'SELECT items[1].sku AS sku, items[1].qty AS qty, address.city AS city, _source_uri, _source_generation FROM p',
+    );
+    assert.deepEqual(row, {
+      sku: 'A',
+      qty: '2',
+      city: 'Oslo',
+      _source_uri: 'gs://raw/orders/n.ndjson',
+      _source_generation: m.source.generation,
+    });
+    const meta = (await queryParquet(
+      bronzeFile(m),
+      `SELECT DISTINCT compression FROM parquet_metadata('${bronzeFile(m)}')`,
+    )) as { compression: string }[];
+    assert.deepEqual(
+      meta.map((x) => x.compression),
+      ['ZSTD'],
+    );
   });
 
   it('quarantines bad rows with line, column and reason; counts balance', async () => {
@@ -103,18 +179,27 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
     assert.equal(m.rejected, 6);
     assert.equal(m.rowsIn, 8, 'every data line is accounted for');
     const r = await rejects(m);
-    assert.deepEqual(r.map((x) => x.line), [3, 4, 5, 6, 8, 9]);
+    assert.deepEqual(
+      r.map((x) => x.line),
+      [3, 4, 5, 6, 8, 9],
+    );
     assert.match(r[0]?.reason ?? '', /customer: missing required value/);
     assert.match(r[1]?.reason ?? '', /order_id: cannot convert "x" to int64/);
     assert.equal(r[2]?.error_type, 'MISSING COLUMNS');
-    assert.match(r[3]?.reason ?? '', /order_date: cannot convert .* to date; status: value "lost" is not one of the accepted values/);
+    assert.match(
+      r[3]?.reason ?? '',
+      /order_date: cannot convert .* to date; status: value "lost" is not one of the accepted values/,
+    );
     assert.equal(r[4]?.error_type, 'TOO MANY COLUMNS');
     assert.match(r[5]?.reason ?? '', /cannot convert "8.5" to int64/);
     assert.ok(r.every((x) => x.source === 'gs://raw/orders/bad.csv'));
   });
 
   it('handles header-only and empty files (valid, empty Parquet with the schema)', async () => {
-    for (const [name, body] of [['orders/h.csv', 'order_id,customer,order_date\n'], ['orders/e.csv', '']] as const) {
+    for (const [name, body] of [
+      ['orders/h.csv', 'order_id,customer,order_date\n'],
+      ['orders/e.csv', ''],
+    ] as const) {
       const m = converted(await drop(name, body));
       assert.equal(m.rows, 0);
       assert.equal(m.rejected, 0);
@@ -137,10 +222,13 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
     assert.equal(m.rows, 3);
     assert.equal(m.rejected, 2);
     const r = await rejects(m);
-    assert.deepEqual(r.map((x) => [x.line, x.reason]), [
-      [3, 'not valid JSON'],
-      [4, 'record is not a JSON object'],
-    ]);
+    assert.deepEqual(
+      r.map((x) => [x.line, x.reason]),
+      [
+        [3, 'not valid JSON'],
+        [4, 'record is not a JSON object'],
+      ],
+    );
     assert.equal(r[0]?.raw, '{"order_id":2,"customer":"b"');
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
     const rows = await queryParquet(bronzeFile(m), 'SELECT order_id, amount FROM p ORDER BY 1');
@@ -152,13 +240,30 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
   });
 
   it('reads a JSON array, and quarantines a malformed one whole with DuckDB’s error', async () => {
-    const ok = converted(await drop('orders/arr.json', JSON.stringify([{ order_id: 1, customer: 'a', order_date: '2024-01-01' }, { order_id: 2, customer: 'b', order_date: 'nope' }])));
+    const ok = converted(
+      await drop(
+        'orders/arr.json',
+        JSON.stringify([
+          { order_id: 1, customer: 'a', order_date: '2024-01-01' },
+          { order_id: 2, customer: 'b', order_date: 'nope' },
+        ]),
+      ),
+    );
     assert.equal(ok.rows, 1);
     assert.equal(ok.rejected, 1);
     assert.equal((await rejects(ok))[0]?.record, 2);
     const bad = await drop('orders/broken.json', '[{"order_id":1},{"order_id":');
     assert.equal(bad.status, 'quarantined');
-    const err = JSON.parse((await readAll(await h.store.read(h.cfg.quarantineBucket, (bad as { quarantine: { name: string } }).quarantine.name))).toString()) as { error: { code: string; message: string }; copy: string };
+    const err = JSON.parse(
+      (
+        await readAll(
+          await h.store.read(
+            h.cfg.quarantineBucket,
+            (bad as { quarantine: { name: string } }).quarantine.name,
+          ),
+        )
+      ).toString(),
+    ) as { error: { code: string; message: string }; copy: string };
     assert.equal(err.error.code, 'BAD_DATA');
     assert.match(err.error.message, /DuckDB/);
     assert.match(err.copy, /^gs:\/\/quarantine\/_failed\/orders\//);
@@ -173,10 +278,15 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
 
   it('stops a gzip bomb at the decompressed-size limit and quarantines it', async () => {
     const cfg = { ...h.cfg, maxDecompressedBytes: 1024 * 1024 };
-    const bomb = zlib.gzipSync(Buffer.from('order_id,customer,order_date\n' + '1,a,2024-01-01\n'.repeat(2_000_000)));
+    const bomb = zlib.gzipSync(
+      Buffer.from('order_id,customer,order_date\n' + '1,a,2024-01-01\n'.repeat(2_000_000)),
+    );
     assert.ok(bomb.length < 200_000);
     const m = await h.store.write(cfg.rawBucket, 'orders/bomb.csv.gz', bomb);
-    const out = await rawToBronzeFlow({ bucket: cfg.rawBucket, name: m.name, generation: m.generation }, { cfg, store: h.store, log });
+    const out = await rawToBronzeFlow(
+      { bucket: cfg.rawBucket, name: m.name, generation: m.generation },
+      { cfg, store: h.store, log },
+    );
     assert.equal(out.status, 'quarantined');
     assert.equal((out as { error: { code: string } }).error.code, 'DECOMPRESSED_TOO_LARGE');
     const names = bronzeNames({ bucket: cfg.rawBucket, name: m.name, generation: m.generation });
@@ -186,7 +296,12 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
   it('rejects a line longer than the limit without failing the file', async () => {
     h = { ...h, cfg: { ...h.cfg, maxLineBytes: 4096 } };
     const long = JSON.stringify({ order_id: 2, customer: 'x'.repeat(10_000), order_date: '2024-01-01' });
-    const m = converted(await drop('orders/long.ndjson', `{"order_id":1,"customer":"a","order_date":"2024-01-01"}\n${long}\n{"order_id":3,"customer":"c","order_date":"2024-01-01"}\n`));
+    const m = converted(
+      await drop(
+        'orders/long.ndjson',
+        `{"order_id":1,"customer":"a","order_date":"2024-01-01"}\n${long}\n{"order_id":3,"customer":"c","order_date":"2024-01-01"}\n`,
+      ),
+    );
     assert.equal(m.rows, 2);
     assert.equal(m.rejected, 1);
     assert.equal((await rejects(m))[0]?.line, 2);
@@ -206,7 +321,8 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
   });
 
   it('fills defaults (the seed’s fillna(0)) and normalises header names on the bundled rainfall contract', async () => {
-    const csv = 'Station,Region,Day,Rain (mm)\nst1,North,2024-01-01,\nst1,North,2024-01-02,NA\nst1,North,2024-01-03,4.5\n';
+    const csv =
+      'Station,Region,Day,Rain (mm)\nst1,North,2024-01-01,\nst1,North,2024-01-02,NA\nst1,North,2024-01-03,4.5\n';
     const m = converted(await drop('rainfall/r.csv', csv));
     const rows = await queryParquet(bronzeFile(m), 'SELECT station_id, rain_mm FROM p ORDER BY date');
     assert.deepEqual(rows, [
@@ -217,7 +333,11 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
   });
 
   it('is idempotent: the same event ten times yields one output and no error', async () => {
-    const m = await h.store.write(h.cfg.rawBucket, 'orders/d.csv', 'order_id,customer,order_date\n1,a,2024-01-01\n');
+    const m = await h.store.write(
+      h.cfg.rawBucket,
+      'orders/d.csv',
+      'order_id,customer,order_date\n1,a,2024-01-01\n',
+    );
     const ref = { bucket: h.cfg.rawBucket, name: m.name, generation: m.generation };
     const outs = [];
     for (let i = 0; i < 10; i++) outs.push(await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log }));
@@ -230,19 +350,30 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
   });
 
   it('concurrent deliveries produce exactly one output (losers ask for a retry, then see a duplicate)', async () => {
-    const m = await h.store.write(h.cfg.rawBucket, 'orders/c.csv', 'order_id,customer,order_date\n1,a,2024-01-01\n');
+    const m = await h.store.write(
+      h.cfg.rawBucket,
+      'orders/c.csv',
+      'order_id,customer,order_date\n1,a,2024-01-01\n',
+    );
     const ref = { bucket: h.cfg.rawBucket, name: m.name, generation: m.generation };
-    const settled = await Promise.allSettled([1, 2, 3].map(() => rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log })));
-    for (const s of settled) if (s.status === 'rejected') assert.ok(isSmelterError(s.reason) && s.reason.kind === 'transient');
+    const settled = await Promise.allSettled(
+      [1, 2, 3].map(() => rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log })),
+    );
+    for (const s of settled)
+      if (s.status === 'rejected') assert.ok(isSmelterError(s.reason) && s.reason.kind === 'transient');
     const again = await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log });
     assert.equal(again.status, 'duplicate');
     const parquet = [];
-    for await (const o of h.store.list(h.cfg.bronzeBucket)) if (o.name.endsWith('.parquet')) parquet.push(o.name);
+    for await (const o of h.store.list(h.cfg.bronzeBucket))
+      if (o.name.endsWith('.parquet')) parquet.push(o.name);
     assert.equal(parquet.length, 1);
   });
 
   it('a crash mid-write leaves nothing; the retry yields the single complete output', async () => {
-    const body = 'order_id,customer,order_date\n' + Array.from({ length: 50_000 }, (_, i) => `${i},c${i},2024-01-01`).join('\n') + '\n';
+    const body =
+      'order_id,customer,order_date\n' +
+      Array.from({ length: 50_000 }, (_, i) => `${i},c${i},2024-01-01`).join('\n') +
+      '\n';
     const m = await h.store.write(h.cfg.rawBucket, 'orders/crash.csv', body);
     const ref = { bucket: h.cfg.rawBucket, name: m.name, generation: m.generation };
     // A store whose Parquet upload dies after some bytes, like an instance killed mid-upload.
@@ -259,7 +390,10 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
       });
       return h.store.write(bucket, name, cut, opts);
     };
-    await assert.rejects(rawToBronzeFlow(ref, { cfg: h.cfg, store: crashing, log }), (e: unknown) => isSmelterError(e) && e.kind === 'transient');
+    await assert.rejects(
+      rawToBronzeFlow(ref, { cfg: h.cfg, store: crashing, log }),
+      (e: unknown) => isSmelterError(e) && e.kind === 'transient',
+    );
     const names = bronzeNames(ref);
     assert.equal(await h.store.stat(h.cfg.bronzeBucket, names.parquet), undefined);
     assert.equal(await h.store.stat(h.cfg.bronzeBucket, names.manifest), undefined);
@@ -268,7 +402,11 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
   });
 
   it('a crash after the Parquet but before the manifest is completed by the retry without a second Parquet', async () => {
-    const m = await h.store.write(h.cfg.rawBucket, 'orders/half.csv', 'order_id,customer,order_date\n1,a,2024-01-01\n2,b,2024-01-01\n');
+    const m = await h.store.write(
+      h.cfg.rawBucket,
+      'orders/half.csv',
+      'order_id,customer,order_date\n1,a,2024-01-01\n2,b,2024-01-01\n',
+    );
     const ref = { bucket: h.cfg.rawBucket, name: m.name, generation: m.generation };
     const first = converted(await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log }));
     const names = bronzeNames(ref);
@@ -276,11 +414,18 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
     const gen = (await h.store.stat(h.cfg.bronzeBucket, names.parquet))?.generation;
     const again = converted(await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log }));
     assert.equal(again.rows, first.rows);
-    assert.equal((await h.store.stat(h.cfg.bronzeBucket, names.parquet))?.generation, gen, 'Parquet untouched');
+    assert.equal(
+      (await h.store.stat(h.cfg.bronzeBucket, names.parquet))?.generation,
+      gen,
+      'Parquet untouched',
+    );
   });
 
   it('a source read failure mid-stream never yields a truncated Parquet', async () => {
-    const body = 'order_id,customer,order_date\n' + Array.from({ length: 100_000 }, (_, i) => `${i},c,2024-01-01`).join('\n') + '\n';
+    const body =
+      'order_id,customer,order_date\n' +
+      Array.from({ length: 100_000 }, (_, i) => `${i},c,2024-01-01`).join('\n') +
+      '\n';
     const m = await h.store.write(h.cfg.rawBucket, 'orders/flaky.csv', body);
     const ref = { bucket: h.cfg.rawBucket, name: m.name, generation: m.generation };
     const flaky: ObjectStore = Object.create(h.store) as ObjectStore;
@@ -296,15 +441,24 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
       src.on('end', () => out.end());
       return out;
     };
-    await assert.rejects(rawToBronzeFlow(ref, { cfg: h.cfg, store: flaky, log }), (e: unknown) => isSmelterError(e, 'STORAGE_UNAVAILABLE'));
+    await assert.rejects(rawToBronzeFlow(ref, { cfg: h.cfg, store: flaky, log }), (e: unknown) =>
+      isSmelterError(e, 'STORAGE_UNAVAILABLE'),
+    );
     assert.equal(await h.store.stat(h.cfg.bronzeBucket, bronzeNames(ref).parquet), undefined);
   });
 
   it('skips a superseded generation (a newer one has its own event)', async () => {
-    const m1 = await h.store.write(h.cfg.rawBucket, 'orders/s.csv', 'order_id,customer,order_date\n1,a,2024-01-01\n');
+    const m1 = await h.store.write(
+      h.cfg.rawBucket,
+      'orders/s.csv',
+      'order_id,customer,order_date\n1,a,2024-01-01\n',
+    );
     await new Promise((r) => setTimeout(r, 5));
     await h.store.write(h.cfg.rawBucket, 'orders/s.csv', 'order_id,customer,order_date\n2,b,2024-01-01\n');
-    const out = await rawToBronzeFlow({ bucket: h.cfg.rawBucket, name: m1.name, generation: m1.generation }, { cfg: h.cfg, store: h.store, log });
+    const out = await rawToBronzeFlow(
+      { bucket: h.cfg.rawBucket, name: m1.name, generation: m1.generation },
+      { cfg: h.cfg, store: h.store, log },
+    );
     assert.equal(out.status, 'skipped');
   });
 });

@@ -16,7 +16,13 @@ export interface TestHome {
 export async function testHome(env: Record<string, string> = {}): Promise<TestHome> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-test-'));
   const saved: Record<string, string | undefined> = {};
-  const all = { SMELTER_HOME: home, SMELTER_BACKEND: 'local', SMELTER_LOG_FORMAT: 'silent', METADATA_SERVER_DETECTION: 'none', ...env };
+  const all = {
+    SMELTER_HOME: home,
+    SMELTER_BACKEND: 'local',
+    SMELTER_LOG_FORMAT: 'silent',
+    METADATA_SERVER_DETECTION: 'none',
+    ...env,
+  };
   for (const [k, v] of Object.entries(all)) {
     saved[k] = process.env[k];
     process.env[k] = v;
@@ -25,7 +31,8 @@ export async function testHome(env: Record<string, string> = {}): Promise<TestHo
   resetRuntime();
   const cfg = config();
   const store = new FsObjectStore(home);
-  for (const b of [cfg.rawBucket, cfg.bronzeBucket, cfg.quarantineBucket, cfg.archiveBucket]) await store.ensureBucket(b);
+  for (const b of [cfg.rawBucket, cfg.bronzeBucket, cfg.quarantineBucket, cfg.archiveBucket])
+    await store.ensureBucket(b);
   return {
     home,
     cfg,

@@ -65,7 +65,8 @@ export class FsObjectStore implements ObjectStore {
     const parts = assertPathSafeObjectName(name);
     const root = this.bucketDir(bucket);
     const full = path.resolve(root, ...parts);
-    if (!full.startsWith(root + path.sep)) throw permanent('INVALID_OBJECT_NAME', `Object name escapes the bucket: ${name}`);
+    if (!full.startsWith(root + path.sep))
+      throw permanent('INVALID_OBJECT_NAME', `Object name escapes the bucket: ${name}`);
     // Symlinks inside the bucket must not lead outside it.
     const realRoot = await fsp.realpath(root).catch(() => root);
     let probe = path.dirname(full);
@@ -138,9 +139,13 @@ export class FsObjectStore implements ObjectStore {
       const st = await fh.stat({ bigint: true });
       if (!st.isFile()) throw permanent('NOT_FOUND', `No such object: gs://${bucket}/${name}`);
       if (opts.generation !== undefined && (st.mtimeNs / 1000n).toString() !== String(opts.generation))
-        throw new SmelterError('NOT_FOUND', `Generation ${opts.generation} of gs://${bucket}/${name} is no longer live`, {
-          kind: 'permanent',
-        });
+        throw new SmelterError(
+          'NOT_FOUND',
+          `Generation ${opts.generation} of gs://${bucket}/${name} is no longer live`,
+          {
+            kind: 'permanent',
+          },
+        );
     } catch (err) {
       await fh.close();
       throw err instanceof SmelterError ? err : mapFsError(err, bucket, name);
@@ -149,7 +154,12 @@ export class FsObjectStore implements ObjectStore {
     return fh.createReadStream({ highWaterMark: 1024 * 1024 });
   }
 
-  async write(bucket: string, name: string, source: WriteSource, opts: WriteOptions = {}): Promise<ObjectMeta> {
+  async write(
+    bucket: string,
+    name: string,
+    source: WriteSource,
+    opts: WriteOptions = {},
+  ): Promise<ObjectMeta> {
     const dest = await this.objectPath(bucket, name);
     await fsp.mkdir(this.tmpDir, { recursive: true });
     const tmp = path.join(this.tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}.part`);
@@ -181,7 +191,8 @@ export class FsObjectStore implements ObjectStore {
           await fsp.link(tmp, dest);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-            if ((await fsp.lstat(dest).catch(() => undefined))?.isDirectory()) throw conflictError(err, bucket, name);
+            if ((await fsp.lstat(dest).catch(() => undefined))?.isDirectory())
+              throw conflictError(err, bucket, name);
             throw new SmelterError('PRECONDITION_FAILED', `Object already exists: gs://${bucket}/${name}`, {
               kind: 'permanent',
               cause: err,
@@ -197,7 +208,11 @@ export class FsObjectStore implements ObjectStore {
       }
       // After the commit: a failed write (e.g. ifAbsent on an existing object) must not touch the live
       // object's metadata. A stale sidecar is ignored (its generation no longer matches).
-      const side: Sidecar = { generation, md5Hash: md5.digest('base64'), contentType: opts.contentType ?? guessContentType(name) };
+      const side: Sidecar = {
+        generation,
+        md5Hash: md5.digest('base64'),
+        contentType: opts.contentType ?? guessContentType(name),
+      };
       if (opts.metadata) side.metadata = opts.metadata;
       await this.writeSidecar(bucket, name, side);
       return await this.toMeta(bucket, name, await fsp.stat(dest, { bigint: true }));
@@ -226,7 +241,10 @@ export class FsObjectStore implements ObjectStore {
       const st = await fsp.stat(p, { bigint: true });
       return st.isFile() ? await this.toMeta(bucket, name, st) : undefined;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR')
+      if (
+        (err as NodeJS.ErrnoException).code === 'ENOENT' ||
+        (err as NodeJS.ErrnoException).code === 'ENOTDIR'
+      )
         return undefined;
       throw mapFsError(err, bucket, name);
     }
@@ -246,13 +264,18 @@ export class FsObjectStore implements ObjectStore {
       try {
         entries = await fsp.readdir(dir, { withFileTypes: true });
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+        if (
+          (err as NodeJS.ErrnoException).code === 'ENOENT' ||
+          (err as NodeJS.ErrnoException).code === 'ENOTDIR'
+        )
+          return;
         throw mapFsError(err, bucket, rel);
       }
       for (const e of entries) {
         const n = rel ? `${rel}/${e.name}` : e.name;
         if (e.isDirectory()) {
-          if (prefix.startsWith(n + '/') || (n + '/').startsWith(prefix) || n.startsWith(prefix)) await walk(path.join(dir, e.name), n);
+          if (prefix.startsWith(n + '/') || (n + '/').startsWith(prefix) || n.startsWith(prefix))
+            await walk(path.join(dir, e.name), n);
         } else if (e.isFile() && n.startsWith(prefix)) names.push(n);
       }
     };
@@ -306,9 +329,13 @@ function generationToSeconds(gen: bigint): number {
 function conflictError(err: unknown, bucket: string, name: string): Error {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'EEXIST' || code === 'ENOTDIR' || code === 'EISDIR' || code === 'ENOTEMPTY')
-    return permanent('INVALID_OBJECT_NAME', `Object name conflicts with an object or folder on the path: gs://${bucket}/${name}`, {
-      cause: err,
-    });
+    return permanent(
+      'INVALID_OBJECT_NAME',
+      `Object name conflicts with an object or folder on the path: gs://${bucket}/${name}`,
+      {
+        cause: err,
+      },
+    );
   return mapFsError(err, bucket, name);
 }
 
@@ -325,8 +352,15 @@ function mapFsError(err: unknown, bucket: string, name: string): Error {
   if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR')
     return new SmelterError('NOT_FOUND', `No such object: ${where}`, { kind: 'permanent', cause: err });
   if (code === 'EEXIST' || code === 'ENOTEMPTY')
-    return permanent('INVALID_OBJECT_NAME', `Object name conflicts with a folder of the same name: ${where}`, { cause: err });
-  if (code === 'ENAMETOOLONG') return permanent('INVALID_OBJECT_NAME', `Object name too long for the filesystem: ${where}`, { cause: err });
+    return permanent(
+      'INVALID_OBJECT_NAME',
+      `Object name conflicts with a folder of the same name: ${where}`,
+      { cause: err },
+    );
+  if (code === 'ENAMETOOLONG')
+    return permanent('INVALID_OBJECT_NAME', `Object name too long for the filesystem: ${where}`, {
+      cause: err,
+    });
   // Anything else from a non-errno error (e.g. a failing source stream) passes through unchanged in `cause`.
   if (!code) return err instanceof Error ? err : transient('STORAGE_UNAVAILABLE', String(err));
   return transient('STORAGE_UNAVAILABLE', `Filesystem error ${code} on ${where}`, { cause: err });

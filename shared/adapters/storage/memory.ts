@@ -47,14 +47,21 @@ export class MemoryObjectStore implements ObjectStore {
     return Readable.from([e.data]);
   }
 
-  async write(bucket: string, name: string, source: WriteSource, opts: WriteOptions = {}): Promise<ObjectMeta> {
+  async write(
+    bucket: string,
+    name: string,
+    source: WriteSource,
+    opts: WriteOptions = {},
+  ): Promise<ObjectMeta> {
     assertValidObjectName(name);
     const chunks: Buffer[] = [];
     for await (const c of toReadable(source)) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
     const data = Buffer.concat(chunks);
     const b = this.bucket(bucket);
     if (opts.ifAbsent && b.has(name))
-      throw new SmelterError('PRECONDITION_FAILED', `Object already exists: gs://${bucket}/${name}`, { kind: 'permanent' });
+      throw new SmelterError('PRECONDITION_FAILED', `Object already exists: gs://${bucket}/${name}`, {
+        kind: 'permanent',
+      });
     const now = BigInt(Date.now()) * 1000n;
     this.lastGeneration = now > this.lastGeneration ? now : this.lastGeneration + 1n;
     const ts = new Date().toISOString();
@@ -80,7 +87,9 @@ export class MemoryObjectStore implements ObjectStore {
   }
 
   async *list(bucket: string, prefix = ''): AsyncIterable<ObjectMeta> {
-    const names = [...this.bucket(bucket).keys()].filter((n) => n.startsWith(prefix)).sort(compareObjectNames);
+    const names = [...this.bucket(bucket).keys()]
+      .filter((n) => n.startsWith(prefix))
+      .sort(compareObjectNames);
     for (const n of names) {
       const e = this.bucket(bucket).get(n);
       if (e) yield { ...e.meta };

@@ -26,7 +26,10 @@ export function warehouseFile(home: string): string {
   return path.join(home, 'warehouse', 'smelter.duckdb');
 }
 
-export function getLocalWarehouse(home: string, opts: { memoryLimit?: string; threads?: number } = {}): Promise<LocalWarehouse> {
+export function getLocalWarehouse(
+  home: string,
+  opts: { memoryLimit?: string; threads?: number } = {},
+): Promise<LocalWarehouse> {
   const file = warehouseFile(home);
   let p = open.get(file);
   if (!p) {
