@@ -183,9 +183,9 @@ export const OPTIONS = {
   } as OptionSpec<number>,
   rowGroupRows: {
     env: 'SMELTER_PARQUET_ROW_GROUP_ROWS',
-    default: 1_000_000,
+    default: 250_000,
     parse: parsers.int(1024),
-    doc: 'Rows per Parquet row group (large groups load faster into BigQuery).',
+    doc: 'Rows per Parquet row group: bigger groups load faster into BigQuery but DuckDB buffers one group in memory.',
   } as OptionSpec<number>,
   maxHttpUploadBytes: {
     env: 'SMELTER_MAX_UPLOAD_BYTES',

@@ -1,0 +1,226 @@
+/**
+ * `npm run bench:ingest` — Raw → Bronze throughput and memory, on the same deterministic CSV, in one run:
+ *
+ *   smelter    the full rawToBronze path on the local backend (fs buckets, contract SQL, FIFOs, manifest)
+ *   ceiling    DuckDB file → file COPY to Parquet (ZSTD), no contract, no streaming: the upper bound
+ *   baseline   a straightforward parquetjs-lite conversion (the plan the product started with)
+ *
+ * Each variant runs in its own child process, which reports its peak RSS. Options:
+ *   --sizes 100,1024   input sizes in MB (default 100,1024)      --quick   10 MB only
+ *   --baseline-max 100 largest size (MB) the slow baseline is run on (its rate is extrapolated above)
+ * Prints a table and ends with one JSON line of the figures.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { FsObjectStore } from '../shared/adapters/storage/fs';
+import { config, resetConfig } from '../shared/config';
+import { rawToBronzeFlow } from '../shared/ingest/bronze';
+import { createLogger } from '../shared/log';
+import { rainfallCsvStream, rainfallOptionsForBytes } from '../shared/samples/rainfall';
+
+const MB = 1024 * 1024;
+const here = __filename;
+const repo = path.resolve(__dirname, '..', __dirname.includes(`${path.sep}dist${path.sep}`) ? '..' : '');
+const dataDir = path.join(repo, 'bench', '.data');
+
+interface ChildResult {
+  variant: string;
+  rows: number;
+  seconds: number;
+  maxRssMB: number;
+  outBytes: number;
+}
+
+async function child(variant: string, file: string): Promise<void> {
+  const t0 = process.hrtime.bigint();
+  let rows = 0;
+  let outBytes = 0;
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), `smelter-bench-${variant}-`));
+  try {
+    if (variant === 'smelter') {
+      process.env.SMELTER_HOME = work;
+      process.env.SMELTER_LOG_FORMAT = 'silent';
+      resetConfig();
+      const cfg = config();
+      const store = new FsObjectStore(work);
+      for (const b of [cfg.rawBucket, cfg.bronzeBucket, cfg.quarantineBucket]) await store.ensureBucket(b);
+      // Put the file in the raw bucket (hard link: instant, not timed as part of the conversion).
+      const dest = await store.objectPath(cfg.rawBucket, 'rainfall/bench.csv');
+      fs.mkdirSync(path.dirname(dest), { recursive: true });
+      fs.linkSync(file, dest);
+      const meta = await store.stat(cfg.rawBucket, 'rainfall/bench.csv');
+      if (!meta) throw new Error('raw object missing');
+      const start = process.hrtime.bigint();
+      const out = await rawToBronzeFlow(
+        { bucket: cfg.rawBucket, name: meta.name, generation: meta.generation },
+        { cfg, store, log: createLogger({ format: 'silent' }) },
+      );
+      if (out.status !== 'converted') throw new Error(`conversion ${out.status}`);
+      rows = out.manifest.rows;
+      outBytes = out.manifest.output.bytes ?? 0;
+      report(variant, rows, start, outBytes);
+      return;
+    }
+    if (variant === 'ceiling') {
+      const db = await DuckDBInstance.create(':memory:', { threads: String(os.availableParallelism()) });
+      const c = await db.connect();
+      const out = path.join(work, 'out.parquet');
+      const r = await c.runAndReadAll(
+        `COPY (SELECT * FROM read_csv('${file}')) TO '${out}' (FORMAT parquet, COMPRESSION zstd)`,
+      );
+      rows = Number(Object.values(r.getRowObjectsJson()[0] ?? {})[0]);
+      outBytes = fs.statSync(out).size;
+      report(variant, rows, t0, outBytes);
+      return;
+    }
+    if (variant === 'baseline') {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const parquet = require('parquetjs-lite') as {
+        ParquetSchema: new (s: unknown) => unknown;
+        ParquetWriter: { openFile(schema: unknown, file: string): Promise<{ appendRow(r: unknown): Promise<void>; close(): Promise<void> }> };
+      };
+      const schema = new parquet.ParquetSchema({
+        station_id: { type: 'UTF8' },
+        station_name: { type: 'UTF8' },
+        region: { type: 'UTF8' },
+        lat: { type: 'DOUBLE' },
+        lon: { type: 'DOUBLE' },
+        date: { type: 'DATE' },
+        rain_mm: { type: 'DOUBLE', optional: true },
+        measured_at: { type: 'TIMESTAMP_MILLIS' },
+      });
+      const out = path.join(work, 'out.parquet');
+      const writer = await parquet.ParquetWriter.openFile(schema, out);
+      let rest = '';
+      let header = true;
+      for await (const chunk of fs.createReadStream(file, { encoding: 'utf8', highWaterMark: MB })) {
+        const lines = (rest + (chunk as string)).split('\n');
+        rest = lines.pop() ?? '';
+        for (const line of lines) {
+          if (header) {
+            header = false;
+            continue;
+          }
+          if (!line) continue;
+          const f = line.split(',');
+          await writer.appendRow({
+            station_id: f[0],
+            station_name: f[1],
+            region: f[2],
+            lat: Number(f[3]),
+            lon: Number(f[4]),
+            date: new Date(`${f[5]}T00:00:00Z`),
+            ...(f[6] ? { rain_mm: Number(f[6]) } : {}),
+            measured_at: new Date(f[7] as string),
+          });
+          rows++;
+        }
+      }
+      await writer.close();
+      outBytes = fs.statSync(out).size;
+      report(variant, rows, t0, outBytes);
+      return;
+    }
+    throw new Error(`unknown variant ${variant}`);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function report(variant: string, rows: number, start: bigint, outBytes: number): void {
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const maxRssMB = process.resourceUsage().maxRSS / 1024;
+  const r: ChildResult = { variant, rows, seconds, maxRssMB, outBytes };
+  process.stdout.write('RESULT ' + JSON.stringify(r) + '\n');
+}
+
+function runChild(variant: string, file: string): ChildResult {
+  const args = here.endsWith('.ts') ? ['--import', 'tsx', here] : [here];
+  const p = spawnSync(process.execPath, [...args, '--child', variant, file], {
+    encoding: 'utf8',
+    env: { ...process.env, METADATA_SERVER_DETECTION: 'none' },
+    maxBuffer: 64 * MB,
+  });
+  const line = p.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  if (p.status !== 0 || !line) throw new Error(`${variant} failed (exit ${p.status}):\n${p.stderr.slice(-3000)}`);
+  return JSON.parse(line.slice(7)) as ChildResult;
+}
+
+async function ensureInput(sizeMB: number): Promise<string> {
+  fs.mkdirSync(dataDir, { recursive: true });
+  const file = path.join(dataDir, `rainfall-${sizeMB}MB.csv`);
+  if (!fs.existsSync(file)) {
+    process.stderr.write(`generating ${file} …\n`);
+    await pipeline(rainfallCsvStream({ ...rainfallOptionsForBytes(sizeMB * MB), seed: 42 }), fs.createWriteStream(file + '.tmp'));
+    fs.renameSync(file + '.tmp', file);
+  }
+  return file;
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv[0] === '--child') return child(argv[1] as string, argv[2] as string);
+  const flag = (n: string): string | undefined => {
+    const i = argv.indexOf(`--${n}`);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const sizes = argv.includes('--quick') ? [10] : (flag('sizes') ?? '100,1024').split(',').map(Number);
+  const baselineMax = Number(flag('baseline-max') ?? 100);
+  const rows: Record<string, unknown>[] = [];
+  const figures: Record<string, unknown> = { machine: { cpus: os.availableParallelism(), node: process.version }, sizes: {} };
+  for (const size of sizes) {
+    const file = await ensureInput(size);
+    const bytes = fs.statSync(file).size;
+    const mb = bytes / MB;
+    const smelter = runChild('smelter', file);
+    const ceiling = runChild('ceiling', file);
+    const baseline = size <= baselineMax ? runChild('baseline', file) : undefined;
+    const rate = (r: ChildResult): number => mb / r.seconds;
+    const f = {
+      inputMB: Math.round(mb),
+      rows: smelter.rows,
+      smelter: { seconds: +smelter.seconds.toFixed(2), MBps: +rate(smelter).toFixed(1), peakRssMB: Math.round(smelter.maxRssMB), parquetMB: +(smelter.outBytes / MB).toFixed(1) },
+      ceiling: { seconds: +ceiling.seconds.toFixed(2), MBps: +rate(ceiling).toFixed(1), peakRssMB: Math.round(ceiling.maxRssMB), parquetMB: +(ceiling.outBytes / MB).toFixed(1) },
+      baseline: baseline
+        ? { seconds: +baseline.seconds.toFixed(2), MBps: +rate(baseline).toFixed(2), peakRssMB: Math.round(baseline.maxRssMB), parquetMB: +(baseline.outBytes / MB).toFixed(1) }
+        : null,
+      ratioToCeiling: +(rate(smelter) / rate(ceiling)).toFixed(2),
+      speedupOverBaseline: baseline ? +(rate(smelter) / rate(baseline)).toFixed(1) : null,
+    };
+    if (smelter.rows !== ceiling.rows || (baseline && baseline.rows !== smelter.rows))
+      throw new Error(`row counts differ: smelter ${smelter.rows}, ceiling ${ceiling.rows}, baseline ${baseline?.rows}`);
+    (figures.sizes as Record<string, unknown>)[`${size}MB`] = f;
+    for (const [name, r] of [['smelter rawToBronze', f.smelter], ['duckdb COPY (ceiling)', f.ceiling], ['parquetjs-lite', f.baseline]] as const)
+      if (r) rows.push({ input: `${f.inputMB} MB`, variant: name, seconds: r.seconds, 'MB/s': r.MBps, 'peak RSS MB': r.peakRssMB, 'parquet MB': r.parquetMB });
+  }
+  const sz = Object.values(figures.sizes as Record<string, { smelter: { peakRssMB: number }; ratioToCeiling: number; speedupOverBaseline: number | null }>);
+  const first = sz[0];
+  const last = sz[sz.length - 1];
+  figures.targets = {
+    ratioToCeilingMin: Math.min(...sz.map((s) => s.ratioToCeiling)),
+    speedupOverBaselineMin: Math.min(...sz.filter((s) => s.speedupOverBaseline !== null).map((s) => s.speedupOverBaseline as number)),
+    peakRssMaxMB: Math.max(...sz.map((s) => s.smelter.peakRssMB)),
+    rssGrowth: first && last ? +(last.smelter.peakRssMB / first.smelter.peakRssMB).toFixed(2) : null,
+  };
+  const t = figures.targets as { ratioToCeilingMin: number; speedupOverBaselineMin: number; peakRssMaxMB: number; rssGrowth: number };
+  (figures.targets as Record<string, unknown>).met = {
+    ceiling: t.ratioToCeilingMin >= 0.6,
+    baseline: t.speedupOverBaselineMin >= 20,
+    rss: t.peakRssMaxMB <= 300,
+    flat: t.rssGrowth <= 1.2,
+  };
+  console.table(rows);
+  console.log(
+    `targets: ≥0.6× ceiling → ${t.ratioToCeilingMin}×; ≥20× parquetjs-lite → ${t.speedupOverBaselineMin}×; peak RSS ≤300 MB → ${t.peakRssMaxMB} MB; flat (≤1.2×) → ${t.rssGrowth}×`,
+  );
+  console.log(JSON.stringify({ bench: 'ingest', ...figures }));
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
