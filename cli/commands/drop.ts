@@ -7,7 +7,7 @@ import { bronzeNames, type BronzeManifest } from '../../shared/ingest/bronze';
 import { inferContract } from '../../shared/ingest/infer';
 import { progressBus, type ProgressEvent } from '../../shared/ingest/progress';
 import { runningStack } from '../../shared/local/stack';
-import { guessContentType } from '../../shared/storage/object-store';
+import { guessContentType, readObjectJson } from '../../shared/storage/object-store';
 import { flagString, type Command } from '../command';
 import { cliEnv } from '../env';
 import { startLocalStack, type LocalStack } from '../local/stack';
@@ -18,16 +18,6 @@ const fmtBytes = (n: number): string =>
     : n >= 1024 ** 2
       ? `${(n / 1024 ** 2).toFixed(1)} MB`
       : `${(n / 1024).toFixed(0)} KB`;
-
-async function readJson<T>(store: FsObjectStore, bucket: string, name: string): Promise<T | undefined> {
-  try {
-    const chunks: Buffer[] = [];
-    for await (const c of await store.read(bucket, name)) chunks.push(c as Buffer);
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as T;
-  } catch {
-    return undefined;
-  }
-}
 
 export const dropCommand: Command = {
   name: 'drop',
@@ -102,10 +92,10 @@ export const dropCommand: Command = {
     const timeoutMs = Number(flagString(flags, 'timeout') ?? 3600) * 1000;
     try {
       for (;;) {
-        const manifest = await readJson<BronzeManifest>(store, cfg.bronzeBucket, names.manifest);
+        const manifest = await readObjectJson<BronzeManifest>(store, cfg.bronzeBucket, names.manifest);
         const failed = manifest
           ? undefined
-          : await readJson<{ error: { code: string; message: string } }>(
+          : await readObjectJson<{ error: { code: string; message: string } }>(
               store,
               cfg.quarantineBucket,
               `${names.failed}/error.json`,

@@ -3,6 +3,7 @@ import type { BronzeManifest } from '../../shared/ingest/bronze';
 import { listParked } from '../../shared/local/delivery';
 import { runningStack } from '../../shared/local/stack';
 import path from 'node:path';
+import { readObjectJson } from '../../shared/storage/object-store';
 import type { Command } from '../command';
 import { cliEnv } from '../env';
 import { callAdmin } from '../local/admin';
@@ -18,16 +19,6 @@ export const statusProviders: { name: string; get: (ctx: { adminUrl?: string }) 
     },
   },
 ];
-
-async function readJson<T>(store: FsObjectStore, bucket: string, name: string): Promise<T | undefined> {
-  try {
-    const chunks: Buffer[] = [];
-    for await (const c of await store.read(bucket, name)) chunks.push(c as Buffer);
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as T;
-  } catch {
-    return undefined;
-  }
-}
 
 export const statusCommand: Command = {
   name: 'status',
@@ -49,7 +40,7 @@ export const statusCommand: Command = {
     const manifests: BronzeManifest[] = [];
     for await (const m of store.list(cfg.bronzeBucket)) {
       if (!m.name.endsWith('.manifest.json')) continue;
-      const man = await readJson<BronzeManifest>(store, cfg.bronzeBucket, m.name);
+      const man = await readObjectJson<BronzeManifest>(store, cfg.bronzeBucket, m.name);
       if (man) manifests.push(man);
     }
     manifests.sort((a, b) => b.ingestedAt.localeCompare(a.ingestedAt));
@@ -66,7 +57,7 @@ export const statusCommand: Command = {
     for await (const m of store.list(cfg.quarantineBucket)) {
       if (m.name.endsWith('.rejects.ndjson')) rejectFiles++;
       if (m.name.startsWith('_failed/') && m.name.endsWith('/error.json')) {
-        const e = await readJson<{ source: { uri: string }; error: { code: string; message: string } }>(
+        const e = await readObjectJson<{ source: { uri: string }; error: { code: string; message: string } }>(
           store,
           cfg.quarantineBucket,
           m.name,

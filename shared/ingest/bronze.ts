@@ -15,7 +15,7 @@ import type { Config } from '../config';
 import { DATASET_NAME, loadDatasetContract, type DatasetContract } from '../contracts/dataset';
 import { errorMessage, isSmelterError, permanent, SmelterError, transient } from '../errors';
 import type { Logger } from '../log';
-import { gsUri, type ObjectMeta, type ObjectStore } from '../storage/object-store';
+import { gsUri, readObjectJson, type ObjectMeta, type ObjectStore } from '../storage/object-store';
 import { getEngine, runPiped, randomId, scannedRows } from './engine';
 import { csvDelimiterFor, parseCsvHeader } from './format';
 import { classifySourceError, openSource, type OpenedSource } from './source';
@@ -131,9 +131,7 @@ export async function rawToBronzeFlow(source: SourceRef, deps: BronzeDeps): Prom
   // Duplicate delivery: the commit marker is there.
   const existing = await store.stat(cfg.bronzeBucket, names.manifest);
   if (existing) {
-    const manifest = await readJson<BronzeManifest>(store, cfg.bronzeBucket, names.manifest).catch(
-      () => undefined,
-    );
+    const manifest = await readObjectJson<BronzeManifest>(store, cfg.bronzeBucket, names.manifest);
     rlog.info('duplicate event: already converted', { output: names.parquet });
     return { status: 'duplicate', reason: 'manifest exists', ...(manifest ? { manifest } : {}) };
   }
@@ -460,12 +458,6 @@ async function* ndjsonLines(stream: Readable): AsyncGenerator<string> {
     }
   }
   if (rest.trim()) yield rest;
-}
-
-async function readJson<T>(store: ObjectStore, bucket: string, name: string): Promise<T> {
-  const chunks: Buffer[] = [];
-  for await (const c of await store.read(bucket, name)) chunks.push(c as Buffer);
-  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as T;
 }
 
 const COPY_ORIGINAL_MAX = 256 * 1024 ** 2;

@@ -123,3 +123,19 @@ export function compareObjectNames(a: string, b: string): number {
 
 /** `gs://bucket/name` */
 export const gsUri = (bucket: string, name: string): string => `gs://${bucket}/${name}`;
+
+/** Reads a small JSON object (manifests, error records) whole; undefined if absent or not JSON. */
+export async function readObjectJson<T>(
+  store: ObjectStore,
+  bucket: string,
+  name: string,
+): Promise<T | undefined> {
+  try {
+    const chunks: Buffer[] = [];
+    for await (const c of await store.read(bucket, name))
+      chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
