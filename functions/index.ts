@@ -4,10 +4,14 @@
  *   npx functions-framework --target=rawToBronze --signature-type=cloudevent
  */
 import * as ff from '@google-cloud/functions-framework';
+import { config } from '../shared/config';
 import { rawToBronze } from './raw-to-bronze';
 import { ingestHttp } from './ingest-http';
 import { routeEvent } from './route-event';
 import { loadWarehouse } from './load-warehouse';
+
+// Fail at cold start on an invalid option (functions-framework exits), not on every event.
+config();
 
 ff.cloudEvent('rawToBronze', rawToBronze);
 ff.http('ingestHttp', ingestHttp);

@@ -6,6 +6,7 @@ import { isSmelterError } from '../../shared/errors';
 import { bronzeNames, type BronzeManifest } from '../../shared/ingest/bronze';
 import { inferContract } from '../../shared/ingest/infer';
 import { progressBus, type ProgressEvent } from '../../shared/ingest/progress';
+import { listParked } from '../../shared/local/delivery';
 import { runningStack } from '../../shared/local/stack';
 import { guessContentType, readObjectJson } from '../../shared/storage/object-store';
 import { flagString, type Command } from '../command';
@@ -124,6 +125,13 @@ export const dropCommand: Command = {
           } else out(`quarantined: ${failed?.error.code}: ${failed?.error.message}`);
           return failed ? 3 : 0;
         }
+        const parked = listParked(path.join(cfg.home, 'state', 'eventarc')).find(
+          (p) =>
+            p.event.subject === `objects/${name}` &&
+            p.target === (running?.endpoints.rawToBronze ?? local?.ctx.endpoints.rawToBronze),
+        );
+        if (parked)
+          throw new Error(`rawToBronze gave up after ${parked.attempts} attempts: ${parked.lastError}`);
         if (Date.now() - started > timeoutMs)
           throw new Error(`timed out after ${timeoutMs / 1000} s waiting for Bronze output`);
         const now = Date.now();

@@ -8,7 +8,6 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { Transform } from 'node:stream';
 import { DATASET_NAME, loadDatasetContract } from '../contracts/dataset';
 import { isSmelterError, permanent, SmelterError } from '../errors';
 import { gsUri, type ObjectStore } from '../storage/object-store';
@@ -135,22 +134,24 @@ export async function acceptUpload(
     : randomUUID();
   const object = `${dataset}/uploads/${day}/${id}-${filename}`;
   let bytes = 0;
-  const limiter = new Transform({
-    transform(chunk: Buffer, _e, cb) {
+  // The store's driver may wrap a source error in its own (e.g. STORAGE_UNAVAILABLE): remember ours.
+  let refused: HttpError | undefined;
+  // Pulled by the write (an eager pipe would fail before the write listens: an uncaught error) and
+  // without destroying the request on a refusal, so the client still gets the 4xx answer.
+  async function* limited(body: Readable): AsyncGenerator<Buffer> {
+    for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
       bytes += chunk.length;
       if (bytes > deps.maxBytes)
-        return cb(
-          new HttpError(
-            413,
-            'BODY_TOO_LARGE',
-            `Body exceeds ${deps.maxBytes} bytes (SMELTER_MAX_UPLOAD_BYTES)`,
-          ),
-        );
-      cb(null, chunk);
-    },
-  });
-  const source = Buffer.isBuffer(req.body) ? req.body : req.body.pipe(limiter);
-  if (!Buffer.isBuffer(req.body)) req.body.on('error', (e) => limiter.destroy(e));
+        throw (refused = new HttpError(
+          413,
+          'BODY_TOO_LARGE',
+          `Body exceeds ${deps.maxBytes} bytes (SMELTER_MAX_UPLOAD_BYTES)`,
+        ));
+      yield chunk;
+    }
+    if (bytes === 0) throw (refused = new HttpError(400, 'EMPTY_BODY', 'The request has no file content'));
+  }
+  const source = Buffer.isBuffer(req.body) ? req.body : limited(req.body);
   try {
     const meta = await deps.store.write(deps.rawBucket, object, source, {
       ifAbsent: true,
@@ -167,6 +168,7 @@ export async function acceptUpload(
       duplicate: false,
     };
   } catch (err) {
+    if (refused) throw refused;
     if (err instanceof HttpError) throw err;
     if (isSmelterError(err, 'PRECONDITION_FAILED')) {
       const meta = await deps.store.stat(deps.rawBucket, object);
@@ -181,8 +183,6 @@ export async function acceptUpload(
           duplicate: true,
         };
     }
-    if (bytes === 0 && !Buffer.isBuffer(req.body))
-      throw new HttpError(400, 'EMPTY_BODY', 'The request has no file content');
     throw err instanceof SmelterError ? err : permanent('INTERNAL', String(err), { cause: err });
   }
 }

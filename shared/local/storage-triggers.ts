@@ -5,7 +5,8 @@
  *
  * A file copied in by hand is delivered once its size and mtime have been stable for a moment (a file
  * manager writes progressively); objects written through the object-store driver are atomic and go at
- * once. Delivered generations are kept in a ledger, so a restart only delivers what arrived meanwhile.
+ * once. Settled generations (delivered or parked) are kept in a ledger, so a restart only delivers what
+ * arrived meanwhile — and what was still queued or waiting for a retry when the stack stopped.
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -62,7 +63,11 @@ export interface StorageTriggersOptions {
 export class StorageTriggers implements StackPart {
   readonly name = 'storage-triggers';
   private readonly queues = new Map<string, DeliveryQueue[]>();
+  /** Ledger keys already enqueued in this run or settled in an earlier one: never enqueued again. */
   private readonly delivered = new Set<string>();
+  /** Event id → its ledger key and the number of queues that have not settled it yet. */
+  private readonly unsettled = new Map<string, { ledgerKey: string; left: number }>();
+  private readonly ledgerWrites = new Set<Promise<void>>();
   private readonly seen = new Map<string, Seen>();
   private watchers: fs.FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -96,6 +101,7 @@ export class StorageTriggers implements StackPart {
           concurrency: fn.concurrency,
           stateDir,
           log: ctx.log.child({ trigger: `${bucket} → ${fn.entryPoint}` }),
+          onSettled: (e) => this.settled(e.id),
         });
         this.queues.set(bucket, [...(this.queues.get(bucket) ?? []), q]);
       }
@@ -120,6 +126,7 @@ export class StorageTriggers implements StackPart {
     for (const w of this.watchers) w.close();
     this.watchers = [];
     for (const qs of this.queues.values()) for (const q of qs) q.stop();
+    await Promise.all(this.ledgerWrites);
   }
 
   /** Resolves when every delivery queue is idle (used by `drop --wait` and tests). */
@@ -127,6 +134,7 @@ export class StorageTriggers implements StackPart {
     for (;;) {
       await this.scan();
       await Promise.all([...this.queues.values()].flat().map((q) => q.idle()));
+      await Promise.all(this.ledgerWrites);
       if ([...this.queues.values()].flat().every((q) => q.pending === 0) && !this.hasUnstable()) return;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -143,6 +151,21 @@ export class StorageTriggers implements StackPart {
           pending: q.pending,
         };
     return out;
+  }
+
+  /**
+   * Records an event in the ledger once every queue it went to has delivered or parked it. Recording it
+   * when enqueued would lose it for good if the stack stopped before it was delivered.
+   */
+  private settled(eventId: string): void {
+    const u = this.unsettled.get(eventId);
+    if (!u || --u.left > 0) return;
+    this.unsettled.delete(eventId);
+    const w = fsp
+      .appendFile(this.ledgerFile, u.ledgerKey + '\n')
+      .catch((err: unknown) => this.ctx?.log.warn('cannot record a delivered event', { err }))
+      .finally(() => this.ledgerWrites.delete(w));
+    this.ledgerWrites.add(w);
   }
 
   private hasUnstable(): boolean {
@@ -198,9 +221,10 @@ export class StorageTriggers implements StackPart {
       if (!atomic && prev && now - prev.since < stableMs) continue;
       this.seen.delete(key);
       this.delivered.add(ledgerKey);
-      await fsp.appendFile(this.ledgerFile, ledgerKey + '\n');
       const event = storageEvent(meta);
-      for (const q of this.queues.get(bucket) ?? []) q.enqueue(event);
+      const queues = this.queues.get(bucket) ?? [];
+      this.unsettled.set(event.id, { ledgerKey, left: queues.length });
+      for (const q of queues) q.enqueue(event);
     }
     for (const k of this.seen.keys()) if (k.startsWith(bucket + '\0') && !live.has(k)) this.seen.delete(k);
   }

@@ -1,0 +1,192 @@
+/**
+ * A function served alone by the stock functions-framework CLI, configured only by environment
+ * variables, as `npx functions-framework --target=rawToBronze --signature-type=cloudevent` does. It loads
+ * package.json `main` (dist/functions/index.js), so this needs a build (`npm test` builds first).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { FsObjectStore } from '../../shared/adapters/storage/fs';
+import { bronzeNames } from '../../shared/ingest/bronze';
+import { packageRoot } from '../../shared/paths';
+
+const REPO = packageRoot;
+const FF_MAIN = path.join(
+  REPO,
+  'node_modules',
+  '@google-cloud',
+  'functions-framework',
+  'build',
+  'src',
+  'main.js',
+);
+const CSV =
+  'station_id,region,date,rain_mm\nA1,North,2024-01-01,3\nA1,North,2024-01-02,\nB2,South,2024-01-01,1.5\n';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+describe('stock functions-framework CLI serving rawToBronze (env-only configuration)', function () {
+  this.timeout(120_000); // a first build, when dist/ is missing, takes a while
+  let tmp: string;
+  let home: string;
+  let child: ChildProcess | undefined;
+  let url: string;
+  let stdout = '';
+  let stderr = '';
+
+  before(async () => {
+    if (!fs.existsSync(path.join(REPO, 'dist', 'functions', 'index.js')))
+      execFileSync(
+        process.execPath,
+        [path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
+        {
+          cwd: REPO,
+          stdio: 'inherit',
+        },
+      );
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-ff-'));
+    home = path.join(tmp, 'home');
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SMELTER_')));
+    // The node process itself (not an npx wrapper), so killing it stops the server.
+    const proc = spawn(
+      process.execPath,
+      [FF_MAIN, '--target=rawToBronze', '--signature-type=cloudevent', `--port=${port}`, `--source=${REPO}`],
+      {
+        cwd: tmp,
+        env: {
+          ...base,
+          SMELTER_HOME: home,
+          SMELTER_BACKEND: 'local',
+          SMELTER_LOG_FORMAT: 'json',
+          METADATA_SERVER_DETECTION: 'none',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    child = proc;
+    proc.stdout?.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`not serving after 20 s:\n${stdout}\n${stderr}`)),
+        20_000,
+      );
+      const check = (): void => {
+        if (stdout.includes('Serving function')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      proc.stdout?.on('data', check);
+      proc.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`functions-framework exited (${code}):\n${stdout}\n${stderr}`));
+      });
+    });
+  });
+
+  after(async () => {
+    const proc = child;
+    if (proc && proc.exitCode === null && proc.signalCode === null) {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+    }
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  async function putRaw(name: string): Promise<{ generation: string; size: number }> {
+    const store = new FsObjectStore(home);
+    await store.ensureBucket('raw');
+    return store.write('raw', name, CSV, { contentType: 'text/csv' });
+  }
+  const manifestFile = (name: string, generation: string): string =>
+    path.join(
+      home,
+      'buckets',
+      'bronze',
+      ...bronzeNames({ bucket: 'raw', name, generation }).manifest.split('/'),
+    );
+
+  it('a binary CloudEvent for a raw object → 204 and Bronze output', async () => {
+    const name = 'rainfall/ff-binary.csv';
+    const m = await putRaw(name);
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'ce-specversion': '1.0',
+        'ce-id': 'ff-1',
+        'ce-source': '//storage.googleapis.com/projects/_/buckets/raw',
+        'ce-type': 'google.cloud.storage.object.v1.finalized',
+        'ce-subject': `objects/${name}`,
+        'ce-time': new Date().toISOString(),
+      },
+      body: JSON.stringify({
+        bucket: 'raw',
+        name,
+        generation: m.generation,
+        size: String(m.size),
+        contentType: 'text/csv',
+        timeCreated: new Date().toISOString(),
+      }),
+    });
+    assert.equal(res.status, 204, await res.text());
+    const manifest = JSON.parse(fs.readFileSync(manifestFile(name, m.generation), 'utf8')) as {
+      rows: number;
+      output: { name: string };
+    };
+    assert.equal(manifest.rows, 3);
+    assert.ok(fs.statSync(path.join(home, 'buckets', 'bronze', ...manifest.output.name.split('/'))).size > 0);
+    // Inside functions, logs are JSON lines in the shape Cloud Logging parses.
+    const line = (stdout + stderr)
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.message === 'converted to bronze' && l.object === name);
+    assert.ok(line, `no JSON log line for the conversion in:\n${stdout}`);
+    assert.equal(line.severity, 'INFO');
+    assert.equal(line.rows, 3);
+  });
+
+  it('a structured CloudEvent with numeric generation and size → 204 and Bronze output', async () => {
+    const name = 'rainfall/ff-structured.csv';
+    const m = await putRaw(name);
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/cloudevents+json' },
+      body: JSON.stringify({
+        specversion: '1.0',
+        id: 'ff-2',
+        source: '//storage.googleapis.com/projects/_/buckets/raw',
+        type: 'google.cloud.storage.object.v1.finalized',
+        subject: `objects/${name}`,
+        time: new Date().toISOString(),
+        datacontenttype: 'application/json',
+        data: {
+          bucket: 'raw',
+          name,
+          generation: Number(m.generation),
+          size: m.size,
+          contentType: 'text/csv',
+        },
+      }),
+    });
+    assert.equal(res.status, 204, await res.text());
+    assert.ok(fs.existsSync(manifestFile(name, m.generation)));
+  });
+});
