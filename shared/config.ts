@@ -171,8 +171,8 @@ export const OPTIONS = {
   } as OptionSpec<number>,
   duckdbMemoryLimit: {
     env: 'SMELTER_DUCKDB_MEMORY_LIMIT',
-    default: '160MB',
-    parse: parsers.str(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, 'a DuckDB size such as 160MB'),
+    default: '128MB',
+    parse: parsers.str(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, 'a DuckDB size such as 128MB'),
     doc: "DuckDB's memory_limit for conversions.",
   } as OptionSpec<string>,
   duckdbThreads: {
@@ -183,7 +183,7 @@ export const OPTIONS = {
   } as OptionSpec<number>,
   rowGroupRows: {
     env: 'SMELTER_PARQUET_ROW_GROUP_ROWS',
-    default: 250_000,
+    default: 122_880,
     parse: parsers.int(1024),
     doc: 'Rows per Parquet row group: bigger groups load faster into BigQuery but DuckDB buffers one group in memory.',
   } as OptionSpec<number>,

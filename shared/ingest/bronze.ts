@@ -346,6 +346,15 @@ async function convert(
   }
 }
 
+const contractType = (duck: string): string =>
+  ({
+    BIGINT: 'int64',
+    DOUBLE: 'float64',
+    DATE: 'date',
+    'TIMESTAMP WITH TIME ZONE': 'timestamp',
+    TIMESTAMPTZ: 'timestamp',
+  })[duck] ?? duck.toLowerCase();
+
 export interface QuarantineRow {
   source: string;
   line?: number;
@@ -394,19 +403,32 @@ async function structuralRejects(
   if (spec.format === 'json-array') return [];
   try {
     const r = await conn.runAndReadAll(
-      `SELECT line, arg_min(column_idx, coalesce(column_idx, 0)) AS column_idx, string_agg(DISTINCT error_type, ', ') AS error_type,
+      `SELECT line, arg_min(column_idx, coalesce(column_idx, 0)) AS column_idx, arg_min(column_name, coalesce(column_idx, 0)) AS column_name, string_agg(DISTINCT error_type, ', ') AS error_type,
               arg_min(error_message, coalesce(column_idx, 0)) AS error_message, any_value(csv_line) AS csv_line
        FROM ${table} GROUP BY line ORDER BY line`,
     );
     // DuckDB names columns by our positional aliases (c0, c1, …): report the file's own header names.
-    return (r.getRowObjectsJson() as Record<string, string | null>[]).map((x) => ({
-      source: '',
-      line: Number(x.line),
-      column: x.column_idx === null ? null : (spec.header?.[Number(x.column_idx)] ?? null),
-      reason: String(x.error_message ?? x.error_type),
-      error_type: String(x.error_type),
-      raw: x.csv_line,
-    }));
+    return (r.getRowObjectsJson() as Record<string, string | null>[]).map((x) => {
+      // column_name is our positional alias (c<N>); column_idx is not consistently 0-based across error types.
+      const alias = /^c(\d+)$/.exec(x.column_name ?? '');
+      const idx = alias ? Number(alias[1]) : x.column_idx === null ? undefined : Number(x.column_idx);
+      const contractCol = idx === undefined ? undefined : spec.csvContractColumns?.[idx];
+      const message = String(x.error_message ?? x.error_type);
+      // DuckDB's cast message names our positional alias (c3) and its own type names: say it in contract terms.
+      const cast = /Could not convert string "(.*)" to '(\w+)'/s.exec(message);
+      const reason =
+        x.error_type === 'CAST' && cast && contractCol
+          ? `${contractCol}: cannot convert ${JSON.stringify(cast[1])} to ${contractType(cast[2] as string)}`
+          : message;
+      return {
+        source: '',
+        line: Number(x.line),
+        column: contractCol ?? (idx === undefined ? null : (spec.header?.[idx] ?? null)),
+        reason,
+        error_type: String(x.error_type),
+        raw: x.csv_line,
+      };
+    });
   } catch {
     return [];
   } finally {

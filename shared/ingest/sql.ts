@@ -27,10 +27,18 @@ export interface ReadSpec {
   header?: string[];
   delimiter?: string;
   maxLineBytes: number;
+  /** CSV only, filled by buildConversionSql: DuckDB type per header position. */
+  csvTypes?: string[];
+  /** CSV only: the contract column read from each header position, if any. */
+  csvContractColumns?: (string | undefined)[];
+  /** CSV only: contract-wide null markers, handed to DuckDB's reader. */
+  nullValues?: string[];
 }
 
 interface Bound {
   col: ColumnSpec;
+  /** CSV only: DuckDB parses the value natively (typed read_csv column; cast errors become DuckDB rejects). */
+  native?: boolean;
   /** SQL yielding the raw text value (NULL when absent). */
   rawExpr: string;
 }
@@ -55,14 +63,38 @@ export function bindCsvColumns(
   return { bound, unknown };
 }
 
+/**
+ * Columns DuckDB's CSV reader can type itself — about 3× faster than reading text and casting in SQL,
+ * and its reject table then reports each cast error with line and column. Columns with a strptime format
+ * or their own null markers, and types DuckDB would read differently (int64, bool, numeric, nested), stay text.
+ */
+export function nativeCsvType(col: ColumnSpec): string | undefined {
+  if (col.format !== undefined || (col.nullValues?.length ?? 0) > 0) return undefined;
+  switch (col.type) {
+    // int64 stays text: DuckDB's CSV reader rounds "8.5" into a BIGINT instead of rejecting it.
+    case 'float64':
+      return 'DOUBLE';
+    case 'date':
+      return 'DATE';
+    case 'timestamp':
+      return 'TIMESTAMPTZ';
+    default:
+      return undefined;
+  }
+}
+
 function readerSql(spec: ReadSpec, path: string, rejectsTable: string, rejectsScan: string): string {
   // DuckDB's CSV buffer defaults to 16 × max_line_size (128 MiB for 8 MiB lines): keep it small and bounded.
   const maxLine = Math.max(spec.maxLineBytes, 1024);
   const common = `max_line_size=${maxLine}, buffer_size=${Math.max(2 * maxLine, 4 * 1024 * 1024)}`;
   if (spec.format === 'csv') {
     const n = spec.header?.length ?? 0;
-    const cols = Array.from({ length: n }, (_, i) => `${lit('c' + i)}: 'VARCHAR'`).join(', ');
-    return `read_csv(${lit(path)}, header=true, columns={${cols}}, delim=${lit(spec.delimiter ?? ',')}, quote='"', escape='"', auto_detect=false, strict_mode=true, store_rejects=true, rejects_table=${lit(rejectsTable)}, rejects_scan=${lit(rejectsScan)}, ${common}, encoding='utf-8')`;
+    const cols = Array.from(
+      { length: n },
+      (_, i) => `${lit('c' + i)}: ${lit(spec.csvTypes?.[i] ?? 'VARCHAR')}`,
+    ).join(', ');
+    const nulls = ['', ...(spec.nullValues ?? [])].map(lit).join(', ');
+    return `read_csv(${lit(path)}, header=true, columns={${cols}}, nullstr=[${nulls}], delim=${lit(spec.delimiter ?? ',')}, quote='"', escape='"', auto_detect=false, strict_mode=true, store_rejects=true, rejects_table=${lit(rejectsTable)}, rejects_scan=${lit(rejectsScan)}, ${common}, encoding='utf-8')`;
   }
   if (spec.format === 'ndjson')
     // One record per line read as text: a bad line becomes one rejected row instead of failing the file.
@@ -77,6 +109,9 @@ function bindRaw(contract: DatasetContract, spec: ReadSpec): { bound: Bound[]; f
   if (spec.format === 'csv') {
     const header = spec.header ?? [];
     const { bound: pos, unknown } = bindCsvColumns(contract, header);
+    spec.csvTypes = header.map(() => 'VARCHAR');
+    spec.csvContractColumns = header.map(() => undefined);
+    spec.nullValues = contract.nullValues ?? [];
     if (contract.unknownColumns === 'reject' && unknown.length)
       fileProblems.push(`unknown column(s) in header: ${unknown.join(', ')}`);
     for (const col of contract.columns) {
@@ -85,7 +120,12 @@ function bindRaw(contract: DatasetContract, spec: ReadSpec): { bound: Bound[]; f
         if (col.required && col.default === undefined)
           fileProblems.push(`required column "${col.name}" is missing from the header`);
         bound.push({ col, rawExpr: 'NULL::VARCHAR' });
-      } else bound.push({ col, rawExpr: q('c' + i) });
+      } else {
+        const native = nativeCsvType(col);
+        if (native) spec.csvTypes[i] = native;
+        spec.csvContractColumns[i] = col.name;
+        bound.push({ col, rawExpr: q('c' + i), ...(native ? { native: true } : {}) });
+      }
     }
     return { bound, fileProblems };
   }
@@ -104,10 +144,14 @@ function bindRaw(contract: DatasetContract, spec: ReadSpec): { bound: Bound[]; f
 }
 
 function cleaned(b: Bound, contract: DatasetContract): string {
+  if (b.native) return b.rawExpr;
   const nulls = [...(contract.nullValues ?? []), ...(b.col.nullValues ?? [])];
   let v = b.col.trim === false || !isScalar(b.col.type) ? b.rawExpr : `trim(${b.rawExpr})`;
   const markers = ["''", ...nulls.map(lit)];
-  v = `(CASE WHEN ${v} IN (${markers.join(', ')}) THEN NULL ELSE ${v} END)`;
+  v =
+    markers.length === 1
+      ? `nullif(${v}, '')`
+      : `(CASE WHEN ${v} IN (${markers.join(', ')}) THEN NULL ELSE ${v} END)`;
   if (b.col.type === 'string' && b.col.case) v = `${b.col.case}(${v})`;
   return v;
 }
@@ -180,7 +224,7 @@ export function buildConversionSql(
   if (isJson) rawCols.unshift('j AS _j', '_o');
   const typedCols = bound.map(
     (b, i) =>
-      `CASE WHEN r_${i} IS NULL THEN ${defaultLiteral(b.col)} ELSE ${castExpr(b.col, `r_${i}`)} END AS t_${i}`,
+      `CASE WHEN r_${i} IS NULL THEN ${defaultLiteral(b.col)} ELSE ${b.native ? `r_${i}` : castExpr(b.col, `r_${i}`)} END AS t_${i}`,
   );
 
   // One (condition, reason) pair per possible violation.
@@ -202,11 +246,13 @@ export function buildConversionSql(
   }
   bound.forEach((b, i) => {
     const c = b.col;
-    checks.push({
-      cond: `r_${i} IS NOT NULL AND t_${i} IS NULL`,
-      column: c.name,
-      reason: `'cannot convert ' || to_json(r_${i})::VARCHAR || ' to ${typeof c.type === 'string' ? c.type : duckdbType(c.type).toLowerCase()}'`,
-    });
+    // Natively typed CSV columns never hold an unconvertible value: DuckDB rejected that row already.
+    if (!b.native)
+      checks.push({
+        cond: `r_${i} IS NOT NULL AND t_${i} IS NULL`,
+        column: c.name,
+        reason: `'cannot convert ' || to_json(r_${i})::VARCHAR || ' to ${typeof c.type === 'string' ? c.type : duckdbType(c.type).toLowerCase()}'`,
+      });
     if (c.required)
       checks.push({
         cond: `r_${i} IS NULL AND t_${i} IS NULL`,
