@@ -78,9 +78,16 @@ export function datasetTableSpecs(c: DatasetContract): {
     schema,
     ...clustering,
   };
-  // Without a partition column both layers partition by ingestion time.
-  const timePartitioning = { type: 'DAY' as const, field: c.partitionColumn ?? '_ingested_at' };
-  return { bronze: { ...base, timePartitioning }, silver: { ...base, timePartitioning } };
+  // Silver partitions by the contract's date column (ingestion time without one). Bronze must match what
+  // loadWarehouse's load jobs declare (shared/warehouse/service.ts): by ingestion day, clustered by source
+  // generation — a load into a table with another partitioning spec is rejected.
+  const silverPartitioning = { type: 'DAY' as const, field: c.partitionColumn ?? '_ingested_at' };
+  const bronze = {
+    ...base,
+    timePartitioning: { type: 'DAY' as const, field: '_ingested_at' },
+    clustering: { fields: ['_source_generation'] },
+  };
+  return { bronze, silver: { ...base, timePartitioning: silverPartitioning } };
 }
 
 export function renderTables(contractsDir: string): Json {

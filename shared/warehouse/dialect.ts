@@ -450,7 +450,16 @@ export class BigQueryDialect extends Dialect {
     return undefined;
   }
 
+  /**
+   * On BigQuery the datasets belong to Terraform (deploy/bigquery.tf): creating one needs a project-level
+   * permission the least-privilege loader does not have, even with IF NOT EXISTS. See schemaDdl().
+   */
   createSchemas(): string[] {
+    return [];
+  }
+
+  /** The DDL Terraform's datasets correspond to (documentation, and for projects managed by hand). */
+  schemaDdl(): string[] {
     return LAYERS.map(
       (l) =>
         `CREATE SCHEMA IF NOT EXISTS \`${this.project}.${this.dataset(l)}\` OPTIONS (location = ${this.stringLiteral(this.location)})`,
