@@ -57,13 +57,8 @@ interface Env {
 
 async function env(): Promise<Env> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-bench-wh-'));
-  // rawToBronze's default DuckDB memory limit (160MB) runs out on the 100 MB rainfall CSV on this
-  // machine (reported); the bench uses 512MB unless SMELTER_DUCKDB_MEMORY_LIMIT says otherwise.
-  const cfg = loadConfig(process.env, {
-    home,
-    backend: 'local',
-    duckdbMemoryLimit: process.env.SMELTER_DUCKDB_MEMORY_LIMIT ?? '512MB',
-  });
+  // The product's defaults (SMELTER_DUCKDB_MEMORY_LIMIT etc.), as a user gets them.
+  const cfg = loadConfig(process.env, { home, backend: 'local' });
   const store = new FsObjectStore(home);
   for (const b of [cfg.rawBucket, cfg.bronzeBucket, cfg.quarantineBucket]) await store.ensureBucket(b);
   const local = await getLocalWarehouse(home, { threads: cfg.duckdbThreads });
@@ -216,7 +211,7 @@ async function main(): Promise<void> {
       bench: 'warehouse',
       node: process.version,
       cpus: os.availableParallelism(),
-      rawToBronzeMemoryLimit: process.env.SMELTER_DUCKDB_MEMORY_LIMIT ?? '512MB',
+      rawToBronzeMemoryLimit: loadConfig(process.env).duckdbMemoryLimit,
       dropToGold: drops,
       incremental: {
         fileRows: stations,
