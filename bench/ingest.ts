@@ -81,7 +81,12 @@ async function child(variant: string, file: string): Promise<void> {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const parquet = require('parquetjs-lite') as {
         ParquetSchema: new (s: unknown) => unknown;
-        ParquetWriter: { openFile(schema: unknown, file: string): Promise<{ appendRow(r: unknown): Promise<void>; close(): Promise<void> }> };
+        ParquetWriter: {
+          openFile(
+            schema: unknown,
+            file: string,
+          ): Promise<{ appendRow(r: unknown): Promise<void>; close(): Promise<void> }>;
+        };
       };
       const schema = new parquet.ParquetSchema({
         station_id: { type: 'UTF8' },
@@ -146,7 +151,8 @@ function runChild(variant: string, file: string): ChildResult {
     maxBuffer: 64 * MB,
   });
   const line = p.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-  if (p.status !== 0 || !line) throw new Error(`${variant} failed (exit ${p.status}):\n${p.stderr.slice(-3000)}`);
+  if (p.status !== 0 || !line)
+    throw new Error(`${variant} failed (exit ${p.status}):\n${p.stderr.slice(-3000)}`);
   return JSON.parse(line.slice(7)) as ChildResult;
 }
 
@@ -155,7 +161,10 @@ async function ensureInput(sizeMB: number): Promise<string> {
   const file = path.join(dataDir, `rainfall-${sizeMB}MB.csv`);
   if (!fs.existsSync(file)) {
     process.stderr.write(`generating ${file} …\n`);
-    await pipeline(rainfallCsvStream({ ...rainfallOptionsForBytes(sizeMB * MB), seed: 42 }), fs.createWriteStream(file + '.tmp'));
+    await pipeline(
+      rainfallCsvStream({ ...rainfallOptionsForBytes(sizeMB * MB), seed: 42 }),
+      fs.createWriteStream(file + '.tmp'),
+    );
     fs.renameSync(file + '.tmp', file);
   }
   return file;
@@ -171,7 +180,10 @@ async function main(): Promise<void> {
   const sizes = argv.includes('--quick') ? [10] : (flag('sizes') ?? '100,1024').split(',').map(Number);
   const baselineMax = Number(flag('baseline-max') ?? 100);
   const rows: Record<string, unknown>[] = [];
-  const figures: Record<string, unknown> = { machine: { cpus: os.availableParallelism(), node: process.version }, sizes: {} };
+  const figures: Record<string, unknown> = {
+    machine: { cpus: os.availableParallelism(), node: process.version },
+    sizes: {},
+  };
   for (const size of sizes) {
     const file = await ensureInput(size);
     const bytes = fs.statSync(file).size;
@@ -183,30 +195,71 @@ async function main(): Promise<void> {
     const f = {
       inputMB: Math.round(mb),
       rows: smelter.rows,
-      smelter: { seconds: +smelter.seconds.toFixed(2), MBps: +rate(smelter).toFixed(1), peakRssMB: Math.round(smelter.maxRssMB), parquetMB: +(smelter.outBytes / MB).toFixed(1) },
-      ceiling: { seconds: +ceiling.seconds.toFixed(2), MBps: +rate(ceiling).toFixed(1), peakRssMB: Math.round(ceiling.maxRssMB), parquetMB: +(ceiling.outBytes / MB).toFixed(1) },
+      smelter: {
+        seconds: +smelter.seconds.toFixed(2),
+        MBps: +rate(smelter).toFixed(1),
+        peakRssMB: Math.round(smelter.maxRssMB),
+        parquetMB: +(smelter.outBytes / MB).toFixed(1),
+      },
+      ceiling: {
+        seconds: +ceiling.seconds.toFixed(2),
+        MBps: +rate(ceiling).toFixed(1),
+        peakRssMB: Math.round(ceiling.maxRssMB),
+        parquetMB: +(ceiling.outBytes / MB).toFixed(1),
+      },
       baseline: baseline
-        ? { seconds: +baseline.seconds.toFixed(2), MBps: +rate(baseline).toFixed(2), peakRssMB: Math.round(baseline.maxRssMB), parquetMB: +(baseline.outBytes / MB).toFixed(1) }
+        ? {
+            seconds: +baseline.seconds.toFixed(2),
+            MBps: +rate(baseline).toFixed(2),
+            peakRssMB: Math.round(baseline.maxRssMB),
+            parquetMB: +(baseline.outBytes / MB).toFixed(1),
+          }
         : null,
       ratioToCeiling: +(rate(smelter) / rate(ceiling)).toFixed(2),
       speedupOverBaseline: baseline ? +(rate(smelter) / rate(baseline)).toFixed(1) : null,
     };
     if (smelter.rows !== ceiling.rows || (baseline && baseline.rows !== smelter.rows))
-      throw new Error(`row counts differ: smelter ${smelter.rows}, ceiling ${ceiling.rows}, baseline ${baseline?.rows}`);
+      throw new Error(
+        `row counts differ: smelter ${smelter.rows}, ceiling ${ceiling.rows}, baseline ${baseline?.rows}`,
+      );
     (figures.sizes as Record<string, unknown>)[`${size}MB`] = f;
-    for (const [name, r] of [['smelter rawToBronze', f.smelter], ['duckdb COPY (ceiling)', f.ceiling], ['parquetjs-lite', f.baseline]] as const)
-      if (r) rows.push({ input: `${f.inputMB} MB`, variant: name, seconds: r.seconds, 'MB/s': r.MBps, 'peak RSS MB': r.peakRssMB, 'parquet MB': r.parquetMB });
+    for (const [name, r] of [
+      ['smelter rawToBronze', f.smelter],
+      ['duckdb COPY (ceiling)', f.ceiling],
+      ['parquetjs-lite', f.baseline],
+    ] as const)
+      if (r)
+        rows.push({
+          input: `${f.inputMB} MB`,
+          variant: name,
+          seconds: r.seconds,
+          'MB/s': r.MBps,
+          'peak RSS MB': r.peakRssMB,
+          'parquet MB': r.parquetMB,
+        });
   }
-  const sz = Object.values(figures.sizes as Record<string, { smelter: { peakRssMB: number }; ratioToCeiling: number; speedupOverBaseline: number | null }>);
+  const sz = Object.values(
+    figures.sizes as Record<
+      string,
+      { smelter: { peakRssMB: number }; ratioToCeiling: number; speedupOverBaseline: number | null }
+    >,
+  );
   const first = sz[0];
   const last = sz[sz.length - 1];
   figures.targets = {
     ratioToCeilingMin: Math.min(...sz.map((s) => s.ratioToCeiling)),
-    speedupOverBaselineMin: Math.min(...sz.filter((s) => s.speedupOverBaseline !== null).map((s) => s.speedupOverBaseline as number)),
+    speedupOverBaselineMin: Math.min(
+      ...sz.filter((s) => s.speedupOverBaseline !== null).map((s) => s.speedupOverBaseline as number),
+    ),
     peakRssMaxMB: Math.max(...sz.map((s) => s.smelter.peakRssMB)),
     rssGrowth: first && last ? +(last.smelter.peakRssMB / first.smelter.peakRssMB).toFixed(2) : null,
   };
-  const t = figures.targets as { ratioToCeilingMin: number; speedupOverBaselineMin: number; peakRssMaxMB: number; rssGrowth: number };
+  const t = figures.targets as {
+    ratioToCeilingMin: number;
+    speedupOverBaselineMin: number;
+    peakRssMaxMB: number;
+    rssGrowth: number;
+  };
   (figures.targets as Record<string, unknown>).met = {
     ceiling: t.ratioToCeilingMin >= 0.6,
     baseline: t.speedupOverBaselineMin >= 20,

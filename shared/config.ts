@@ -209,7 +209,7 @@ export const OPTIONS = {
     env: 'SMELTER_BATCH_MAX_MS',
     default: 20,
     parse: parsers.int(0, 60_000),
-    doc: 'Micro-batch flush interval for `routeEvent`.',
+    doc: 'How long `routeEvent` lets events wait for a running flush before taking a free flush slot (flush concurrency > 1, i.e. BigQuery); an idle batcher flushes at once (group commit).',
   } as OptionSpec<number>,
   bigqueryLocation: {
     env: 'SMELTER_BQ_LOCATION',

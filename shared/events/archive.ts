@@ -2,12 +2,18 @@
  * The event archive layout: NDJSON objects under `events/<type>/YYYY/MM/DD/HH/` (hour of event_time,
  * UTC), one object per type and hour per flushed batch.
  *
- * Names are `<sha256 of the sorted message ids, 32 hex>.ndjson`: a redelivered batch with the same
- * messages rewrites the same object (overwrite-safe), and two different batches never share a name.
- * A redelivered message that lands in a different batch is archived twice — the archive is
+ * Names are `<sha256 of the members' archive keys, sorted, 32 hex>.ndjson`, where a member's key is
+ * its event_id, Pub/Sub message id and publish time. So:
+ * - a retried batch (the same messages again) rewrites the same objects with the same events
+ *   (overwrite-safe);
+ * - two different batches never share a name — also across restarts of the local Pub/Sub emulator,
+ *   which numbers messages from "1" again (message ids alone would collide and the later batch would
+ *   overwrite the earlier one); the publish time tells those messages apart.
+ * A redelivered message that lands in a different batch is archived twice: the archive is
  * at-least-once and never loses an acknowledged event; Silver deduplicates on event_id.
  */
 import { createHash } from 'node:crypto';
+import { messageKey } from './message';
 import type { AcceptedEvent } from './ports';
 
 export const ARCHIVE_PREFIX = 'events';
@@ -33,6 +39,14 @@ export function archiveLine(e: AcceptedEvent): string {
   return JSON.stringify(e.extra ? { ...e.row, _extra: e.extra } : e.row);
 }
 
+/**
+ * What identifies an archived event: a redelivery of the same message has the same key, a different
+ * message (even one reusing a message id after an emulator restart) a different one.
+ */
+export function archiveKey(e: AcceptedEvent): string {
+  return `${String(e.row.event_id)}\u0000${messageKey(e.message)}`;
+}
+
 export function planArchive(events: readonly AcceptedEvent[]): ArchiveObject[] {
   const groups = new Map<string, AcceptedEvent[]>();
   for (const e of events) {
@@ -43,8 +57,8 @@ export function planArchive(events: readonly AcceptedEvent[]): ArchiveObject[] {
   }
   const out: ArchiveObject[] = [];
   for (const [folder, list] of groups) {
-    const ids = list.map((e) => e.message.messageId).sort();
-    const hash = createHash('sha256').update(ids.join('\n')).digest('hex').slice(0, 32);
+    const keys = list.map(archiveKey).sort();
+    const hash = createHash('sha256').update(keys.join('\n')).digest('hex').slice(0, 32);
     out.push({
       name: `${folder}${hash}.ndjson`,
       body: list.map(archiveLine).join('\n') + '\n',

@@ -1,11 +1,17 @@
 /**
- * A micro-batcher shared by concurrent invocations of one instance: items are flushed together when
- * `maxRows` are pending or the oldest has waited `maxMs`. `add()` settles only when the flush holding
- * the item has settled — the caller (and so the Pub/Sub acknowledgement) never runs ahead of the
- * write, and a failed flush rejects every item in it so each is redelivered.
+ * A micro-batcher shared by concurrent invocations of one instance, with group commit:
+ * - when no flush is running, what is pending goes out at once (at the end of the current event-loop
+ *   turn, so invocations that arrived together still share it) — a lone event never waits for a timer;
+ * - items arriving while a flush runs accumulate and go out together when it completes (or as soon as
+ *   `maxRows` of them are pending, if a flush slot is free);
+ * - with `concurrency` > 1 and some (not all) slots busy, `maxMs` bounds how long the accumulated items
+ *   wait for a running flush before taking a free slot. When every slot is busy nothing can go out
+ *   earlier than the first flush to complete.
+ * Batches hold at most `maxRows` items; `maxRows: 1` disables batching.
  *
- * At most `concurrency` flushes run at once; items arriving meanwhile accumulate and go out as soon
- * as a slot frees (group commit). `maxRows: 1` disables batching.
+ * `add()` settles only when the flush holding the item has settled — the caller (and so the Pub/Sub
+ * acknowledgement) never runs ahead of the write, and a failed flush rejects every item in it so each
+ * is redelivered.
  */
 export interface BatcherOptions {
   maxRows: number;
@@ -33,6 +39,8 @@ export interface BatcherStats {
 export class MicroBatcher<I, O> {
   private pending: Entry<I, O>[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  /** The pending items may go out as soon as a slot is free (timer fired, a flush completed, flush()). */
   private due = false;
   private inflight = 0;
   private closed = false;
@@ -62,7 +70,10 @@ export class MicroBatcher<I, O> {
     if (this.closed) return Promise.reject(new Error('The batcher is closed'));
     return new Promise<O>((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
-      this.pump();
+      if (this.pending.length >= this.maxRows) this.pump();
+      else if (this.inflight === 0) this.soon();
+      else this.arm();
+      this.stats.pending = this.pending.length;
     });
   }
 
@@ -80,25 +91,39 @@ export class MicroBatcher<I, O> {
     await this.flush();
   }
 
+  /** Idle batcher: flush at the end of this event-loop turn (I/O callbacks of the same turn join in). */
+  private soon(): void {
+    this.immediate ??= setImmediate(() => {
+      this.immediate = undefined;
+      if (this.inflight === 0) this.due = true;
+      this.pump();
+    });
+  }
+
+  /** Busy batcher: bound the wait of the oldest pending item by maxMs. */
+  private arm(): void {
+    if (this.timer || this.due || this.inflight >= this.concurrency) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.due = true;
+      this.pump();
+    }, this.maxMs);
+  }
+
   private pump(): void {
     while (
       this.pending.length > 0 &&
       this.inflight < this.concurrency &&
-      (this.due || this.pending.length >= this.maxRows)
+      (this.due || this.inflight === 0 || this.pending.length >= this.maxRows)
     ) {
       const batch = this.pending.splice(0, this.maxRows);
       this.clearTimer();
-      // Leftovers arrived while the slots were busy: they go out as soon as a slot frees.
+      // A full batch left more behind: those go out as soon as a slot frees (group commit).
       this.due = this.pending.length > 0;
       void this.run(batch);
     }
-    if (this.pending.length > 0 && !this.due && !this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.due = true;
-        this.pump();
-      }, this.maxMs);
-    }
+    if (this.pending.length === 0) this.due = false;
+    else this.arm();
     this.stats.pending = this.pending.length;
     this.stats.inflight = this.inflight;
     if (this.pending.length === 0 && this.inflight === 0) for (const f of this.idle.splice(0)) f();
@@ -122,6 +147,8 @@ export class MicroBatcher<I, O> {
       for (const e of batch) e.reject(err);
     } finally {
       this.inflight--;
+      // Group commit: what accumulated during this flush goes out now.
+      if (this.pending.length > 0) this.due = true;
       this.pump();
     }
   }

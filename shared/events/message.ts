@@ -15,6 +15,14 @@ export interface ExtractedMessage {
 
 const MAX_KEPT = 64 * 1024;
 
+/**
+ * What identifies a Pub/Sub message: its id AND its publish time. Ids are unique per topic on GCP, but
+ * the local emulator numbers messages from "1" again after every restart; a redelivery keeps both.
+ */
+export function messageKey(m: Pick<IncomingMessage, 'messageId' | 'publishTime'>): string {
+  return `${m.messageId}\u0000${m.publishTime}`;
+}
+
 export function messageFromCloudEvent(ce: CloudEvent<unknown>, now: number = Date.now()): ExtractedMessage {
   let data: unknown = ce.data;
   if (typeof data === 'string' || Buffer.isBuffer(data)) {

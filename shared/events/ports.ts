@@ -63,8 +63,9 @@ export interface AcceptedEvent {
 
 /** A row of the dead-letter table; also the JSON body of the dead-letter topic message. */
 export interface DeadLetterRecord {
+  /** With publish_time, the record's key (the emulator reuses message ids after a restart). */
   message_id: string;
-  publish_time: string | null;
+  publish_time: string;
   event_type: string | null;
   event_id: string | null;
   /** JSON text of the message attributes. */
@@ -95,7 +96,7 @@ export interface EventWarehouse {
    * the rows refused for good (they are dead-lettered); throws a transient SmelterError otherwise.
    */
   insertEvents(contract: EventContract, rows: readonly EventRow[]): Promise<WarehouseRejection[]>;
-  /** At most once per `message_id`. */
+  /** At most once per (`message_id`, `publish_time`) — the same message redelivered. */
   insertDeadLetters(rows: readonly DeadLetterRecord[]): Promise<void>;
   /** Releases what the adapter owns (not a shared DuckDB instance). */
   close(): Promise<void>;

@@ -14,7 +14,8 @@ import { errorKind, errorMessage } from '../errors';
 import type { Logger } from '../log';
 import { MicroBatcher, type BatcherStats } from './batcher';
 import type { ContractLookup } from './contract';
-import { messageFromCloudEvent } from './message';
+import { archiveKey } from './archive';
+import { messageFromCloudEvent, messageKey } from './message';
 import { DEAD_LETTER_MAX_DATA_BYTES, decodeBase64Head, decodeMessageData, MAX_JSON_DEPTH } from './parse';
 import type {
   AcceptedEvent,
@@ -331,10 +332,18 @@ export class EventRouter {
     const results: ItemResult[] = items.map((it) =>
       it.kind === 'event' ? { status: 'stored' } : { status: 'dead-lettered', reasons: it.record.reasons },
     );
-    const deadRecords = items.flatMap((it) => (it.kind === 'dead' ? [it.record] : []));
+    // A message delivered twice into one batch is written once. Messages are told apart by id AND
+    // publish time: the local emulator reuses ids after a restart.
+    const seenDead = new Set<string>();
+    const deadRecords = items.flatMap((it) => {
+      if (it.kind !== 'dead') return [];
+      const key = messageKey({ messageId: it.record.message_id, publishTime: it.record.publish_time });
+      if (seenDead.has(key)) return [];
+      seenDead.add(key);
+      return [it.record];
+    });
     const eventIdx = items.flatMap((it, i) => (it.kind === 'event' ? [i] : []));
 
-    // A message delivered twice into one batch is written once.
     const seenMessages = new Set<string>();
     const toArchive: AcceptedEvent[] = [];
     const byTable = new Map<
@@ -343,8 +352,9 @@ export class EventRouter {
     >();
     for (const i of eventIdx) {
       const ev = (items[i] as { event: AcceptedEvent }).event;
-      if (!seenMessages.has(ev.message.messageId)) {
-        seenMessages.add(ev.message.messageId);
+      const key = archiveKey(ev);
+      if (!seenMessages.has(key)) {
+        seenMessages.add(key);
         toArchive.push(ev);
       }
       let g = byTable.get(ev.contract.table);
@@ -359,6 +369,8 @@ export class EventRouter {
       }
     }
 
+    // Tables, archive and dead letters are written in parallel (DuckDB too: separate statements on
+    // separate connections beat one transaction here); each must succeed.
     const rejected: { items: number[]; reason: string }[] = [];
     const tasks: Promise<unknown>[] = [];
     for (const g of byTable.values()) {
@@ -406,12 +418,17 @@ export class EventRouter {
     const attrs = new Map<string, Record<string, string>>();
     for (const it of items) {
       if (it.kind === 'dead')
-        attrs.set(it.record.message_id, JSON.parse(it.record.attributes) as Record<string, string>);
-      else attrs.set(it.event.message.messageId, it.event.message.attributes);
+        attrs.set(
+          messageKey({ messageId: it.record.message_id, publishTime: it.record.publish_time }),
+          JSON.parse(it.record.attributes) as Record<string, string>,
+        );
+      else attrs.set(messageKey(it.event.message), it.event.message.attributes);
     }
+    const attributesOf = (r: DeadLetterRecord): Record<string, string> =>
+      attrs.get(messageKey({ messageId: r.message_id, publishTime: r.publish_time })) ?? {};
     await Promise.all([
       this.deps.warehouse.insertDeadLetters(records),
-      this.deps.deadLetters.publish(records.map((r) => deadLetterMessage(r, attrs.get(r.message_id) ?? {}))),
+      this.deps.deadLetters.publish(records.map((r) => deadLetterMessage(r, attributesOf(r)))),
     ]);
   }
 }

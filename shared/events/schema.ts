@@ -2,6 +2,7 @@
  * Table layouts derived from event contracts — one definition for the local DuckDB tables, the
  * BigQuery tables (created by deploy) and the dead-letter table.
  */
+import { createHash } from 'node:crypto';
 import { type BigQueryField, bigqueryField, type FieldSpec } from '../contracts/types';
 import type { EventContract } from './contract';
 
@@ -33,6 +34,17 @@ export function eventTableFields(c: EventContract): FieldSpec[] {
 }
 
 export const DEAD_LETTER_TABLE = 'dead_letter';
+
+/**
+ * The dead-letter table's key: a redelivered message is recorded once, and a different message that
+ * reuses an id (the local emulator numbers messages from "1" again after a restart) is a new row.
+ */
+export const DEAD_LETTER_KEY = ['message_id', 'publish_time'] as const;
+
+/** The BigQuery insert id of a dead letter: a hash of its key (message_id + publish_time). */
+export function deadLetterInsertId(r: { message_id: string; publish_time: string }): string {
+  return createHash('sha256').update(`${r.message_id}\u0000${r.publish_time}`).digest('hex').slice(0, 32);
+}
 
 const REASON: FieldSpec = {
   name: 'reasons',

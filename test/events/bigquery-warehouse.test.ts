@@ -124,7 +124,7 @@ describe('BigQuery event warehouse (client boundary)', () => {
     );
   });
 
-  it('writes dead letters to <prefix>_events.dead_letter with message_id as the insert id', async () => {
+  it('writes dead letters to <prefix>_events.dead_letter with a hash of (message_id, publish_time) as the insert id', async () => {
     const dl = sinon.stub(wh.table('dead_letter'), 'request').resolves([{}]);
     const rec: DeadLetterRecord = {
       message_id: 'm-1',
@@ -140,10 +140,16 @@ describe('BigQuery event warehouse (client boundary)', () => {
       delivery_attempt: null,
       dead_lettered_at: '2024-05-01T00:00:01.000Z',
     };
-    await wh.insertDeadLetters([rec]);
-    const body = (dl.firstCall.args[0] as { json: InsertAllBody }).json;
-    assert.equal(body.rows[0]?.insertId, 'm-1');
-    assert.deepEqual(body.rows[0]?.json, rec);
+    // The emulator reuses message ids after a restart: same id, later publish time → another message.
+    const reused: DeadLetterRecord = { ...rec, publish_time: '2024-05-01T01:00:00.000Z' };
+    await wh.insertDeadLetters([rec, reused]);
+    await wh.insertDeadLetters([rec]); // a redelivery
+    const [first, again] = dl.getCalls().map((c) => (c.args[0] as { json: InsertAllBody }).json);
+    const ids = first?.rows.map((r) => r.insertId) ?? [];
+    assert.match(ids[0] ?? '', /^[0-9a-f]{32}$/);
+    assert.notEqual(ids[0], ids[1], 'a reused message id is not deduplicated away');
+    assert.equal(again?.rows[0]?.insertId, ids[0], 'a redelivery has the same insert id');
+    assert.deepEqual(first?.rows[0]?.json, rec);
     // A refused dead letter has nowhere else to go: retried.
     dl.resolves([{ insertErrors: [{ index: 0, errors: [{ reason: 'invalid', message: 'bad' }] }] }]);
     await assert.rejects(

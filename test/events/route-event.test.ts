@@ -381,47 +381,88 @@ describe('routeEvent (local backend, through functions-framework)', function () 
     assert.equal((await archivedEvents()).length, 1);
   });
 
-  it('shares one flush between concurrent invocations and answers none before the write', async () => {
-    await setup({ SMELTER_BATCH_MAX_ROWS: '6', SMELTER_BATCH_MAX_MS: '60000' });
+  it('group-commits invocations that arrive during a flush into one flush, and answers none before its write', async () => {
+    // No timer can fire (60 s): the first event goes out at once, the next five wait for that flush
+    // and then share one.
+    await setup({ SMELTER_BATCH_MAX_ROWS: '100', SMELTER_BATCH_MAX_MS: '60000' });
     const rt = getRuntime();
     const real = { warehouse: createEventWarehouse(rt.cfg) };
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    let entered!: () => void;
-    const writing = new Promise<void>((r) => (entered = r));
+    const gates: { entered: () => void; writing: Promise<void>; release: () => void; open: Promise<void> }[] =
+      [0, 1].map(() => {
+        let entered!: () => void;
+        let release!: () => void;
+        const writing = new Promise<void>((r) => (entered = r));
+        const open = new Promise<void>((r) => (release = r));
+        return { entered, writing, release, open };
+      });
     const batches: number[] = [];
     const warehouse: EventWarehouse = {
       kind: 'gated',
       prepare: (c) => real.warehouse.prepare?.(c) ?? Promise.resolve(),
       insertEvents: async (c, rows) => {
+        const g = gates[batches.length];
         batches.push(rows.length);
-        entered();
-        await gate;
+        g?.entered();
+        await g?.open;
         return real.warehouse.insertEvents(c, rows);
       },
       insertDeadLetters: (rows) => real.warehouse.insertDeadLetters(rows),
       close: async () => undefined,
     };
-    setEventRouter(createEventRouter(rt, { warehouse }));
-    let answered = 0;
-    const pending = [1, 2, 3, 4, 5, 6].map((i) =>
+    const router = createEventRouter(rt, { warehouse });
+    setEventRouter(router);
+    const until = async (ok: () => boolean): Promise<void> => {
+      while (!ok()) await new Promise((r) => setTimeout(r, 2));
+    };
+    const answered = new Set<number>();
+    const post = (i: number): Promise<number> =>
       served.post(msg(order(i), `m-${i}`), i % 2 ? 'binary' : 'push').then((s) => {
-        answered++;
+        answered.add(i);
         return s;
-      }),
-    );
-    await writing; // six rows reached the batcher → one flush started (no timer: 60 s)
-    await new Promise((r) => setImmediate(r));
-    assert.equal(answered, 0, 'no invocation may return before its row is written');
-    release();
-    assert.deepEqual(await Promise.all(pending), Array(6).fill(204));
-    assert.deepEqual(batches, [6]);
+      });
+
+    const first = post(1);
+    await gates[0]?.writing; // a lone event is flushed without waiting for a timer
+    const rest = [2, 3, 4, 5, 6].map(post);
+    await until(() => router.stats().batcher.pending === 5); // they reached the batcher and wait
+    assert.equal(answered.size, 0, 'no invocation may return before its row is written');
+    gates[0]?.release();
+    assert.equal(await first, 204);
+    await gates[1]?.writing; // the five that arrived during the first flush go out together
+    assert.deepEqual([...answered], [1], 'the others wait for their own write');
+    gates[1]?.release();
+    assert.deepEqual(await Promise.all(rest), Array(5).fill(204));
+    assert.deepEqual(batches, [1, 5]);
     assert.equal(await count('orders'), 6);
     const files = await archivedEvents();
     assert.equal(
       files.reduce((n, f) => n + f.rows.length, 0),
       6,
     );
+  });
+
+  it('loses nothing when the emulator restarts and numbers messages from "1" again', async () => {
+    await setup();
+    const before = '2024-05-01T10:00:00.000Z';
+    const after = '2024-05-01T10:05:00.000Z';
+    const send = (payloads: unknown[], publishTime: string): Promise<number[]> =>
+      Promise.all(payloads.map((p, i) => served.post(msg(p, String(i + 1), { publishTime }))));
+    assert.deepEqual(await send([order(1), inventory(1), 'not json'], before), [204, 204, 204]);
+    // The emulator restarted: the same ids, other events, later publish times.
+    assert.deepEqual(await send([order(2), inventory(2), '{"broken'], after), [204, 204, 204]);
+    // And a redelivery of the second round changes nothing.
+    assert.deepEqual(await send([order(2), inventory(2), '{"broken'], after), [204, 204, 204]);
+
+    const archived = (await archivedEvents()).flatMap((o) => o.rows.map((r) => r.event_id)).sort();
+    assert.deepEqual(archived, ['inv-1', 'inv-2', 'ord-1', 'ord-2']);
+    assert.equal((await count('orders')) + (await count('inventory')), 4);
+    const dead = await query<{ message_id: string; t: string }>(
+      `SELECT message_id, strftime(publish_time, '%M') AS t FROM events.dead_letter ORDER BY 2`,
+    );
+    assert.deepEqual(dead, [
+      { message_id: '3', t: '00' },
+      { message_id: '3', t: '05' },
+    ]);
   });
 
   it('with SMELTER_BATCH_MAX_ROWS=1 every event is its own flush', async () => {

@@ -39,7 +39,10 @@ class FakeWarehouse implements EventWarehouse {
   }
   async insertDeadLetters(rows: readonly DeadLetterRecord[]): Promise<void> {
     if (this.failDead) throw this.failDead;
-    for (const r of rows) if (!this.dead.some((d) => d.message_id === r.message_id)) this.dead.push(r);
+    // Keyed like the real tables: (message_id, publish_time).
+    for (const r of rows)
+      if (!this.dead.some((d) => d.message_id === r.message_id && d.publish_time === r.publish_time))
+        this.dead.push(r);
   }
   async close(): Promise<void> {}
 }
@@ -141,6 +144,39 @@ describe('EventRouter', () => {
     assert.equal(warehouse.rows.get('orders')?.length, 1);
     // m-1 once, m-9 (another message with the same event) too: the archive is at-least-once.
     assert.deepEqual(await archived(), ['ord-1', 'ord-1']);
+  });
+
+  it('tells messages apart by id and publish time: ids reused after an emulator restart lose nothing', async () => {
+    const r = router();
+    const at = (payload: unknown, id: string, publishTime: string): IncomingMessage => ({
+      ...message(payload, id),
+      publishTime,
+    });
+    // One batch holding message "1" from before a restart and message "1" from after it, both twice.
+    const early = '2024-05-01T11:00:00.000Z';
+    const late = '2024-05-01T11:30:00.000Z';
+    const out = await Promise.all([
+      r.route(at(order(1), '1', early)),
+      r.route(at(order(2), '1', late)),
+      r.route(at(order(2), '1', late)),
+      r.route(at('not json', '2', early)),
+      r.route(at('{"neither": "is this"', '2', late)),
+      r.route(at('{"neither": "is this"', '2', late)),
+    ]);
+    assert.equal(r.stats().batcher.flushes, 1);
+    assert.deepEqual(
+      out.map((o) => o.status),
+      ['stored', 'stored', 'stored', 'dead-lettered', 'dead-lettered', 'dead-lettered'],
+    );
+    assert.deepEqual(await archived(), ['ord-1', 'ord-2']);
+    assert.deepEqual(
+      warehouse.dead.map((d) => [d.message_id, d.publish_time]),
+      [
+        ['2', early],
+        ['2', late],
+      ],
+    );
+    assert.equal(topic.messages.length, 2, 'one dead-letter message per message, not per delivery');
   });
 
   it('dead-letters rows the warehouse refuses (warehouse_rejected), with their original bytes', async () => {

@@ -2,7 +2,8 @@
  * Event tables on BigQuery: streaming inserts (`tabledata.insertAll`) into `<prefix>_events.<table>`
  * with `event_id` as the insert id (`raw: true` rows `{insertId, json}`), so a redelivered event
  * within BigQuery's best-effort dedup window (about a minute) is stored once; Silver removes the rest.
- * Dead letters go to `<prefix>_events.dead_letter` with `message_id` as the insert id. Tables are
+ * Dead letters go to `<prefix>_events.dead_letter` with a hash of (message_id, publish_time) as the
+ * insert id (the same key as the local table: a redelivery is one row, a reused id is not). Tables are
  * created by deploy (partitioned by DATE(partition column), clustered — see bigqueryTableSpec).
  *
  * Error mapping:
@@ -18,7 +19,7 @@ import { BigQuery, type Table } from '@google-cloud/bigquery';
 import { transient } from '../../errors';
 import type { EventContract } from '../../events/contract';
 import type { DeadLetterRecord, EventRow, EventWarehouse, WarehouseRejection } from '../../events/ports';
-import { DEAD_LETTER_TABLE } from '../../events/schema';
+import { DEAD_LETTER_TABLE, deadLetterInsertId } from '../../events/schema';
 
 /** insertAll limits: 50,000 rows and 10 MB per request; Google recommends ≤ 500 rows. */
 const MAX_ROWS_PER_REQUEST = 500;
@@ -72,7 +73,10 @@ export class BigQueryEventWarehouse implements EventWarehouse {
   }
 
   async insertDeadLetters(rows: readonly DeadLetterRecord[]): Promise<void> {
-    const raw = rows.map((r) => ({ insertId: r.message_id, json: { ...r } as Record<string, unknown> }));
+    const raw = rows.map((r) => ({
+      insertId: deadLetterInsertId(r),
+      json: { ...r } as Record<string, unknown>,
+    }));
     const rejected = await this.insertAll(DEAD_LETTER_TABLE, raw);
     // A dead letter that BigQuery refuses has nowhere else to go: retry (and alert through the logs).
     if (rejected.length)

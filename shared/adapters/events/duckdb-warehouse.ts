@@ -3,25 +3,42 @@
  * from it on first use (STRUCT / LIST columns; partitioning and clustering have no local equivalent),
  * new contract fields added as columns, plus `events.dead_letter`.
  *
- * Insert-id dedup: `event_id` is the table's PRIMARY KEY and rows go in with INSERT OR IGNORE, so a
- * redelivered event is stored once — forever locally, which is stricter than BigQuery's best-effort
- * window of about a minute (the Silver layer removes what BigQuery lets through). Dead letters are
- * keyed the same way by `message_id`.
+ * Insert-id dedup: `event_id` is the table's PRIMARY KEY, so a redelivered event is stored once —
+ * forever locally, which is stricter than BigQuery's best-effort window of about a minute (the Silver
+ * layer removes what BigQuery lets through). Dead letters are keyed by (`message_id`, `publish_time`):
+ * the emulator numbers messages from "1" again after a restart, so a message id alone is not unique. A
+ * dead-letter table of the first layout (keyed by `message_id` alone) is rebuilt with the new key on
+ * first use, keeping its rows.
  *
- * A batch is one statement: the rows travel as one JSON parameter and DuckDB casts them with
- * `from_json_strict` to the table's types.
+ * Writing: one autocommitted statement per table and flush, on its own connection (the router writes
+ * the tables in parallel, which measured faster and cheaper in CPU than one transaction over all of
+ * them). The rows travel as one JSON parameter that DuckDB casts with `from_json_strict` to the
+ * table's types. It is a plain INSERT — DuckDB's conflict handling in INSERT OR IGNORE costs several ms
+ * per statement — and only when it hits a duplicate key (a redelivery) is the batch written again with
+ * INSERT OR IGNORE. A statement is atomic, so the failed attempt left nothing behind.
+ *
+ * DDL is serialised per database instance: DuckDB fails concurrent `CREATE … IF NOT EXISTS` of the same
+ * catalog entry with "Catalog write-write conflict on create", and two flushes used to create tables at
+ * once on first use. DDL racing other code in the process (the warehouse loader also creates schema
+ * `events`) is retried a few times.
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { transient } from '../../errors';
 import { type ColumnType, duckdbType, type FieldSpec, isScalar } from '../../contracts/types';
 import type { EventContract } from '../../events/contract';
 import type { DeadLetterRecord, EventRow, EventWarehouse, WarehouseRejection } from '../../events/ports';
-import { DEAD_LETTER_FIELDS, DEAD_LETTER_TABLE, eventTableFields } from '../../events/schema';
+import {
+  DEAD_LETTER_FIELDS,
+  DEAD_LETTER_KEY,
+  DEAD_LETTER_TABLE,
+  eventTableFields,
+} from '../../events/schema';
 import type { LocalWarehouse } from '../warehouse/duckdb-local';
 
 export const LOCAL_EVENTS_SCHEMA = 'events';
 
 const q = (s: string): string => `"${s.replace(/"/g, '""')}"`;
+const lit = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 
 /** The `from_json` structure of a column: JSON columns travel as text and are cast on insert. */
 function shapeOf(t: ColumnType): unknown {
@@ -30,8 +47,43 @@ function shapeOf(t: ColumnType): unknown {
   return [shapeOf(t.array)];
 }
 
+interface TableSpec {
+  table: string;
+  fields: readonly FieldSpec[];
+  key: readonly string[];
+  /** For a rebuild from an older key: SQL filling a key column that old rows left NULL. */
+  fill?: Record<string, string>;
+}
+
 interface TablePlan {
   insertSql: string;
+  ignoreSql: string;
+}
+
+/** One DDL chain per DuckDB instance (every adapter on the same file shares it). */
+const ddlChains = new WeakMap<object, Promise<unknown>>();
+
+function serialised<T>(owner: object, fn: () => Promise<T>): Promise<T> {
+  const run = (ddlChains.get(owner) ?? Promise.resolve()).then(fn, fn);
+  ddlChains.set(
+    owner,
+    run.catch(() => undefined),
+  );
+  return run;
+}
+
+const DDL_ATTEMPTS = 5;
+const isCatalogConflict = (err: unknown): boolean => /write-write conflict/i.test(String(err));
+/** Against a stored row ("Duplicate key … violates primary key constraint"), or within the batch / at commit. */
+const isDuplicateKey = (err: unknown): boolean =>
+  /Duplicate key .*violates primary key constraint|PRIMARY KEY or UNIQUE constraint violation/i.test(
+    String(err),
+  );
+
+interface Write {
+  plan: TablePlan;
+  json: string;
+  table: string;
 }
 
 export class DuckDbEventWarehouse implements EventWarehouse {
@@ -46,21 +98,20 @@ export class DuckDbEventWarehouse implements EventWarehouse {
 
   /** Creates every contract's table and the dead-letter table, so they can be queried before the first event. */
   async prepare(contracts: readonly EventContract[]): Promise<void> {
-    await this.deadLetterPlan();
-    for (const c of contracts) await this.eventPlan(c);
+    await Promise.all([this.deadLetterPlan(), ...contracts.map((c) => this.eventPlan(c))]);
   }
 
   async insertEvents(contract: EventContract, rows: readonly EventRow[]): Promise<WarehouseRejection[]> {
     if (rows.length === 0) return [];
     const plan = await this.eventPlan(contract);
-    await this.exec(plan.insertSql, JSON.stringify(rows), contract.table);
+    await this.write({ plan, json: JSON.stringify(rows), table: contract.table });
     return [];
   }
 
   async insertDeadLetters(rows: readonly DeadLetterRecord[]): Promise<void> {
     if (rows.length === 0) return;
     const plan = await this.deadLetterPlan();
-    await this.exec(plan.insertSql, JSON.stringify(rows), DEAD_LETTER_TABLE);
+    await this.write({ plan, json: JSON.stringify(rows), table: DEAD_LETTER_TABLE });
   }
 
   async close(): Promise<void> {
@@ -68,59 +119,137 @@ export class DuckDbEventWarehouse implements EventWarehouse {
   }
 
   private eventPlan(c: EventContract): Promise<TablePlan> {
-    return this.plan(c.table, c.hash ?? JSON.stringify(c.fields), eventTableFields(c), 'event_id');
+    return this.plan(c.hash ?? JSON.stringify(c.fields), {
+      table: c.table,
+      fields: eventTableFields(c),
+      key: ['event_id'],
+    });
   }
 
   private deadLetterPlan(): Promise<TablePlan> {
-    return this.plan(DEAD_LETTER_TABLE, 'v1', DEAD_LETTER_FIELDS, 'message_id');
+    return this.plan('v2', {
+      table: DEAD_LETTER_TABLE,
+      fields: DEAD_LETTER_FIELDS,
+      key: DEAD_LETTER_KEY,
+      // Rows of the first layout always had a publish time; if one did not, its dead-letter time stands in.
+      fill: { publish_time: `dead_lettered_at, TIMESTAMPTZ '1970-01-01 00:00:00+00'` },
+    });
   }
 
-  /** Creates (or extends) the table once per contract version and prepares its insert statement. */
-  private plan(
-    table: string,
-    version: string,
-    fields: readonly FieldSpec[],
-    key: string,
-  ): Promise<TablePlan> {
-    const k = `${table}\0${version}`;
+  /** Creates (or extends, or re-keys) the table once per contract version and prepares its statements. */
+  private plan(version: string, spec: TableSpec): Promise<TablePlan> {
+    const k = `${spec.table}\0${version}`;
     let p = this.plans.get(k);
     if (!p) {
-      p = this.ensure(table, fields, key);
+      p = this.ensure(spec);
       this.plans.set(k, p);
       p.catch(() => this.plans.delete(k));
     }
     return p;
   }
 
-  private async ensure(table: string, fields: readonly FieldSpec[], key: string): Promise<TablePlan> {
-    const fq = `${q(this.schema)}.${q(table)}`;
-    const cols = fields.map((f) => {
-      const base = `${q(f.name)} ${duckdbType(f.type)}`;
-      return f.name === key ? `${base} PRIMARY KEY` : base;
+  private async ensure(spec: TableSpec): Promise<TablePlan> {
+    const wh = await this.opened(spec.table);
+    await serialised(wh.instance, async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.withConnection(spec.table, (c) => this.ddl(c, spec));
+          return;
+        } catch (err) {
+          if (attempt >= DDL_ATTEMPTS || !isCatalogConflict(err)) throw err;
+          await new Promise((r) => setTimeout(r, 10 * attempt));
+        }
+      }
     });
-    await this.withConnection(table, async (c) => {
-      await c.run(`CREATE SCHEMA IF NOT EXISTS ${q(this.schema)}`);
-      await c.run(`CREATE TABLE IF NOT EXISTS ${fq} (${cols.join(', ')})`);
-      // A contract that gained fields gets the columns (existing rows read NULL).
-      const r = await c.runAndReadAll(
-        `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2`,
-        [this.schema, table],
-      );
-      const have = new Set(r.getRowObjectsJson().map((x) => String(x.column_name)));
-      for (const f of fields)
-        if (!have.has(f.name)) await c.run(`ALTER TABLE ${fq} ADD COLUMN ${q(f.name)} ${duckdbType(f.type)}`);
-    });
-    const shape = JSON.stringify([Object.fromEntries(fields.map((f) => [f.name, shapeOf(f.type)]))]).replace(
-      /'/g,
-      "''",
+    const fq = `${q(this.schema)}.${q(spec.table)}`;
+    const shape = lit(
+      JSON.stringify([Object.fromEntries(spec.fields.map((f) => [f.name, shapeOf(f.type)]))]),
     );
+    const select = `SELECT r.* FROM (SELECT unnest(from_json_strict($1, ${shape})) AS r)`;
     return {
-      insertSql: `INSERT OR IGNORE INTO ${fq} BY NAME SELECT r.* FROM (SELECT unnest(from_json_strict($1, '${shape}')) AS r)`,
+      insertSql: `INSERT INTO ${fq} BY NAME ${select}`,
+      ignoreSql: `INSERT OR IGNORE INTO ${fq} BY NAME ${select}`,
     };
   }
 
-  private async exec(sql: string, json: string, table: string): Promise<void> {
-    await this.withConnection(table, (c) => c.run(sql, [json]).then(() => undefined));
+  private async ddl(c: DuckDBConnection, spec: TableSpec): Promise<void> {
+    const fq = `${q(this.schema)}.${q(spec.table)}`;
+    const columns = (fields: readonly FieldSpec[], key: readonly string[]): string =>
+      [
+        ...fields.map((f) => `${q(f.name)} ${duckdbType(f.type)}`),
+        `PRIMARY KEY (${key.map(q).join(', ')})`,
+      ].join(', ');
+    await c.run(`CREATE SCHEMA IF NOT EXISTS ${q(this.schema)}`);
+    await c.run(`CREATE TABLE IF NOT EXISTS ${fq} (${columns(spec.fields, spec.key)})`);
+    // A contract that gained fields gets the columns (existing rows read NULL).
+    const have = await this.columnsOf(c, spec.table);
+    for (const f of spec.fields)
+      if (!have.has(f.name)) await c.run(`ALTER TABLE ${fq} ADD COLUMN ${q(f.name)} ${duckdbType(f.type)}`);
+
+    // A table keyed differently (the first dead-letter layout) is rebuilt with the key, in one transaction.
+    const pk = await c.runAndReadAll(
+      `SELECT constraint_column_names AS cols FROM duckdb_constraints()
+        WHERE schema_name = $1 AND table_name = $2 AND constraint_type = 'PRIMARY KEY'`,
+      [this.schema, spec.table],
+    );
+    const current = (pk.getRowObjectsJson()[0]?.cols ?? []) as string[];
+    if (current.join('\0') === spec.key.join('\0')) return;
+    const tmp = `${spec.table}__rekey`;
+    const fqTmp = `${q(this.schema)}.${q(tmp)}`;
+    const old = await this.columnsOf(c, spec.table);
+    const extra = [...old].filter((n) => !spec.fields.some((f) => f.name === n));
+    const types = await c.runAndReadAll(
+      `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2`,
+      [this.schema, spec.table],
+    );
+    const typeOf = new Map(
+      types.getRowObjectsJson().map((r) => [String(r.column_name), String(r.data_type)]),
+    );
+    const list = [...old].map((n) =>
+      spec.fill?.[n] ? `coalesce(${q(n)}, ${spec.fill[n]}) AS ${q(n)}` : q(n),
+    );
+    await c.run('BEGIN TRANSACTION');
+    try {
+      await c.run(`DROP TABLE IF EXISTS ${fqTmp}`);
+      await c.run(`CREATE TABLE ${fqTmp} (${columns(spec.fields, spec.key)})`);
+      for (const n of extra)
+        await c.run(`ALTER TABLE ${fqTmp} ADD COLUMN ${q(n)} ${typeOf.get(n) ?? 'VARCHAR'}`);
+      await c.run(`INSERT OR IGNORE INTO ${fqTmp} BY NAME SELECT ${list.join(', ')} FROM ${fq}`);
+      await c.run(`DROP TABLE ${fq}`);
+      await c.run(`ALTER TABLE ${fqTmp} RENAME TO ${q(spec.table)}`);
+      await c.run('COMMIT');
+    } catch (err) {
+      await c.run('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async columnsOf(c: DuckDBConnection, table: string): Promise<Set<string>> {
+    const r = await c.runAndReadAll(
+      `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2`,
+      [this.schema, table],
+    );
+    return new Set(r.getRowObjectsJson().map((x) => String(x.column_name)));
+  }
+
+  /** A plain INSERT; a redelivered key fails it as a whole, and the batch goes again skipping duplicates. */
+  private async write(w: Write): Promise<void> {
+    await this.withConnection(w.table, async (c) => {
+      try {
+        await c.run(w.plan.insertSql, [w.json]);
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+        await c.run(w.plan.ignoreSql, [w.json]);
+      }
+    });
+  }
+
+  private async opened(table: string): Promise<LocalWarehouse> {
+    try {
+      return await this.open();
+    } catch (err) {
+      throw this.unavailable(table, err);
+    }
   }
 
   private async withConnection<T>(table: string, fn: (c: DuckDBConnection) => Promise<T>): Promise<T> {
@@ -130,16 +259,20 @@ export class DuckDbEventWarehouse implements EventWarehouse {
       c = await wh.connect();
       return await fn(c);
     } catch (err) {
-      throw transient(
-        'WAREHOUSE_UNAVAILABLE',
-        `Local warehouse write to ${this.schema}.${table} failed: ${(err as Error).message}`,
-        {
-          cause: err,
-          details: { table: `${this.schema}.${table}` },
-        },
-      );
+      throw this.unavailable(table, err);
     } finally {
       c?.closeSync();
     }
+  }
+
+  private unavailable(table: string, err: unknown): Error {
+    return transient(
+      'WAREHOUSE_UNAVAILABLE',
+      `Local warehouse write to ${this.schema}.${table} failed: ${(err as Error).message}`,
+      {
+        cause: err,
+        details: { table: `${this.schema}.${table}` },
+      },
+    );
   }
 }
