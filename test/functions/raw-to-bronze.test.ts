@@ -39,6 +39,25 @@ describe('rawToBronze over HTTP (functions-framework)', function () {
     timeCreated: new Date().toISOString(),
     updated: new Date().toISOString(),
   });
+  /** POSTs a binary-mode storage CloudEvent, as Eventarc delivers it. */
+  const postBinary = (
+    data: unknown,
+    ce: { id: string; subject?: string; time?: string },
+  ): Promise<Response> =>
+    fetch(srv.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'ce-specversion': '1.0',
+        'ce-id': ce.id,
+        'ce-source': `//storage.googleapis.com/projects/_/buckets/${h.cfg.rawBucket}`,
+        'ce-type': 'google.cloud.storage.object.v1.finalized',
+        ...(ce.subject ? { 'ce-subject': ce.subject } : {}),
+        ...(ce.time ? { 'ce-time': ce.time } : {}),
+      },
+      body: JSON.stringify(data),
+    });
+
   async function manifestExists(name: string, generation: string): Promise<boolean> {
     const n = bronzeNames({ bucket: h.cfg.rawBucket, name, generation });
     return (await h.store.stat(h.cfg.bronzeBucket, n.manifest)) !== undefined;
@@ -47,18 +66,10 @@ describe('rawToBronze over HTTP (functions-framework)', function () {
   it('accepts a binary-mode CloudEvent (Eventarc shape) and writes Bronze', async () => {
     const name = 'rainfall/bin.csv';
     const m = await putRaw(name);
-    const res = await fetch(srv.url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'ce-specversion': '1.0',
-        'ce-id': 'evt-1',
-        'ce-source': `//storage.googleapis.com/projects/_/buckets/${h.cfg.rawBucket}`,
-        'ce-type': 'google.cloud.storage.object.v1.finalized',
-        'ce-subject': `objects/${name}`,
-        'ce-time': new Date().toISOString(),
-      },
-      body: JSON.stringify(objectData(name, m)),
+    const res = await postBinary(objectData(name, m), {
+      id: 'evt-1',
+      subject: `objects/${name}`,
+      time: new Date().toISOString(),
     });
     assert.equal(res.status, 204);
     assert.ok(await manifestExists(name, m.generation));
@@ -114,18 +125,7 @@ describe('rawToBronze over HTTP (functions-framework)', function () {
     const name = 'rainfall/dup.csv';
     const m = await putRaw(name);
     const send = (): Promise<Response> =>
-      fetch(srv.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'ce-specversion': '1.0',
-          'ce-id': 'same-id',
-          'ce-source': `//storage.googleapis.com/projects/_/buckets/${h.cfg.rawBucket}`,
-          'ce-type': 'google.cloud.storage.object.v1.finalized',
-          'ce-subject': `objects/${name}`,
-        },
-        body: JSON.stringify(objectData(name, m)),
-      });
+      postBinary(objectData(name, m), { id: 'same-id', subject: `objects/${name}` });
     for (let i = 0; i < 3; i++) assert.equal((await send()).status, 204);
     let parquet = 0;
     for await (const o of h.store.list(h.cfg.bronzeBucket)) if (o.name.endsWith('.parquet')) parquet++;
@@ -133,18 +133,7 @@ describe('rawToBronze over HTTP (functions-framework)', function () {
   });
 
   it('acknowledges (2xx) permanent problems and malformed events instead of asking for endless retries', async () => {
-    const post = (data: unknown): Promise<Response> =>
-      fetch(srv.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'ce-specversion': '1.0',
-          'ce-id': 'x',
-          'ce-source': '//storage.googleapis.com/projects/_/buckets/raw',
-          'ce-type': 'google.cloud.storage.object.v1.finalized',
-        },
-        body: JSON.stringify(data),
-      });
+    const post = (data: unknown): Promise<Response> => postBinary(data, { id: 'x' });
     assert.equal((await post({ bucket: h.cfg.rawBucket })).status, 204, 'no name');
     assert.equal(
       (await post({ bucket: h.cfg.rawBucket, name: 'rainfall/x.csv', generation: 'abc' })).status,
@@ -174,18 +163,7 @@ describe('rawToBronze over HTTP (functions-framework)', function () {
     const stub = sinon
       .stub(getRuntime().store, 'write')
       .rejects(transient('STORAGE_UNAVAILABLE', '503 backend error'));
-    const res = await fetch(srv.url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'ce-specversion': '1.0',
-        'ce-id': 't',
-        'ce-source': '//storage.googleapis.com/projects/_/buckets/raw',
-        'ce-type': 'google.cloud.storage.object.v1.finalized',
-        'ce-time': new Date().toISOString(),
-      },
-      body: JSON.stringify(objectData(name, m)),
-    });
+    const res = await postBinary(objectData(name, m), { id: 't', time: new Date().toISOString() });
     assert.equal(res.status, 500);
     assert.equal(res.headers.get('x-google-status'), 'error');
     stub.restore();
@@ -197,17 +175,9 @@ describe('rawToBronze over HTTP (functions-framework)', function () {
     const stub = sinon
       .stub(getRuntime().store, 'write')
       .rejects(transient('STORAGE_UNAVAILABLE', '503 backend error'));
-    const res = await fetch(srv.url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'ce-specversion': '1.0',
-        'ce-id': 'old',
-        'ce-source': '//storage.googleapis.com/projects/_/buckets/raw',
-        'ce-type': 'google.cloud.storage.object.v1.finalized',
-        'ce-time': new Date(Date.now() - 7 * 3600_000).toISOString(),
-      },
-      body: JSON.stringify(objectData(name, m)),
+    const res = await postBinary(objectData(name, m), {
+      id: 'old',
+      time: new Date(Date.now() - 7 * 3600_000).toISOString(),
     });
     stub.restore();
     assert.equal(res.status, 204);
