@@ -7,7 +7,7 @@
 import type { LocalPubsub, StackContext, StackPart } from './stack';
 
 export interface SchedulerOptions {
-  /** Interval between refresh messages (default: the config's `refreshIntervalMs` if present, else 15 s). */
+  /** Interval between refresh messages (default: SMELTER_REFRESH_INTERVAL_MS). */
   intervalMs?: number;
   /** Topic (default: cfg.refreshTopic). */
   topic?: string;
@@ -24,8 +24,6 @@ export interface SchedulerStats {
   lastError?: string;
 }
 
-export const DEFAULT_REFRESH_INTERVAL_MS = 15_000;
-
 export class RefreshScheduler implements StackPart {
   readonly name = 'scheduler';
   private timer: NodeJS.Timeout | undefined;
@@ -37,10 +35,8 @@ export class RefreshScheduler implements StackPart {
   constructor(private readonly opts: SchedulerOptions = {}) {}
 
   async start(ctx: StackContext): Promise<void> {
-    const fromConfig = (ctx.cfg as unknown as { refreshIntervalMs?: unknown }).refreshIntervalMs;
-    const intervalMs =
-      this.opts.intervalMs ??
-      (typeof fromConfig === 'number' && fromConfig > 0 ? fromConfig : DEFAULT_REFRESH_INTERVAL_MS);
+    // The options table validates SMELTER_REFRESH_INTERVAL_MS (≥ 1 s) and defaults it.
+    const intervalMs = this.opts.intervalMs ?? ctx.cfg.refreshIntervalMs;
     const topic = this.opts.topic ?? ctx.cfg.refreshTopic;
     this.stats = { topic, intervalMs, published: 0, failures: 0 };
     // Pub/Sub is read at each tick: the part providing it may start after this one.
