@@ -219,7 +219,11 @@ async function convert(
   }
   const id = randomId();
   const sql = buildConversionSql(contract, spec, lineage, id);
-  const { db, version } = await getEngine({ memoryLimit: cfg.duckdbMemoryLimit, threads: cfg.duckdbThreads });
+  const { db, version } = await getEngine({
+    memoryLimit: cfg.duckdbMemoryLimit,
+    threads: cfg.duckdbThreads,
+    preserveOrder: cfg.preserveRowOrder,
+  });
   const conn = await db.connect();
   const profile = path.join(os.tmpdir(), `smelter-profile-${id}.json`);
   const progress = deps.onProgress
@@ -267,7 +271,14 @@ async function convert(
     let pass2: QuarantineRow[] = [];
     if (scanned > written) {
       const src2 = await open();
-      const conn2 = await db.connect();
+      // Pass 2 numbers records with row_number() OVER (): that needs input order, so it runs on a
+      // single-threaded, order-preserving engine (rare: only files with contract violations).
+      const ordered = await getEngine({
+        memoryLimit: cfg.duckdbMemoryLimit,
+        threads: 1,
+        preserveOrder: true,
+      });
+      const conn2 = await ordered.db.connect();
       try {
         const sql2 = buildConversionSql(contract, spec, lineage, randomId());
         const rows: QuarantineRow[] = [];

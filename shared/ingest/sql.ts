@@ -84,9 +84,10 @@ export function nativeCsvType(col: ColumnSpec): string | undefined {
 }
 
 function readerSql(spec: ReadSpec, path: string, rejectsTable: string, rejectsScan: string): string {
-  // DuckDB's CSV buffer defaults to 16 × max_line_size (128 MiB for 8 MiB lines): keep it small and bounded.
+  // DuckDB's CSV buffer defaults to 16 × max_line_size (128 MiB for 8 MiB lines) and the reader holds
+  // several: keep it just above the longest line it must hold (it dominates peak RSS).
   const maxLine = Math.max(spec.maxLineBytes, 1024);
-  const common = `max_line_size=${maxLine}, buffer_size=${Math.max(2 * maxLine, 4 * 1024 * 1024)}`;
+  const common = `max_line_size=${maxLine}, buffer_size=${Math.max(maxLine + 1024 * 1024, 4 * 1024 * 1024)}`;
   if (spec.format === 'csv') {
     const n = spec.header?.length ?? 0;
     const cols = Array.from(
@@ -143,10 +144,19 @@ function bindRaw(contract: DatasetContract, spec: ReadSpec): { bound: Bound[]; f
   return { bound, fileProblems };
 }
 
+/**
+ * trim() copies every string it sees (it was a third of the contract's cost on the benchmark CSV); most
+ * values have nothing to trim, so call it only when an edge is a space or the value is not plain ASCII
+ * (trim() also strips Unicode space separators). DuckDB's common-subexpression pass evaluates `v` once.
+ */
+function trimmed(v: string): string {
+  return `(CASE WHEN starts_with(${v}, ' ') OR ends_with(${v}, ' ') OR strlen(${v}) <> length(${v}) THEN trim(${v}) ELSE ${v} END)`;
+}
+
 function cleaned(b: Bound, contract: DatasetContract): string {
   if (b.native) return b.rawExpr;
   const nulls = [...(contract.nullValues ?? []), ...(b.col.nullValues ?? [])];
-  let v = b.col.trim === false || !isScalar(b.col.type) ? b.rawExpr : `trim(${b.rawExpr})`;
+  let v = b.col.trim === false || !isScalar(b.col.type) ? b.rawExpr : trimmed(b.rawExpr);
   const markers = ["''", ...nulls.map(lit)];
   v =
     markers.length === 1
@@ -222,10 +232,15 @@ export function buildConversionSql(
   // r_<i>: cleaned text; t_<i>: typed value (after default).
   const rawCols = bound.map((b, i) => `${cleaned(b, contract)} AS r_${i}`);
   if (isJson) rawCols.unshift('j AS _j', '_o');
-  const typedCols = bound.map(
-    (b, i) =>
-      `CASE WHEN r_${i} IS NULL THEN ${defaultLiteral(b.col)} ELSE ${b.native ? `r_${i}` : castExpr(b.col, `r_${i}`)} END AS t_${i}`,
-  );
+  // Strings and natively typed CSV columns need no cast; without a default a NULL stays NULL. Keeping
+  // these expressions minimal matters: they run for every value of every file.
+  const identity = (b: Bound): boolean => b.native === true || b.col.type === 'string';
+  const typedCols = bound.map((b, i) => {
+    const cast = identity(b) ? `r_${i}` : castExpr(b.col, `r_${i}`);
+    return b.col.default === undefined
+      ? `${cast} AS t_${i}`
+      : `CASE WHEN r_${i} IS NULL THEN ${defaultLiteral(b.col)} ELSE ${cast} END AS t_${i}`;
+  });
 
   // One (condition, reason) pair per possible violation.
   const checks: { cond: string; column: string | null; reason: string }[] = [];
@@ -246,16 +261,18 @@ export function buildConversionSql(
   }
   bound.forEach((b, i) => {
     const c = b.col;
-    // Natively typed CSV columns never hold an unconvertible value: DuckDB rejected that row already.
-    if (!b.native)
+    // Natively typed CSV columns never hold an unconvertible value (DuckDB rejected that row already),
+    // and a string always converts.
+    if (!identity(b))
       checks.push({
         cond: `r_${i} IS NOT NULL AND t_${i} IS NULL`,
         column: c.name,
         reason: `'cannot convert ' || to_json(r_${i})::VARCHAR || ' to ${typeof c.type === 'string' ? c.type : duckdbType(c.type).toLowerCase()}'`,
       });
-    if (c.required)
+    // A default fills a missing value; a present but unconvertible one is reported above.
+    if (c.required && c.default === undefined)
       checks.push({
-        cond: `r_${i} IS NULL AND t_${i} IS NULL`,
+        cond: `r_${i} IS NULL`,
         column: c.name,
         reason: `'missing required value'`,
       });
@@ -281,7 +298,8 @@ export function buildConversionSql(
       });
   });
   if (isJson) for (const c of checks) if (c.column !== null) c.cond = `_o IS NOT NULL AND (${c.cond})`;
-  const bad = checks.length ? checks.map((c) => `coalesce(${c.cond}, false)`).join(' OR ') : 'false';
+  // Three-valued OR is true as soon as one check is: one coalesce over the disjunction equals one per check.
+  const bad = checks.length ? `coalesce(${checks.map((c) => `(${c.cond})`).join(' OR ')}, false)` : 'false';
 
   const reader = (path: string): string => readerSql(spec, path, rejectsTable, rejectsScan);
   // NDJSON blank lines are not records.
