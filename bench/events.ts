@@ -27,7 +27,8 @@
  *   event durably written before its call returns — sustains when delivery is not the bottleneck.
  *
  * Options: --events N (throughput backlog, default 20000), --seconds S (paced run, default 10),
- * --rate R (paced rate, default 1000), --quick (small run for a smoke test); BENCH_CPU_PROF=<dir> writes
+ * --rate R (paced rate, default 1000), --quick (small run for a smoke test), --only noop,on,off,native,in-process
+ * (a subset); BENCH_CPU_PROF=<dir> writes
  * V8 CPU profiles of the instances.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -67,6 +68,8 @@ interface InstanceStats {
   };
   visibilityChecked: number;
   visibilityMisses: number;
+  /** Time inside the function (routeEvent's own latency) since the previous stats call. */
+  handler: { count: number; p50Ms: number; p99Ms: number };
 }
 
 async function instanceMain(): Promise<void> {
@@ -106,11 +109,14 @@ async function instanceMain(): Promise<void> {
     checked++;
     if (Number(rows[0]?.n) !== 1) misses++;
   };
+  let handlerMs: number[] = [];
   ff.cloudEvent(
     'benchTarget',
     async (ce: import('cloudevents').CloudEventV1<import('../shared/cloudevents').MessagePublishedData>) => {
       if (noop) return;
+      const t0 = performance.now();
       await routeEvent(ce);
+      handlerMs.push(performance.now() - t0);
       // Right after the handler returned (= before the acknowledgement), the row must be visible.
       if (n++ % 50 === 0) void check(ce.data?.message.data).catch(() => misses++);
     },
@@ -119,7 +125,10 @@ async function instanceMain(): Promise<void> {
   const statsServer = http.createServer((req, res) => {
     const router = noop ? undefined : getEventRouter().stats();
     const u = process.cpuUsage();
+    const hs = handlerMs.sort((a, b) => a - b);
+    handlerMs = [];
     const s: InstanceStats = {
+      handler: { count: hs.length, p50Ms: round(percentile(hs, 50)), p99Ms: round(percentile(hs, 99)) },
       ...fn.stats,
       cpuMicros: u.user + u.system,
       rssMb: Math.round(process.memoryUsage().rss / 2 ** 20),
@@ -483,6 +492,7 @@ async function pacedRun(bus: Bus, inst: Instance, rate: number, seconds: number)
       sentAt[seq] = 0;
     }
   });
+  await inst.stats(); // drains the instance's handler timings
   d.start();
   const batch = events(n, `paced-${phaseSeq}`, 0);
   const t0 = performance.now();
@@ -503,8 +513,11 @@ async function pacedRun(bus: Bus, inst: Instance, rate: number, seconds: number)
   const deadline = performance.now() + Math.min(60_000, 2000 + seconds * 2000);
   while (lat.length < n && performance.now() < deadline) await sleep(10);
   await d.close();
+  const { handler } = await inst.stats();
   lat.sort((a, b) => a - b);
   return {
+    handlerP50Ms: handler.p50Ms,
+    handlerP99Ms: handler.p99Ms,
     rate,
     achievedRate: Math.round(achieved),
     events: n,
@@ -549,6 +562,10 @@ async function main(): Promise<void> {
   const N = opt('events', quick ? 3000 : 20_000);
   const seconds = opt('seconds', quick ? 3 : 10);
   const rate = opt('rate', 1000);
+  // --only noop,on,off,native,in-process: run a subset (for profiling one configuration).
+  const onlyArg = argv[argv.indexOf('--only') + 1];
+  const only = argv.includes('--only') && onlyArg ? new Set(onlyArg.split(',')) : undefined;
+  const runs = (k: string): boolean => !only || only.has(k);
   process.env.METADATA_SERVER_DETECTION ??= 'none';
   const cfg = loadConfig({});
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-bench-events-'));
@@ -593,24 +610,29 @@ async function main(): Promise<void> {
     ];
     const results: Record<string, unknown> = {};
     const table: string[][] = [];
-    log(`harness ceiling: no-op function, ${N} events…`);
-    const noop = await instance('noop', { BENCH_TARGET: 'noop' });
-    await throughputRun(bus, noop, Math.min(N, 2000), 10);
-    const ceiling = await throughputRun(bus, noop, N);
-    // The harness's own latency at the paced rate: a floor under routeEvent's.
-    const noopPaced = await pacedRun(bus, noop, rate, seconds);
-    await noop.stop();
-    table.push([
-      'harness ceiling (no-op function)',
-      fmt(ceiling.eps),
-      `${fmt(ceiling.cpuPct)}%`,
-      '',
-      `${noopPaced.p50Ms}`,
-      `${noopPaced.p99Ms}`,
-      '',
-    ]);
+    let ceiling: Awaited<ReturnType<typeof throughputRun>> | undefined;
+    let noopPaced: Awaited<ReturnType<typeof pacedRun>> | undefined;
+    if (runs('noop')) {
+      log(`harness ceiling: no-op function, ${N} events…`);
+      const noop = await instance('noop', { BENCH_TARGET: 'noop' });
+      await throughputRun(bus, noop, Math.min(N, 2000), 10);
+      ceiling = await throughputRun(bus, noop, N);
+      // The harness's own latency at the paced rate: a floor under routeEvent's.
+      noopPaced = await pacedRun(bus, noop, rate, seconds);
+      await noop.stop();
+      table.push([
+        'harness ceiling (no-op function)',
+        fmt(ceiling.eps),
+        `${fmt(ceiling.cpuPct)}%`,
+        '',
+        `${noopPaced.p50Ms}`,
+        `${noopPaced.p99Ms}`,
+        '',
+      ]);
+    }
 
     for (const c of configs) {
+      if (!runs(c.key === 'batching_on' ? 'on' : 'off')) continue;
       log(`${c.label}: warm-up, ${N} events throughput, ${seconds} s at ${rate}/s…`);
       const inst = await instance(c.key, { SMELTER_BATCH_MAX_ROWS: String(c.rows) });
       await throughputRun(bus, inst, Math.min(2000, N), 10); // warm-up: JIT, tables created
@@ -662,7 +684,7 @@ async function main(): Promise<void> {
     }
 
     let native: { eps: number; delivered: number } | undefined;
-    if (bus.nativePush) {
+    if (bus.nativePush && runs('native')) {
       log('reference: the emulator’s own (serial) push loop, batching on…');
       const inst = await instance('native', {});
       await throughputRun(bus, inst, 500, 10);
@@ -671,29 +693,32 @@ async function main(): Promise<void> {
       table.push(['emulator native push (serial), batching on', fmt(native.eps), '', '', '', '', '']);
     }
 
-    log(
-      `routeEvent in-process (no HTTP, no Pub/Sub): ${N} events with ${CONCURRENCY} in flight, ${seconds} s at ${rate}/s…`,
-    );
-    const home = path.join(root, 'in-process');
-    fs.mkdirSync(home, { recursive: true });
-    const inProcess = await runInProcess({
-      SMELTER_HOME: home,
-      SMELTER_BACKEND: 'local',
-      BENCH_EVENTS: String(N),
-      BENCH_RATE: String(rate),
-      BENCH_SECONDS: String(seconds),
-    });
-    table.push([
-      'routeEvent in-process (no HTTP, no Pub/Sub), batching on',
-      fmt(inProcess.throughputEps),
-      `${fmt(inProcess.cpuPct)}%`,
-      fmt(inProcess.avgBatch),
-      `${inProcess.paced.p50Ms}`,
-      `${inProcess.paced.p99Ms}`,
-      '',
-    ]);
+    let inProcess: Awaited<ReturnType<typeof runInProcess>> | undefined;
+    if (runs('in-process')) {
+      log(
+        `routeEvent in-process (no HTTP, no Pub/Sub): ${N} events with ${CONCURRENCY} in flight, ${seconds} s at ${rate}/s…`,
+      );
+      const home = path.join(root, 'in-process');
+      fs.mkdirSync(home, { recursive: true });
+      inProcess = await runInProcess({
+        SMELTER_HOME: home,
+        SMELTER_BACKEND: 'local',
+        BENCH_EVENTS: String(N),
+        BENCH_RATE: String(rate),
+        BENCH_SECONDS: String(seconds),
+      });
+      table.push([
+        'routeEvent in-process (no HTTP, no Pub/Sub), batching on',
+        fmt(inProcess.throughputEps),
+        `${fmt(inProcess.cpuPct)}%`,
+        fmt(inProcess.avgBatch),
+        `${inProcess.paced.p50Ms}`,
+        `${inProcess.paced.p99Ms}`,
+        '',
+      ]);
+    }
 
-    const on = results.batching_on as { throughputEps: number; paced: { p99Ms: number } };
+    const on = results.batching_on as { throughputEps: number; paced: { p99Ms: number } } | undefined;
     const head = [
       'delivery into one routeEvent instance',
       'events/s',
@@ -712,19 +737,21 @@ async function main(): Promise<void> {
       throughputEvents: N,
       pacedRate: rate,
       pacedSeconds: seconds,
-      harnessCeilingEps: Math.round(ceiling.eps),
-      harnessPaced: noopPaced,
+      ...(ceiling ? { harnessCeilingEps: Math.round(ceiling.eps), harnessPaced: noopPaced } : {}),
       ...results,
       ...(native ? { emulatorNativePushEps: Math.round(native.eps) } : {}),
-      inProcess,
+      ...(inProcess ? { inProcess } : {}),
       // Through the local Pub/Sub and HTTP, batching on (what the issue's targets are about).
       targets: {
         throughputEps: 5000,
         p99Ms: 100,
-        throughputMet: on.throughputEps >= 5000,
-        p99Met: on.paced.p99Ms <= 100,
-        inProcessThroughputMet: inProcess.throughputEps >= 5000,
-        inProcessP99Met: inProcess.paced.p99Ms <= 100,
+        ...(on ? { throughputMet: on.throughputEps >= 5000, p99Met: on.paced.p99Ms <= 100 } : {}),
+        ...(inProcess
+          ? {
+              inProcessThroughputMet: inProcess.throughputEps >= 5000,
+              inProcessP99Met: inProcess.paced.p99Ms <= 100,
+            }
+          : {}),
       },
     };
     process.stdout.write(JSON.stringify(figures) + '\n');

@@ -211,6 +211,12 @@ export const OPTIONS = {
     parse: parsers.int(1, 100_000),
     doc: 'Micro-batch flush size for `routeEvent` (1 disables batching).',
   } as OptionSpec<number>,
+  eventsDedupWindowMs: {
+    env: 'SMELTER_EVENTS_DEDUP_WINDOW_MS',
+    default: 600_000,
+    parse: parsers.int(1_000, 86_400_000),
+    doc: "Local backend: a redelivered event (same event_id) within this window is stored once, like BigQuery's insertId window; Silver removes later duplicates. Costs about 16 bytes of memory per event in the window.",
+  } as OptionSpec<number>,
   batchMaxMs: {
     env: 'SMELTER_BATCH_MAX_MS',
     default: 20,

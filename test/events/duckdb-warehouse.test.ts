@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DuckDbEventWarehouse } from '../../shared/adapters/events/duckdb-warehouse';
+import { DuckDbEventWarehouse, idHash } from '../../shared/adapters/events/duckdb-warehouse';
 import { getLocalWarehouse, type LocalWarehouse } from '../../shared/adapters/warehouse/duckdb-local';
 import { config } from '../../shared/config';
 import { EventContractRegistry, type EventContract } from '../../shared/events/contract';
@@ -15,11 +15,15 @@ const contracts = new EventContractRegistry(config().contractsDir);
 const orders = contracts.get('order') as EventContract;
 
 /** A warehouse row as routeEvent builds it. */
-const row = (i: number): EventRow => {
-  const r = validateEvent(order(i), {}, contracts, {
+const row = (
+  i: number,
+  over: Record<string, unknown> = {},
+  processedAt = '2024-05-01T10:00:02.000Z',
+): EventRow => {
+  const r = validateEvent(order(i, over), {}, contracts, {
     messageId: `m-${i}`,
     publishTime: '2024-05-01T10:00:01.000Z',
-    processedAt: '2024-05-01T10:00:02.000Z',
+    processedAt,
   }).row;
   assert.ok(r);
   return r;
@@ -146,5 +150,88 @@ describe('DuckDB event warehouse (local)', () => {
     // A second adapter (a later cold start) finds the new layout and leaves it alone.
     await new DuckDbEventWarehouse(open).insertDeadLetters([dead('1', '2024-05-01T11:00:00.000Z')]);
     assert.equal((await wh.query('SELECT * FROM events.dead_letter')).length, 3);
+  });
+  describe('insert-id dedup window (no primary-key index on event tables)', () => {
+    const MIN = 60_000;
+    let clock: number;
+    const at = (): string => new Date(clock).toISOString();
+    const adapter = (): DuckDbEventWarehouse =>
+      new DuckDbEventWarehouse(open, 'events', { dedupWindowMs: 10 * MIN, now: () => clock });
+    const ids = async (): Promise<string[]> =>
+      (await wh.query<{ event_id: string }>('SELECT event_id FROM events.orders ORDER BY 1')).map(
+        (r) => r.event_id,
+      );
+    beforeEach(() => (clock = Date.parse('2026-11-22T10:00:00Z')));
+
+    it('stores a redelivery within the window once, and one after it again (Silver dedups those)', async () => {
+      const a = adapter();
+      await a.insertEvents(orders, [row(1, {}, at())]);
+      clock += 9 * MIN;
+      await a.insertEvents(orders, [row(1, {}, at()), row(2, {}, at())]);
+      assert.deepEqual(await ids(), ['ord-1', 'ord-2']);
+      clock += 12 * MIN; // ord-1 was stored 21 min ago, ord-2 12 min ago: both outside the window
+      await a.insertEvents(orders, [row(1, {}, at()), row(2, {}, at())]);
+      assert.deepEqual(await ids(), ['ord-1', 'ord-1', 'ord-2', 'ord-2']);
+      const [pk] = await wh.query<{ n: string }>(
+        `SELECT count(*) AS n FROM duckdb_constraints() WHERE schema_name = 'events' AND table_name = 'orders' AND constraint_type = 'PRIMARY KEY'`,
+      );
+      assert.equal(pk?.n, '0');
+    });
+
+    it('survives a restart: the window is reloaded from _processed_at', async () => {
+      await adapter().insertEvents(orders, [row(1, {}, at()), row(2, {}, at())]);
+      await wh.close();
+      wh = await open(); // a new DuckDB instance: nothing in memory
+      clock += 2 * MIN;
+      await adapter().insertEvents(orders, [row(2, {}, at()), row(1, {}, at()), row(3, {}, at())]);
+      assert.deepEqual(await ids(), ['ord-1', 'ord-2', 'ord-3']);
+    });
+
+    it('never drops an event whose id only shares a hash with a stored one', async () => {
+      // Find two ids with the same 30-bit hash (birthday bound: ~2^15 tries).
+      const seen = new Map<number, string>();
+      let pair: [string, string] | undefined;
+      for (let i = 0; !pair; i++) {
+        const id = `evt-${i}`;
+        const h = idHash(id);
+        const other = seen.get(h);
+        if (other) pair = [other, id];
+        else seen.set(h, id);
+      }
+      const [first, second] = pair;
+      assert.equal(idHash(first), idHash(second));
+      const a = adapter();
+      await a.insertEvents(orders, [row(1, { event_id: first }, at())]);
+      await a.insertEvents(orders, [row(2, { event_id: second }, at()), row(1, { event_id: first }, at())]);
+      assert.deepEqual((await ids()).sort(), [first, second].sort());
+    });
+
+    it('dedups an id redelivered with a different event_time (found outside the event_time bound)', async () => {
+      const a = adapter();
+      await a.insertEvents(orders, [row(1, {}, at())]);
+      await a.insertEvents(orders, [row(1, { event_time: '2024-05-02T00:00:00Z' }, at())]);
+      assert.deepEqual(await ids(), ['ord-1']);
+    });
+
+    it('rebuilds an event table of the first layout (PRIMARY KEY event_id) without the key, keeping rows', async () => {
+      const a = adapter();
+      await a.insertEvents(orders, [row(1, {}, at())]);
+      const cols = await wh.query<{ column_name: string; data_type: string }>(
+        `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'events' AND table_name = 'orders' ORDER BY ordinal_position`,
+      );
+      // Recreate it as the first layout had it: same columns, keyed by event_id.
+      await wh.run(`DROP TABLE events.orders; CREATE TABLE events.orders (${cols
+        .map((c) => `"${c.column_name}" ${c.data_type}`)
+        .join(', ')}, PRIMARY KEY (event_id));
+        INSERT INTO events.orders (event_id, event_type, event_time) VALUES ('old-1', 'order', '2024-01-01T00:00:00Z');`);
+      await wh.close();
+      wh = await open();
+      await adapter().insertEvents(orders, [row(2, {}, at())]);
+      assert.deepEqual(await ids(), ['old-1', 'ord-2']);
+      const [pk] = await wh.query<{ n: string }>(
+        `SELECT count(*) AS n FROM duckdb_constraints() WHERE schema_name = 'events' AND table_name = 'orders' AND constraint_type = 'PRIMARY KEY'`,
+      );
+      assert.equal(pk?.n, '0');
+    });
   });
 });

@@ -43,8 +43,10 @@ export function routerOptions(cfg: Config): RouterOptions {
 
 export function createEventWarehouse(cfg: Config): EventWarehouse {
   if (cfg.backend === 'local')
-    return new DuckDbEventWarehouse(() =>
-      getLocalWarehouse(cfg.home, { memoryLimit: cfg.duckdbMemoryLimit, threads: cfg.duckdbThreads }),
+    return new DuckDbEventWarehouse(
+      () => getLocalWarehouse(cfg.home, { memoryLimit: cfg.duckdbMemoryLimit, threads: cfg.duckdbThreads }),
+      undefined,
+      { dedupWindowMs: cfg.eventsDedupWindowMs },
     );
   // Loaded lazily so the local backend never pays for the BigQuery client's start-up.
   // eslint-disable-next-line @typescript-eslint/no-require-imports

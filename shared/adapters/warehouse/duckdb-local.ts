@@ -17,6 +17,8 @@ export interface LocalWarehouse {
   run(sql: string): Promise<void>;
   /** Runs a query and returns rows as JSON-safe objects (BIGINT/DECIMAL as strings). */
   query<T = Record<string, unknown>>(sql: string): Promise<T[]>;
+  /** Registers a cleanup to run before the instance closes (e.g. closing long-lived connections). */
+  onClose(fn: () => void): void;
   close(): Promise<void>;
 }
 
@@ -50,6 +52,7 @@ export function getLocalWarehouse(
           c.closeSync();
         }
       }
+      const closers = new Set<() => void>();
       const wh: LocalWarehouse = {
         file,
         instance,
@@ -71,8 +74,19 @@ export function getLocalWarehouse(
             c.closeSync();
           }
         },
+        onClose(fn) {
+          closers.add(fn);
+        },
         async close() {
           open.delete(file);
+          for (const fn of closers) {
+            try {
+              fn();
+            } catch {
+              // A cleanup failing must not keep the file open.
+            }
+          }
+          closers.clear();
           instance.closeSync();
         },
       };
