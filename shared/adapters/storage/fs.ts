@@ -44,6 +44,7 @@ export class FsObjectStore implements ObjectStore {
   readonly bucketsRoot: string;
   private readonly tmpDir: string;
   private readonly metaRoot: string;
+  private tmpReady: Promise<unknown> | undefined;
 
   constructor(readonly home: string) {
     this.bucketsRoot = path.join(home, 'buckets');
@@ -110,9 +111,15 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
-  private async toMeta(bucket: string, name: string, st: fs.BigIntStats): Promise<ObjectMeta> {
+  /** `known`: the sidecar just written for this very stat (saves reading it back). */
+  private async toMeta(
+    bucket: string,
+    name: string,
+    st: fs.BigIntStats,
+    known?: Sidecar,
+  ): Promise<ObjectMeta> {
     const generation = (st.mtimeNs / 1000n).toString();
-    const side = await this.readSidecar(bucket, name, generation);
+    const side = known?.generation === generation ? known : await this.readSidecar(bucket, name, generation);
     const created = new Date(Number(st.mtimeNs / 1000000n)).toISOString();
     return {
       bucket,
@@ -161,77 +168,145 @@ export class FsObjectStore implements ObjectStore {
     opts: WriteOptions = {},
   ): Promise<ObjectMeta> {
     const dest = await this.objectPath(bucket, name);
-    await fsp.mkdir(this.tmpDir, { recursive: true });
-    const tmp = path.join(this.tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}.part`);
-    const md5 = createHash('md5');
-    const hasher = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        md5.update(chunk);
-        cb(null, chunk);
-      },
+    const bytes = inMemoryBytes(source);
+    const { fh, tmp } = await this.openTemp('.part').catch((err: unknown) => {
+      throw mapFsError(err, bucket, name);
     });
+    let st: fs.BigIntStats;
+    let md5Hash: string;
     try {
-      const out = fs.createWriteStream(tmp, { flags: 'wx' });
-      await pipeline(toReadable(source), hasher, out);
-      const fh = await fsp.open(tmp, 'r+');
       try {
+        if (bytes) {
+          // Small in-memory sources (the event archive writes dozens a second): one handle, no stream
+          // machinery, no re-open. Every filesystem call is a thread-pool round trip, and they add up.
+          md5Hash = createHash('md5').update(bytes).digest('base64');
+          await writeAll(fh, bytes, 0);
+        } else {
+          const md5 = createHash('md5');
+          const hasher = new Transform({
+            transform(chunk: Buffer, _enc, cb) {
+              md5.update(chunk);
+              cb(null, chunk);
+            },
+          });
+          // Written through our own handle (not a WriteStream, which would close it or keep it pinned)
+          // so it serves the timestamps, fsync and stat below. Each read drains what the hasher buffered.
+          await pipeline(toReadable(source), hasher, async (chunks: AsyncIterable<Buffer>) => {
+            let pos = 0;
+            for await (const c of chunks) pos += await writeAll(fh, c, pos);
+          });
+          md5Hash = md5.digest('base64');
+        }
         const t = generationToSeconds(nextGeneration());
         await fh.utimes(t, t);
         await fh.sync();
+        // rename and link keep the inode, so this is also the committed object's size and mtime.
+        st = await fh.stat({ bigint: true });
       } finally {
         await fh.close();
       }
-      const st = await fsp.stat(tmp, { bigint: true });
-      const generation = (st.mtimeNs / 1000n).toString();
-      await fsp.mkdir(path.dirname(dest), { recursive: true }).catch((err: unknown) => {
-        throw conflictError(err, bucket, name);
-      });
-      if (opts.ifAbsent) {
-        try {
-          await fsp.link(tmp, dest);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-            if ((await fsp.lstat(dest).catch(() => undefined))?.isDirectory())
-              throw conflictError(err, bucket, name);
-            throw new SmelterError('PRECONDITION_FAILED', `Object already exists: gs://${bucket}/${name}`, {
-              kind: 'permanent',
-              cause: err,
-            });
-          }
-          throw mapFsError(err, bucket, name);
-        }
-        await fsp.unlink(tmp).catch(() => undefined);
-      } else {
-        await fsp.rename(tmp, dest).catch((err: unknown) => {
-          throw conflictError(err, bucket, name);
-        });
-      }
-      // After the commit: a failed write (e.g. ifAbsent on an existing object) must not touch the live
-      // object's metadata. A stale sidecar is ignored (its generation no longer matches).
-      const side: Sidecar = {
-        generation,
-        md5Hash: md5.digest('base64'),
-        contentType: opts.contentType ?? guessContentType(name),
-      };
-      if (opts.metadata) side.metadata = opts.metadata;
-      await this.writeSidecar(bucket, name, side);
-      return await this.toMeta(bucket, name, await fsp.stat(dest, { bigint: true }));
+      await this.commit(tmp, dest, bucket, name, opts.ifAbsent === true);
     } catch (err) {
       await fsp.unlink(tmp).catch(() => undefined);
       throw err instanceof SmelterError ? err : mapFsError(err, bucket, name);
     }
+    const generation = (st.mtimeNs / 1000n).toString();
+    // After the commit: a failed write (e.g. ifAbsent on an existing object) must not touch the live
+    // object's metadata. A stale sidecar is ignored (its generation no longer matches).
+    const side: Sidecar = { generation, md5Hash, contentType: opts.contentType ?? guessContentType(name) };
+    if (opts.metadata) side.metadata = opts.metadata;
+    const sideWritten = await this.writeSidecar(bucket, name, side);
+    // What stat() would answer now (no md5/metadata if the sidecar could not be written), without
+    // stat'ing the object and reading the sidecar back.
+    return this.toMeta(bucket, name, st, sideWritten ? side : undefined);
   }
 
-  private async writeSidecar(bucket: string, name: string, side: Sidecar): Promise<void> {
-    const sidePath = this.sidecarPath(bucket, name);
-    const tmp = path.join(this.tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}.meta`);
+  /** The store's temp folder is created once per instance (again only if someone removes it). */
+  private ensureTmpDir(): Promise<unknown> {
+    return (this.tmpReady ??= fsp.mkdir(this.tmpDir, { recursive: true }).catch((err: unknown) => {
+      this.tmpReady = undefined;
+      throw err;
+    }));
+  }
+
+  /** A fresh create-only temp file (same filesystem as the buckets, so rename/link are atomic). */
+  private async openTemp(suffix: string): Promise<{ fh: fsp.FileHandle; tmp: string }> {
+    await this.ensureTmpDir();
+    const tmp = path.join(this.tmpDir, `${tempPrefix}-${(++tempCounter).toString(36)}${suffix}`);
     try {
-      await fsp.mkdir(path.dirname(sidePath), { recursive: true });
-      await fsp.writeFile(tmp, JSON.stringify(side), { flag: 'wx' });
-      await fsp.rename(tmp, sidePath);
+      return { fh: await fsp.open(tmp, 'wx'), tmp };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.tmpReady = undefined;
+      await this.ensureTmpDir();
+      return { fh: await fsp.open(tmp, 'wx'), tmp };
+    }
+  }
+
+  /**
+   * Moves the finished temp file into place: `link` (create-only) or `rename` (overwrite). The
+   * destination folder is created only when the first attempt says it is missing — for the usual
+   * write into an existing folder that saves a mkdir per write, and a folder removed in between (delete
+   * prunes emptied folders) is simply created again.
+   */
+  private async commit(
+    tmp: string,
+    dest: string,
+    bucket: string,
+    name: string,
+    ifAbsent: boolean,
+  ): Promise<void> {
+    const place = ifAbsent ? () => fsp.link(tmp, dest) : () => fsp.rename(tmp, dest);
+    try {
+      try {
+        await place();
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        await fsp.mkdir(path.dirname(dest), { recursive: true }).catch((e: unknown) => {
+          throw conflictError(e, bucket, name);
+        });
+        await place();
+      }
+    } catch (err) {
+      if (err instanceof SmelterError) throw err;
+      if (ifAbsent && (err as NodeJS.ErrnoException).code === 'EEXIST') {
+        if ((await fsp.lstat(dest).catch(() => undefined))?.isDirectory())
+          throw conflictError(err, bucket, name);
+        throw new SmelterError('PRECONDITION_FAILED', `Object already exists: gs://${bucket}/${name}`, {
+          kind: 'permanent',
+          cause: err,
+        });
+      }
+      // A file where a folder of the path should be (ENOTDIR), a folder where the object should be.
+      throw conflictError(err, bucket, name);
+    }
+    if (ifAbsent) await fsp.unlink(tmp).catch(() => undefined);
+  }
+
+  /** Best effort; false when the sidecar could not be written (readers then guess the content type). */
+  private async writeSidecar(bucket: string, name: string, side: Sidecar): Promise<boolean> {
+    const sidePath = this.sidecarPath(bucket, name);
+    let tmp: string | undefined;
+    try {
+      const t = await this.openTemp('.meta');
+      tmp = t.tmp;
+      try {
+        await t.fh.writeFile(JSON.stringify(side));
+      } finally {
+        await t.fh.close();
+      }
+      try {
+        await fsp.rename(tmp, sidePath);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        await fsp.mkdir(path.dirname(sidePath), { recursive: true });
+        await fsp.rename(tmp, sidePath);
+      }
+      return true;
     } catch {
       // Metadata is best effort: the object is committed; readers fall back to a guessed content type.
-      await fsp.unlink(tmp).catch(() => undefined);
+      if (tmp) await fsp.unlink(tmp).catch(() => undefined);
+      return false;
     }
   }
 
@@ -309,6 +384,24 @@ export class FsObjectStore implements ObjectStore {
     }
     return true;
   }
+}
+
+/** Temp names: unique per process without a getpid and a CSPRNG call per write (`wx` guards anyway). */
+const tempPrefix = `${process.pid}-${randomBytes(6).toString('hex')}`;
+let tempCounter = 0;
+
+/** Writes all of `b` at `pos` (a write may be partial); returns its length. */
+async function writeAll(fh: fsp.FileHandle, b: Buffer, pos: number): Promise<number> {
+  for (let off = 0; off < b.length;) off += (await fh.write(b, off, b.length - off, pos + off)).bytesWritten;
+  return b.length;
+}
+
+/** The bytes of a string / Buffer / Uint8Array source (written without streams); undefined for streams. */
+function inMemoryBytes(source: WriteSource | Uint8Array): Buffer | undefined {
+  if (typeof source === 'string') return Buffer.from(source, 'utf8');
+  if (Buffer.isBuffer(source)) return source;
+  if (source instanceof Uint8Array) return Buffer.from(source.buffer, source.byteOffset, source.byteLength);
+  return undefined;
 }
 
 let lastGeneration = 0n;
