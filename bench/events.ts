@@ -160,7 +160,15 @@ interface InProcessResult {
   cpuPct: number;
   eventsPerCpuSecond: number;
   avgBatch: number;
-  paced: { rate: number; events: number; p50Ms: number; p99Ms: number; maxMs: number };
+  paced: {
+    rate: number;
+    events: number;
+    p50Ms: number;
+    p99Ms: number;
+    maxMs: number;
+    cpuPct: number;
+    avgBatch: number;
+  };
   stored: number;
   deadLettered: number;
   failed: number;
@@ -219,6 +227,8 @@ async function inProcessMain(): Promise<void> {
   const paced = events(Math.round(rate * seconds), 'inproc-paced', 0);
   const lat: number[] = [];
   const pending: Promise<unknown>[] = [];
+  const sp0 = router.stats().batcher;
+  const cp0 = process.cpuUsage();
   const t0 = performance.now();
   let sent = 0;
   while (sent < paced.length) {
@@ -231,6 +241,9 @@ async function inProcessMain(): Promise<void> {
     await sleep(1);
   }
   await Promise.all(pending);
+  const pacedCpu = process.cpuUsage(cp0);
+  const pacedSecs = (performance.now() - t0) / 1000;
+  const sp1 = router.stats().batcher;
   lat.sort((a, b) => a - b);
   const st = router.stats();
   const out: InProcessResult = {
@@ -244,6 +257,8 @@ async function inProcessMain(): Promise<void> {
       p50Ms: round(percentile(lat, 50)),
       p99Ms: round(percentile(lat, 99)),
       maxMs: round(lat.at(-1) ?? NaN),
+      cpuPct: round(((pacedCpu.user + pacedCpu.system) / 1e6 / pacedSecs) * 100),
+      avgBatch: round((sp1.items - sp0.items) / Math.max(1, sp1.flushes - sp0.flushes)),
     },
     stored: st.stored,
     deadLettered: st.deadLettered,
@@ -254,7 +269,10 @@ async function inProcessMain(): Promise<void> {
 }
 
 async function runInProcess(env: Record<string, string>): Promise<InProcessResult> {
-  const child = spawn(process.execPath, [...process.execArgv, __filename, '--in-process'], {
+  const prof = process.env.BENCH_CPU_PROF
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+    : [];
+  const child = spawn(process.execPath, [...process.execArgv, ...prof, __filename, '--in-process'], {
     env: {
       ...process.env,
       SMELTER_LOG_LEVEL: 'ERROR',
@@ -667,8 +685,8 @@ async function main(): Promise<void> {
         fmt(tput.eps),
         `${fmt(tput.cpuPct)}%`,
         fmt(avgBatch),
-        `${paced.p50Ms}`,
-        `${paced.p99Ms}${sat}`,
+        `${paced.p50Ms} (${paced.handlerP50Ms} in fn)`,
+        `${paced.p99Ms} (${paced.handlerP99Ms} in fn)${sat}`,
         `${st.visibilityMisses}/${st.visibilityChecked}`,
       ]);
       if (lighter)
