@@ -14,7 +14,14 @@ WITH batch AS (
   SELECT * FROM @ref(bronze.network_measurements) WHERE @batch(bronze.network_measurements)
 ),
 ranked AS (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY measurement_id ORDER BY _ingested_at DESC, _source_generation DESC) AS _rn
+  SELECT
+    *,
+    -- Rows of one file share _ingested_at and the generation, and Bronze does not keep source order:
+    -- content columns break those ties so a re-run picks the same row.
+    ROW_NUMBER() OVER (
+      PARTITION BY measurement_id
+      ORDER BY _ingested_at DESC, _source_generation DESC, measured_at DESC, download_mbps DESC, upload_mbps DESC, latency_ms DESC
+    ) AS _rn
   FROM batch
 )
 SELECT @to_date(measured_at) AS measured_date, @star_except(_rn)

@@ -14,7 +14,14 @@ WITH batch AS (
   SELECT * FROM @ref(bronze.store_carts) WHERE @batch(bronze.store_carts)
 ),
 ranked AS (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY cart_id ORDER BY _ingested_at DESC, _source_generation DESC) AS _rn
+  SELECT
+    *,
+    -- Rows of one file share _ingested_at and the generation, and Bronze does not keep source order:
+    -- content columns break those ties so a re-run picks the same row.
+    ROW_NUMBER() OVER (
+      PARTITION BY cart_id
+      ORDER BY _ingested_at DESC, _source_generation DESC, created_at DESC, total DESC, total_quantity DESC, user_id DESC
+    ) AS _rn
   FROM batch
 )
 SELECT @to_date(created_at) AS cart_date, @star_except(_rn)

@@ -12,7 +12,14 @@ WITH batch AS (
   SELECT * FROM @ref(bronze.store_users) WHERE @batch(bronze.store_users)
 ),
 ranked AS (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY _ingested_at DESC, _source_generation DESC) AS _rn
+  SELECT
+    *,
+    -- Rows of one file share _ingested_at and the generation, and Bronze does not keep source order:
+    -- content columns break those ties so a re-run picks the same row.
+    ROW_NUMBER() OVER (
+      PARTITION BY user_id
+      ORDER BY _ingested_at DESC, _source_generation DESC, registered_at DESC, email DESC, age DESC
+    ) AS _rn
   FROM batch
 )
 SELECT @star_except(_rn)
