@@ -72,6 +72,9 @@ describe('FsObjectStore: the write path for in-memory sources', () => {
       ['meta/c.csv', 'x\n1\n', { ifAbsent: true }],
       ['meta/a.ndjson', 'overwritten\n'],
       ['meta/d.bin', Readable.from([pseudoRandom(70_000, 3)])],
+      // Over the synchronous-write size: the thread-pool path for in-memory bytes.
+      ['meta/e.bin', pseudoRandom(1024 * 1024 + 1, 4), { ifAbsent: true }],
+      ['meta/f.bin', pseudoRandom(1024 * 1024, 5)],
     ];
     const written: ObjectMeta[] = [];
     for (const [name, src, opts] of writes) {

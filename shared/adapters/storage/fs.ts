@@ -169,6 +169,8 @@ export class FsObjectStore implements ObjectStore {
   ): Promise<ObjectMeta> {
     const dest = await this.objectPath(bucket, name);
     const bytes = inMemoryBytes(source);
+    if (bytes && bytes.length <= SYNC_WRITE_MAX_BYTES)
+      return this.writeSmall(bucket, name, dest, bytes, opts);
     const { fh, tmp } = await this.openTemp('.part').catch((err: unknown) => {
       throw mapFsError(err, bucket, name);
     });
@@ -177,8 +179,7 @@ export class FsObjectStore implements ObjectStore {
     try {
       try {
         if (bytes) {
-          // Small in-memory sources (the event archive writes dozens a second): one handle, no stream
-          // machinery, no re-open. Every filesystem call is a thread-pool round trip, and they add up.
+          // Large in-memory sources: one handle, no stream machinery, no re-open.
           md5Hash = createHash('md5').update(bytes).digest('base64');
           await writeAll(fh, bytes, 0);
         } else {
@@ -205,17 +206,68 @@ export class FsObjectStore implements ObjectStore {
       } finally {
         await fh.close();
       }
-      await this.commit(tmp, dest, bucket, name, opts.ifAbsent === true);
+      await this.commit(tmp, dest, bucket, name, opts.ifAbsent === true, asyncIo);
     } catch (err) {
       await fsp.unlink(tmp).catch(() => undefined);
       throw err instanceof SmelterError ? err : mapFsError(err, bucket, name);
     }
+    return this.finish(bucket, name, st, md5Hash, opts, asyncIo);
+  }
+
+  /**
+   * Small in-memory objects (the event archive writes dozens a second) are written with synchronous
+   * calls. Each async call is a round trip through libuv's four-thread pool, which DuckDB's queries
+   * occupy too, and on a small VM every hand-off is two context switches: the dozen calls per object
+   * cost more than the work they do. Measured at 1,000 events/s: routeEvent in-process −12% CPU and a
+   * lower p50; through the emulator the gain is lost in the machine's noise. The event loop is held for
+   * the calls themselves, fsync included (about 0.2 ms on this disk).
+   */
+  private async writeSmall(
+    bucket: string,
+    name: string,
+    dest: string,
+    bytes: Buffer,
+    opts: WriteOptions,
+  ): Promise<ObjectMeta> {
+    let tmp: string | undefined;
+    let st: fs.BigIntStats;
+    try {
+      const t = this.openTempSync('.part');
+      tmp = t.tmp;
+      try {
+        for (let off = 0; off < bytes.length;) off += fs.writeSync(t.fd, bytes, off, bytes.length - off, off);
+        const time = generationToSeconds(nextGeneration());
+        fs.futimesSync(t.fd, time, time);
+        fs.fsyncSync(t.fd);
+        // rename and link keep the inode, so this is also the committed object's size and mtime.
+        st = fs.fstatSync(t.fd, { bigint: true });
+      } finally {
+        fs.closeSync(t.fd);
+      }
+      await this.commit(tmp, dest, bucket, name, opts.ifAbsent === true, syncIo);
+    } catch (err) {
+      if (tmp) await syncIo.unlink(tmp).catch(() => undefined);
+      throw err instanceof SmelterError ? err : mapFsError(err, bucket, name);
+    }
+    const md5Hash = createHash('md5').update(bytes).digest('base64');
+    return this.finish(bucket, name, st, md5Hash, opts, syncIo);
+  }
+
+  /** After the commit: the sidecar, and the answer stat() would give now. */
+  private async finish(
+    bucket: string,
+    name: string,
+    st: fs.BigIntStats,
+    md5Hash: string,
+    opts: WriteOptions,
+    io: FsIo,
+  ): Promise<ObjectMeta> {
     const generation = (st.mtimeNs / 1000n).toString();
     // After the commit: a failed write (e.g. ifAbsent on an existing object) must not touch the live
     // object's metadata. A stale sidecar is ignored (its generation no longer matches).
     const side: Sidecar = { generation, md5Hash, contentType: opts.contentType ?? guessContentType(name) };
     if (opts.metadata) side.metadata = opts.metadata;
-    const sideWritten = await this.writeSidecar(bucket, name, side);
+    const sideWritten = await this.writeSidecar(bucket, name, side, io);
     // What stat() would answer now (no md5/metadata if the sidecar could not be written), without
     // stat'ing the object and reading the sidecar back.
     return this.toMeta(bucket, name, st, sideWritten ? side : undefined);
@@ -243,6 +295,19 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
+  /** openTemp's synchronous twin (the temp folder is created at most once per store, as there). */
+  private openTempSync(suffix: string): { fd: number; tmp: string } {
+    const tmp = path.join(this.tmpDir, `${tempPrefix}-${(++tempCounter).toString(36)}${suffix}`);
+    try {
+      return { fd: fs.openSync(tmp, 'wx'), tmp };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      fs.mkdirSync(this.tmpDir, { recursive: true });
+      this.tmpReady = Promise.resolve();
+      return { fd: fs.openSync(tmp, 'wx'), tmp };
+    }
+  }
+
   /**
    * Moves the finished temp file into place: `link` (create-only) or `rename` (overwrite). The
    * destination folder is created only when the first attempt says it is missing — for the usual
@@ -255,14 +320,15 @@ export class FsObjectStore implements ObjectStore {
     bucket: string,
     name: string,
     ifAbsent: boolean,
+    io: FsIo,
   ): Promise<void> {
-    const place = ifAbsent ? () => fsp.link(tmp, dest) : () => fsp.rename(tmp, dest);
+    const place = ifAbsent ? () => io.link(tmp, dest) : () => io.rename(tmp, dest);
     try {
       try {
         await place();
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        await fsp.mkdir(path.dirname(dest), { recursive: true }).catch((e: unknown) => {
+        await io.mkdirp(path.dirname(dest)).catch((e: unknown) => {
           throw conflictError(e, bucket, name);
         });
         await place();
@@ -270,7 +336,7 @@ export class FsObjectStore implements ObjectStore {
     } catch (err) {
       if (err instanceof SmelterError) throw err;
       if (ifAbsent && (err as NodeJS.ErrnoException).code === 'EEXIST') {
-        if ((await fsp.lstat(dest).catch(() => undefined))?.isDirectory())
+        if ((await io.lstat(dest).catch(() => undefined))?.isDirectory())
           throw conflictError(err, bucket, name);
         throw new SmelterError('PRECONDITION_FAILED', `Object already exists: gs://${bucket}/${name}`, {
           kind: 'permanent',
@@ -280,32 +346,33 @@ export class FsObjectStore implements ObjectStore {
       // A file where a folder of the path should be (ENOTDIR), a folder where the object should be.
       throw conflictError(err, bucket, name);
     }
-    if (ifAbsent) await fsp.unlink(tmp).catch(() => undefined);
+    if (ifAbsent) await io.unlink(tmp).catch(() => undefined);
   }
 
   /** Best effort; false when the sidecar could not be written (readers then guess the content type). */
-  private async writeSidecar(bucket: string, name: string, side: Sidecar): Promise<boolean> {
+  private async writeSidecar(bucket: string, name: string, side: Sidecar, io: FsIo): Promise<boolean> {
     const sidePath = this.sidecarPath(bucket, name);
-    let tmp: string | undefined;
+    const tmp = path.join(this.tmpDir, `${tempPrefix}-${(++tempCounter).toString(36)}.meta`);
+    const body = JSON.stringify(side);
     try {
-      const t = await this.openTemp('.meta');
-      tmp = t.tmp;
       try {
-        await t.fh.writeFile(JSON.stringify(side));
-      } finally {
-        await t.fh.close();
-      }
-      try {
-        await fsp.rename(tmp, sidePath);
+        await io.writeNew(tmp, body);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        await fsp.mkdir(path.dirname(sidePath), { recursive: true });
-        await fsp.rename(tmp, sidePath);
+        await io.mkdirp(this.tmpDir);
+        await io.writeNew(tmp, body);
+      }
+      try {
+        await io.rename(tmp, sidePath);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        await io.mkdirp(path.dirname(sidePath));
+        await io.rename(tmp, sidePath);
       }
       return true;
     } catch {
       // Metadata is best effort: the object is committed; readers fall back to a guessed content type.
-      if (tmp) await fsp.unlink(tmp).catch(() => undefined);
+      await io.unlink(tmp).catch(() => undefined);
       return false;
     }
   }
@@ -385,6 +452,39 @@ export class FsObjectStore implements ObjectStore {
     return true;
   }
 }
+
+/** The few calls commit and sidecar writes need, asynchronous (thread pool) or synchronous (in place). */
+interface FsIo {
+  link(a: string, b: string): Promise<void>;
+  rename(a: string, b: string): Promise<void>;
+  mkdirp(p: string): Promise<unknown>;
+  lstat(p: string): Promise<fs.Stats>;
+  unlink(p: string): Promise<void>;
+  /** Create-only write of a small file. */
+  writeNew(p: string, data: string): Promise<void>;
+}
+
+const asyncIo: FsIo = {
+  link: (a, b) => fsp.link(a, b),
+  rename: (a, b) => fsp.rename(a, b),
+  mkdirp: (p) => fsp.mkdir(p, { recursive: true }),
+  lstat: (p) => fsp.lstat(p),
+  unlink: (p) => fsp.unlink(p),
+  writeNew: (p, data) => fsp.writeFile(p, data, { flag: 'wx' }),
+};
+
+// `async` so a failing call rejects (like its asynchronous twin) instead of throwing.
+const syncIo: FsIo = {
+  link: async (a, b) => fs.linkSync(a, b),
+  rename: async (a, b) => fs.renameSync(a, b),
+  mkdirp: async (p) => fs.mkdirSync(p, { recursive: true }),
+  lstat: async (p) => fs.lstatSync(p),
+  unlink: async (p) => fs.unlinkSync(p),
+  writeNew: async (p, data) => fs.writeFileSync(p, data, { flag: 'wx' }),
+};
+
+/** In-memory sources up to this size are written with synchronous calls (see writeSmall). */
+const SYNC_WRITE_MAX_BYTES = 1024 * 1024;
 
 /** Temp names: unique per process without a getpid and a CSPRNG call per write (`wx` guards anyway). */
 const tempPrefix = `${process.pid}-${randomBytes(6).toString('hex')}`;
