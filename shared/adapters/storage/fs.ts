@@ -283,10 +283,15 @@ export class FsObjectStore implements ObjectStore {
     }));
   }
 
+  /** A new temp name: unique per process (`wx` opens guard against the rest). */
+  private tempPath(suffix: string): string {
+    return path.join(this.tmpDir, `${tempPrefix}-${(++tempCounter).toString(36)}${suffix}`);
+  }
+
   /** A fresh create-only temp file (same filesystem as the buckets, so rename/link are atomic). */
   private async openTemp(suffix: string): Promise<{ fh: fsp.FileHandle; tmp: string }> {
     await this.ensureTmpDir();
-    const tmp = path.join(this.tmpDir, `${tempPrefix}-${(++tempCounter).toString(36)}${suffix}`);
+    const tmp = this.tempPath(suffix);
     try {
       return { fh: await fsp.open(tmp, 'wx'), tmp };
     } catch (err) {
@@ -299,7 +304,7 @@ export class FsObjectStore implements ObjectStore {
 
   /** openTemp's synchronous twin (the temp folder is created at most once per store, as there). */
   private openTempSync(suffix: string): { fd: number; tmp: string } {
-    const tmp = path.join(this.tmpDir, `${tempPrefix}-${(++tempCounter).toString(36)}${suffix}`);
+    const tmp = this.tempPath(suffix);
     try {
       return { fd: fs.openSync(tmp, 'wx'), tmp };
     } catch (err) {
@@ -354,7 +359,7 @@ export class FsObjectStore implements ObjectStore {
   /** Best effort; false when the sidecar could not be written (readers then guess the content type). */
   private async writeSidecar(bucket: string, name: string, side: Sidecar, io: FsIo): Promise<boolean> {
     const sidePath = this.sidecarPath(bucket, name);
-    const tmp = path.join(this.tmpDir, `${tempPrefix}-${(++tempCounter).toString(36)}.meta`);
+    const tmp = this.tempPath('.meta');
     const body = JSON.stringify(side);
     try {
       try {
