@@ -273,11 +273,12 @@ async function inProcessMain(): Promise<void> {
   process.stdout.write(JSON.stringify(out) + '\n');
 }
 
-async function runInProcess(env: Record<string, string>): Promise<InProcessResult> {
+/** This file again as a child (`--instance` or `--in-process`); BENCH_CPU_PROF=<dir> writes its V8 CPU profile. */
+function spawnBenchChild(mode: '--instance' | '--in-process', env: Record<string, string>): ChildProcess {
   const prof = process.env.BENCH_CPU_PROF
     ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
     : [];
-  const child = spawn(process.execPath, [...process.execArgv, ...prof, __filename, '--in-process'], {
+  return spawn(process.execPath, [...process.execArgv, ...prof, __filename, mode], {
     env: {
       ...process.env,
       SMELTER_LOG_LEVEL: 'ERROR',
@@ -287,6 +288,10 @@ async function runInProcess(env: Record<string, string>): Promise<InProcessResul
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+}
+
+async function runInProcess(env: Record<string, string>): Promise<InProcessResult> {
+  const child = spawnBenchChild('--in-process', env);
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
@@ -302,24 +307,7 @@ interface Instance {
 }
 
 async function spawnInstance(env: Record<string, string>): Promise<Instance> {
-  // BENCH_CPU_PROF=<dir>: V8 CPU profiles of the instances (open in Chrome DevTools).
-  const prof = process.env.BENCH_CPU_PROF
-    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
-    : [];
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [...process.execArgv, ...prof, __filename, '--instance'],
-    {
-      env: {
-        ...process.env,
-        SMELTER_LOG_LEVEL: 'ERROR',
-        SMELTER_LOG_FORMAT: 'json',
-        METADATA_SERVER_DETECTION: 'none',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
+  const child = spawnBenchChild('--instance', env);
   const first = await new Promise<string>((resolve, reject) => {
     let buf = '';
     child.stdout?.on('data', (d: Buffer) => {
