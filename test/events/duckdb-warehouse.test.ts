@@ -161,6 +161,13 @@ describe('DuckDB event warehouse (local)', () => {
       (await wh.query<{ event_id: string }>('SELECT event_id FROM events.orders ORDER BY 1')).map(
         (r) => r.event_id,
       );
+    const primaryKeys = async (table: string): Promise<number> => {
+      const [pk] = await wh.query<{ n: string }>(
+        `SELECT count(*) AS n FROM duckdb_constraints()
+          WHERE schema_name = 'events' AND table_name = '${table}' AND constraint_type = 'PRIMARY KEY'`,
+      );
+      return Number(pk?.n);
+    };
     beforeEach(() => (clock = Date.parse('2026-11-22T10:00:00Z')));
 
     it('stores a redelivery within the window once, and one after it again (Silver dedups those)', async () => {
@@ -172,10 +179,7 @@ describe('DuckDB event warehouse (local)', () => {
       clock += 12 * MIN; // ord-1 was stored 21 min ago, ord-2 12 min ago: both outside the window
       await a.insertEvents(orders, [row(1, {}, at()), row(2, {}, at())]);
       assert.deepEqual(await ids(), ['ord-1', 'ord-1', 'ord-2', 'ord-2']);
-      const [pk] = await wh.query<{ n: string }>(
-        `SELECT count(*) AS n FROM duckdb_constraints() WHERE schema_name = 'events' AND table_name = 'orders' AND constraint_type = 'PRIMARY KEY'`,
-      );
-      assert.equal(pk?.n, '0');
+      assert.equal(await primaryKeys('orders'), 0);
     });
 
     it('survives a restart: the window is reloaded from _processed_at', async () => {
@@ -228,10 +232,7 @@ describe('DuckDB event warehouse (local)', () => {
       wh = await open();
       await adapter().insertEvents(orders, [row(2, {}, at())]);
       assert.deepEqual(await ids(), ['old-1', 'ord-2']);
-      const [pk] = await wh.query<{ n: string }>(
-        `SELECT count(*) AS n FROM duckdb_constraints() WHERE schema_name = 'events' AND table_name = 'orders' AND constraint_type = 'PRIMARY KEY'`,
-      );
-      assert.equal(pk?.n, '0');
+      assert.equal(await primaryKeys('orders'), 0);
     });
   });
 });

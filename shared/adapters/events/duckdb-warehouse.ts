@@ -67,7 +67,8 @@ interface TableSpec {
 
 interface TablePlan {
   insertSql: string;
-  ignoreSql: string;
+  /** Keyed tables only (dead letters): the same INSERT skipping rows whose key is stored. */
+  ignoreSql?: string;
 }
 
 /** One DDL chain per DuckDB instance (every adapter on the same file shares it). */
@@ -300,7 +301,8 @@ export class DuckDbEventWarehouse implements EventWarehouse {
     const select = `SELECT r.* FROM (SELECT unnest(from_json_strict($1, ${shape})) AS r)`;
     return {
       insertSql: `INSERT INTO ${fq} BY NAME ${select}`,
-      ignoreSql: `INSERT OR IGNORE INTO ${fq} BY NAME ${select}`,
+      // DuckDB refuses OR IGNORE on a table without a key (the event tables: windowed dedup instead).
+      ...(spec.key.length ? { ignoreSql: `INSERT OR IGNORE INTO ${fq} BY NAME ${select}` } : {}),
     };
   }
 
@@ -426,13 +428,16 @@ export class DuckDbEventWarehouse implements EventWarehouse {
     return new Set(r.getRowObjectsJson().map((x) => String(x.column_name)));
   }
 
-  /** A plain INSERT; a redelivered key fails it as a whole, and the batch goes again skipping duplicates. */
+  /**
+   * Keyed tables (dead letters): a plain INSERT; a redelivered key fails it as a whole, and the batch
+   * goes again skipping duplicates.
+   */
   private async write(w: Write): Promise<void> {
     await this.withConnection(w.table, async (c) => {
       try {
         await c.run(w.plan.insertSql, [w.json]);
       } catch (err) {
-        if (!isDuplicateKey(err)) throw err;
+        if (!isDuplicateKey(err) || !w.plan.ignoreSql) throw err;
         await c.run(w.plan.ignoreSql, [w.json]);
       }
     });
