@@ -1,6 +1,6 @@
 /**
  * The object-store port. Every function reads and writes objects through it; drivers exist for GCS,
- * the local filesystem and memory, and one contract suite (test/storage/contract.ts) runs against all.
+ * the local filesystem and memory, and one contract suite (test/shared/adapters/storage/contract.ts) runs against all.
  */
 import type { Readable } from 'node:stream';
 import { permanent } from '../errors';

@@ -1,0 +1,209 @@
+/** The dead-letter topic adapters: the local topic file, Pub/Sub at the client boundary, and the real emulator. */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import sinon from 'sinon';
+import { PubSub, type Message } from '@google-cloud/pubsub';
+import { FileDeadLetterPublisher, topicFile } from '../../../../shared/adapters/events/dead-letter-file';
+import { PubSubDeadLetterPublisher } from '../../../../shared/adapters/events/dead-letter-pubsub';
+import { createDeadLetterPublisher, createEventRouter } from '../../../../shared/adapters/events/wiring';
+import { FsObjectStore } from '../../../../shared/adapters/storage/fs';
+import { getLocalWarehouse } from '../../../../shared/adapters/warehouse/duckdb-local';
+import { loadConfig } from '../../../../shared/config';
+import { isSmelterError } from '../../../../shared/errors';
+import { discoverEmulator } from '../../../../shared/local/pubsub/discovery';
+import { startEmulator, type EmulatorHandle } from '../../../../shared/local/pubsub/emulator';
+import { b64, captureLogger, order } from '../../../support/events';
+
+describe('dead-letter topic adapters', () => {
+  let home: string;
+  const savedDetection = process.env.METADATA_SERVER_DETECTION;
+  before(() => (process.env.METADATA_SERVER_DETECTION = 'none'));
+  after(() => {
+    if (savedDetection === undefined) delete process.env.METADATA_SERVER_DETECTION;
+    else process.env.METADATA_SERVER_DETECTION = savedDetection;
+  });
+  beforeEach(() => (home = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-dl-'))));
+  afterEach(() => {
+    sinon.restore();
+    fs.rmSync(home, { recursive: true, force: true });
+  });
+
+  it('chooses the topic file locally without an emulator, Pub/Sub with one or on GCP', async () => {
+    const local = loadConfig({ SMELTER_HOME: home });
+    assert.equal(createDeadLetterPublisher(local, {}).kind, 'file');
+    const withEmulator = createDeadLetterPublisher(local, { PUBSUB_EMULATOR_HOST: '127.0.0.1:1' });
+    assert.equal(withEmulator.kind, 'pubsub');
+    assert.equal((withEmulator as PubSubDeadLetterPublisher).opts.createTopic, true);
+    const gcp = createDeadLetterPublisher(
+      loadConfig({ SMELTER_HOME: home, SMELTER_BACKEND: 'gcp', SMELTER_PROJECT: 'my-project' }),
+      {},
+    );
+    assert.equal(gcp.kind, 'pubsub');
+    assert.equal((gcp as PubSubDeadLetterPublisher).opts.createTopic, false);
+    await Promise.all([withEmulator.close(), gcp.close()]);
+  });
+
+  it('appends Pub/Sub-shaped lines to <home>/state/topics/<topic>.ndjson, never interleaved', async () => {
+    const p = new FileDeadLetterPublisher(home, 'events-dead-letter');
+    assert.equal(p.file, topicFile(home, 'events-dead-letter'));
+    assert.equal(p.file, path.join(home, 'state', 'topics', 'events-dead-letter.ndjson'));
+    const big = Buffer.alloc(200_000, 'a');
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        p.publish([{ data: i % 2 ? big : Buffer.from(`m${i}`), attributes: { n: String(i) } }]),
+      ),
+    );
+    const lines = fs.readFileSync(p.file, 'utf8').split('\n').filter(Boolean);
+    assert.equal(lines.length, 20);
+    const parsed = lines.map(
+      (l) =>
+        JSON.parse(l) as { messageId: string; publishTime: string; data: string; attributes: { n: string } },
+    );
+    assert.deepEqual(
+      parsed.map((x) => Number(x.attributes.n)).sort((a, b) => a - b),
+      [...Array(20).keys()],
+    );
+    assert.equal(
+      Buffer.from(parsed.find((x) => x.attributes.n === '0')?.data ?? '', 'base64').toString(),
+      'm0',
+    );
+    assert.equal(new Set(parsed.map((x) => x.messageId)).size, 20);
+    await p.close();
+  });
+
+  it('maps Pub/Sub failures to transient errors and creates a missing topic on the emulator', async () => {
+    const p = new PubSubDeadLetterPublisher({ projectId: 'smelter-test', topic: 'dl', createTopic: true });
+    const topic = (p as unknown as { topic: { publishMessage: unknown; create: unknown } }).topic;
+    const publish = sinon.stub(topic, 'publishMessage' as never) as sinon.SinonStub;
+    const create = sinon.stub(topic, 'create' as never) as sinon.SinonStub;
+    publish.onFirstCall().rejects(Object.assign(new Error('5 NOT_FOUND: Topic not found'), { code: 5 }));
+    publish.resolves('id-1');
+    create.resolves([topic]);
+    await p.publish([{ data: Buffer.from('x'), attributes: { a: 'b' } }]);
+    assert.equal(create.callCount, 1);
+    assert.deepEqual(publish.lastCall.args[0], { data: Buffer.from('x'), attributes: { a: 'b' } });
+
+    publish.reset();
+    publish.rejects(Object.assign(new Error('14 UNAVAILABLE: connection refused'), { code: 14 }));
+    await assert.rejects(
+      p.publish([{ data: Buffer.from('x'), attributes: {} }]),
+      (e: unknown) => isSmelterError(e, 'PUBSUB_UNAVAILABLE') && e.kind === 'transient',
+    );
+    sinon.restore();
+    await p.close();
+  });
+
+  describe('on the Pub/Sub emulator', function () {
+    this.timeout(30_000);
+    let emu: EmulatorHandle | undefined;
+    const saved = process.env.PUBSUB_EMULATOR_HOST;
+
+    before(async function () {
+      const found = discoverEmulator();
+      if (!found.found) this.skip(); // CI machines have it; laptops without the Cloud CLI skip
+      emu = await startEmulator({
+        launcher: found.launcher,
+        home: fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-emu-')),
+      });
+      process.env.PUBSUB_EMULATOR_HOST = emu.host;
+    });
+    after(async () => {
+      await emu?.stop();
+      if (emu) fs.rmSync(path.dirname(emu.dataDir), { recursive: true, force: true });
+      if (saved === undefined) delete process.env.PUBSUB_EMULATOR_HOST;
+      else process.env.PUBSUB_EMULATOR_HOST = saved;
+    });
+
+    it('publishes dead letters that a subscriber receives with data and attributes', async () => {
+      const cfg = loadConfig({
+        SMELTER_HOME: home,
+        SMELTER_PROJECT: 'smelter-test',
+        SMELTER_DEAD_LETTER_TOPIC: 'dl-test',
+      });
+      const client = new PubSub({ projectId: 'smelter-test' });
+      const [topic] = await client.createTopic('dl-test');
+      const [sub] = await topic.createSubscription('dl-test-inspect');
+      const p = createDeadLetterPublisher(cfg);
+      assert.equal(p.kind, 'pubsub');
+      const got = new Promise<Message>((resolve) =>
+        sub.on('message', (m: Message) => {
+          m.ack();
+          resolve(m);
+        }),
+      );
+      await p.publish([
+        {
+          data: Buffer.from('{"reasons":[]}'),
+          attributes: { source_message_id: 'm-1', reason_codes: 'not_json' },
+        },
+      ]);
+      const m = await got;
+      assert.equal(m.data.toString(), '{"reasons":[]}');
+      assert.deepEqual(m.attributes, { source_message_id: 'm-1', reason_codes: 'not_json' });
+      await sub.close();
+      await p.close();
+      await client.close();
+    });
+
+    it('routeEvent dead-letters an invalid event to the emulator topic (published = stored + dead-lettered)', async () => {
+      const cfg = loadConfig({
+        SMELTER_HOME: home,
+        SMELTER_PROJECT: 'smelter-test',
+        SMELTER_DEAD_LETTER_TOPIC: 'dl-route',
+      });
+      const client = new PubSub({ projectId: 'smelter-test' });
+      const [topic] = await client.createTopic('dl-route');
+      const [sub] = await topic.createSubscription('dl-route-inspect');
+      const received: Message[] = [];
+      sub.on('message', (m: Message) => {
+        m.ack();
+        received.push(m);
+      });
+      const router = createEventRouter({ cfg, log: captureLogger().log, store: new FsObjectStore(home) });
+      try {
+        const out = await Promise.all([
+          router.route({
+            data: b64(order(1)),
+            attributes: {},
+            messageId: 'm-ok',
+            publishTime: new Date().toISOString(),
+          }),
+          router.route({
+            data: b64('not json'),
+            attributes: { k: 'v' },
+            messageId: 'm-bad',
+            publishTime: new Date().toISOString(),
+          }),
+        ]);
+        assert.deepEqual(
+          out.map((o) => o.status),
+          ['stored', 'dead-lettered'],
+        );
+        while (received.length < 1) await new Promise((r) => setTimeout(r, 20));
+        const body = JSON.parse(received[0]?.data.toString() ?? '{}') as {
+          message_id: string;
+          reasons: { code: string }[];
+          attributes: unknown;
+        };
+        assert.equal(body.message_id, 'm-bad');
+        assert.equal(body.reasons[0]?.code, 'not_json');
+        assert.deepEqual(body.attributes, { k: 'v' });
+        assert.equal(received[0]?.attributes.source_message_id, 'm-bad');
+        const wh = await getLocalWarehouse(home);
+        assert.deepEqual(
+          await wh.query(
+            'SELECT (SELECT count(*) FROM events.orders) AS stored, (SELECT count(*) FROM events.dead_letter) AS dead',
+          ),
+          [{ stored: '1', dead: '1' }],
+        );
+      } finally {
+        await router.close();
+        await (await getLocalWarehouse(home)).close();
+        await sub.close();
+        await client.close();
+      }
+    });
+  });
+});

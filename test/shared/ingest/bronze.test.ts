@@ -1,0 +1,560 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import zlib from 'node:zlib';
+import { createLogger } from '../../../shared/log';
+import {
+  bronzeNames,
+  rawToBronzeFlow,
+  type BronzeManifest,
+  type BronzeOutcome,
+  type QuarantineRow,
+} from '../../../shared/ingest/bronze';
+import { isSmelterError, transient } from '../../../shared/errors';
+import type { ObjectStore } from '../../../shared/storage/object-store';
+import { readAll, testHome, type TestHome } from '../../support/home';
+import { parquetSchema, queryParquet } from '../../support/parquet';
+
+const log = createLogger({ format: 'silent' });
+
+const ORDERS = {
+  dataset: 'orders',
+  columns: [
+    { name: 'order_id', type: 'int64', required: true, aliases: ['Order ID'] },
+    { name: 'customer', type: 'string', required: true },
+    { name: 'note', type: 'string' },
+    { name: 'amount', type: 'float64', default: 0 },
+    { name: 'paid', type: 'bool' },
+    { name: 'order_date', type: 'date', required: true },
+    { name: 'created_at', type: 'timestamp' },
+    { name: 'status', type: 'string', accepted: ['new', 'shipped'] },
+    {
+      name: 'items',
+      type: {
+        array: {
+          struct: [
+            { name: 'sku', type: 'string' },
+            { name: 'qty', type: 'int64' },
+          ],
+        },
+      },
+    },
+    {
+      name: 'address',
+      type: {
+        struct: [
+          { name: 'city', type: 'string' },
+          { name: 'zip', type: 'string' },
+        ],
+      },
+    },
+  ],
+  primaryKey: ['order_id'],
+  partitionColumn: 'order_date',
+};
+
+describe('rawToBronze flow (local backend, real DuckDB)', function () {
+  let h: TestHome;
+  beforeEach(async () => {
+    const contracts = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-contracts-'));
+    fs.mkdirSync(path.join(contracts, 'datasets'));
+    fs.writeFileSync(path.join(contracts, 'datasets', 'orders.json'), JSON.stringify(ORDERS));
+    fs.copyFileSync(
+      path.join(__dirname, '../../../contracts/datasets/rainfall.json'),
+      path.join(contracts, 'datasets', 'rainfall.json'),
+    );
+    h = await testHome({ SMELTER_CONTRACTS_DIR: contracts, SMELTER_DUCKDB_THREADS: '1' });
+  });
+  afterEach(() => h.cleanup());
+
+  async function drop(
+    name: string,
+    body: string | Buffer,
+    store: ObjectStore = h.store,
+  ): Promise<BronzeOutcome & { gen: string }> {
+    const m = await h.store.write(h.cfg.rawBucket, name, body);
+    const out = await rawToBronzeFlow(
+      { bucket: h.cfg.rawBucket, name, generation: m.generation },
+      { cfg: h.cfg, store, log },
+    );
+    return { ...out, gen: m.generation };
+  }
+  const bronzeFile = (m: BronzeManifest): string =>
+    path.join(h.store.bucketDir(m.output.bucket), m.output.name);
+  async function rejects(m: BronzeManifest): Promise<QuarantineRow[]> {
+    if (!m.quarantine) return [];
+    const text = (await readAll(await h.store.read(m.quarantine.bucket, m.quarantine.name))).toString();
+    return text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as QuarantineRow);
+  }
+  function converted(o: BronzeOutcome): BronzeManifest {
+    assert.equal(o.status, 'converted', JSON.stringify(o));
+    return (o as { manifest: BronzeManifest }).manifest;
+  }
+
+  it('reads RFC 4180 CSV: quoted commas and newlines, escaped quotes, CRLF, BOM, empty fields, aliases', async () => {
+    const csv =
+      '\ufeffOrder ID,customer,note,amount,paid,order_date,created_at,status\r\n' +
+      '1,"Smith, Jane","said ""hi""\r\nthen left",12.5,yes,2024-03-01,2024-03-01T10:00:00+02:00,new\r\n' +
+      '2,Bob,,,false,2024-03-02,2024-03-02 08:30:00,\r\n';
+    const m = converted(await drop('orders/a.csv', csv));
+    assert.equal(m.rows, 2);
+    assert.equal(m.rejected, 0);
+    const rows = await queryParquet(
+      bronzeFile(m),
+      'SELECT order_id, customer, note, amount, paid, order_date::VARCHAR d, created_at::VARCHAR ts, status FROM p ORDER BY order_id',
+    );
+    assert.deepEqual(rows[0], {
+      order_id: '1',
+      customer: 'Smith, Jane',
+      note: 'said "hi"\r\nthen left',
+      amount: 12.5,
+      paid: true,
+      d: '2024-03-01',
+      ts: '2024-03-01 08:00:00+00',
+      status: 'new',
+    });
+    assert.deepEqual(rows[1], {
+      order_id: '2',
+      customer: 'Bob',
+      note: null,
+      amount: 0,
+      paid: false,
+      d: '2024-03-02',
+      ts: '2024-03-02 08:30:00+00',
+      status: null,
+    });
+  });
+
+  it('writes real Parquet logical types: DATE, TIMESTAMP(UTC, micros), INT64, nested, lineage columns', async () => {
+    const nd =
+      '{"order_id":7,"customer":"c","order_date":"2024-01-05","created_at":"2024-01-05T12:00:00Z","items":[{"sku":"A","qty":2}],"address":{"city":"Oslo","zip":"0150"}}\n';
+    const m = converted(await drop('orders/n.ndjson', nd));
+    const s = await parquetSchema(bronzeFile(m));
+    assert.equal(s.order_date?.converted, 'DATE');
+    assert.match(String(s.created_at?.logical), /TimestampType\(isAdjustedToUTC=1.*MICROS/);
+    assert.match(String(s._ingested_at?.logical), /isAdjustedToUTC=1/);
+    assert.equal(s.order_id?.type, 'INT64');
+    assert.equal(s._source_generation?.type, 'INT64');
+    assert.ok(s.items && s.address, 'nested columns present');
+    const [row] = await queryParquet(
+      bronzeFile(m),
+      'SELECT items[1].sku AS sku, items[1].qty AS qty, address.city AS city, _source_uri, _source_generation FROM p',
+    );
+    assert.deepEqual(row, {
+      sku: 'A',
+      qty: '2',
+      city: 'Oslo',
+      _source_uri: 'gs://raw/orders/n.ndjson',
+      _source_generation: m.source.generation,
+    });
+    const meta = (await queryParquet(
+      bronzeFile(m),
+      `SELECT DISTINCT compression FROM parquet_metadata('${bronzeFile(m)}')`,
+    )) as { compression: string }[];
+    assert.deepEqual(
+      meta.map((x) => x.compression),
+      ['ZSTD'],
+    );
+  });
+
+  it('quarantines bad rows with line, column and reason; counts balance', async () => {
+    const csv = [
+      'order_id,customer,amount,order_date,status',
+      '1,a,1,2024-01-01,new', // ok (line 2)
+      '2,,1,2024-01-01,new', // missing required customer (line 3)
+      'x,b,1,2024-01-01,new', // order_id not an int (line 4)
+      '4,c,1,2024-01-01', // too few columns (line 5)
+      '5,d,1,2024-13-45,lost', // bad date + not accepted (line 6)
+      '6,e,1.5,2024-01-02,shipped', // ok (line 7)
+      '7,f,1,2024-01-02,new,extra', // too many columns (line 8)
+      '8.5,g,1,2024-01-02,new', // 8.5 is not an int64 (line 9)
+    ].join('\n');
+    const m = converted(await drop('orders/bad.csv', csv + '\n'));
+    assert.equal(m.rows, 2);
+    assert.equal(m.rejected, 6);
+    assert.equal(m.rowsIn, 8, 'every data line is accounted for');
+    const r = await rejects(m);
+    assert.deepEqual(
+      r.map((x) => x.line),
+      [3, 4, 5, 6, 8, 9],
+    );
+    assert.match(r[0]?.reason ?? '', /customer: missing required value/);
+    assert.match(r[1]?.reason ?? '', /order_id: cannot convert "x" to int64/);
+    assert.equal(r[2]?.error_type, 'MISSING COLUMNS');
+    // DuckDB types order_date itself and rejects the row at the first cast error (line and column exact).
+    assert.equal(r[3]?.reason, 'order_date: cannot convert "2024-13-45" to date');
+    assert.equal(r[3]?.column, 'order_date');
+    assert.equal(r[3]?.error_type, 'CAST');
+    assert.equal(r[4]?.error_type, 'TOO MANY COLUMNS');
+    assert.match(r[5]?.reason ?? '', /cannot convert "8.5" to int64/);
+    assert.ok(r.every((x) => x.source === 'gs://raw/orders/bad.csv'));
+  });
+
+  it('on several threads (rows not kept in order) still reports exact lines and balances counts', async () => {
+    h.cleanup();
+    h = await testHome({ SMELTER_CONTRACTS_DIR: h.cfg.contractsDir, SMELTER_DUCKDB_THREADS: '2' });
+    const lines = ['order_id,customer,amount,order_date,status'];
+    const bad = new Map<number, RegExp>();
+    for (let i = 1; i <= 30_000; i++) {
+      const line = lines.length + 1;
+      if (i % 997 === 0) {
+        lines.push(`${i},,1,2024-01-01,new`);
+        bad.set(line, /customer: missing required value/);
+      } else if (i % 1499 === 0) {
+        lines.push(`${i},c,1,2024-01-01`);
+        bad.set(line, /./);
+      } else if (i % 2003 === 0) {
+        lines.push(`${i}.5,c,1,2024-01-01,new`);
+        bad.set(line, /cannot convert ".*" to int64/);
+      } else lines.push(`${i},c${i % 7},${i % 100},2024-01-${String(1 + (i % 28)).padStart(2, '0')},new`);
+    }
+    const m = converted(await drop('orders/big.csv', lines.join('\n') + '\n'));
+    assert.equal(m.rowsIn, 30_000);
+    assert.equal(m.rejected, bad.size);
+    assert.equal(m.rows, 30_000 - bad.size);
+    const r = await rejects(m);
+    assert.deepEqual(
+      r.map((x) => x.line),
+      [...bad.keys()].sort((a, b) => a - b),
+    );
+    for (const x of r) assert.match(x.reason, bad.get(x.line as number) as RegExp, JSON.stringify(x));
+    const [agg] = await queryParquet(
+      bronzeFile(m),
+      'SELECT count(*)::INT n, count(DISTINCT order_id)::INT d, sum(order_id)::BIGINT s FROM p',
+    );
+    const expected = lines
+      .slice(1)
+      .filter((_, k) => !bad.has(k + 2))
+      .reduce((a, l) => a + Number(l.split(',')[0]), 0);
+    assert.deepEqual(agg, { n: m.rows, d: m.rows, s: String(expected) });
+  });
+
+  it('reads a clean file once; a structurally bad row costs a second read, never a partial output', async () => {
+    const reads: string[] = [];
+    const counting = Object.create(h.store) as ObjectStore;
+    counting.read = (bucket, name, o) => {
+      reads.push(name);
+      return h.store.read(bucket, name, o);
+    };
+    const head = 'order_id,customer,amount,order_date,status';
+    const rows = Array.from({ length: 5000 }, (_, i) => `${i + 1},c,1,2024-01-01,new`);
+    const clean = converted(await drop('orders/clean.csv', [head, ...rows].join('\n') + '\n', counting));
+    assert.deepEqual(reads, ['orders/clean.csv']);
+    assert.equal(clean.rows, 5000);
+
+    reads.length = 0;
+    // The bad row comes last: the optimistic read has streamed nearly everything when it fails.
+    const dirty = converted(
+      await drop('orders/dirty.csv', [head, ...rows, '5001,c,1,not-a-date,new'].join('\n') + '\n', counting),
+    );
+    assert.deepEqual(reads, ['orders/dirty.csv', 'orders/dirty.csv']);
+    assert.deepEqual([dirty.rows, dirty.rejected, dirty.rowsIn], [5000, 1, 5001]);
+    const [n] = await queryParquet(bronzeFile(dirty), 'SELECT count(*)::INT n FROM p');
+    assert.deepEqual(n, { n: 5000 });
+    const bronze = fs.readdirSync(path.dirname(bronzeFile(dirty))).filter((f) => f.startsWith('dirty'));
+    assert.equal(bronze.filter((f) => f.endsWith('.parquet')).length, 1);
+    assert.deepEqual(
+      (await rejects(dirty)).map((r) => [r.line, r.column]),
+      [[5002, 'order_date']],
+    );
+  });
+
+  it('trims spaces (and Unicode space separators) only at the edges of values', async () => {
+    const nbsp = '\u00a0';
+    const csv = [
+      'order_id,customer,note,order_date,status',
+      `1,  Zoë  ,São Paulo,2024-01-01, new`,
+      `2,${nbsp}Ann${nbsp},inner  space,2024-01-01,shipped `,
+      `3,"   ",x,2024-01-01,new`,
+      `4,\tTab,  ,2024-01-01,new`,
+    ].join('\n');
+    const m = converted(await drop('orders/t.csv', csv + '\n'));
+    const rows = await queryParquet(
+      bronzeFile(m),
+      'SELECT order_id, customer, note, status FROM p ORDER BY order_id',
+    );
+    assert.deepEqual(rows, [
+      { order_id: '1', customer: 'Zoë', note: 'São Paulo', status: 'new' },
+      { order_id: '2', customer: 'Ann', note: 'inner  space', status: 'shipped' },
+      // DuckDB's trim() strips spaces, not tabs: a tab is data.
+      { order_id: '4', customer: '\tTab', note: null, status: 'new' },
+    ]);
+    const r = await rejects(m);
+    assert.deepEqual(
+      r.map((x) => [x.line, x.reason]),
+      [[4, 'customer: missing required value']],
+    );
+  });
+
+  it('handles header-only and empty files (valid, empty Parquet with the schema)', async () => {
+    for (const [name, body] of [
+      ['orders/h.csv', 'order_id,customer,order_date\n'],
+      ['orders/e.csv', ''],
+    ] as const) {
+      const m = converted(await drop(name, body));
+      assert.equal(m.rows, 0);
+      assert.equal(m.rejected, 0);
+      const s = await parquetSchema(bronzeFile(m));
+      assert.equal(s.order_date?.converted, 'DATE');
+      assert.deepEqual(await queryParquet(bronzeFile(m), 'SELECT count(*)::INT n FROM p'), [{ n: 0 }]);
+    }
+  });
+
+  it('reads NDJSON: bad JSON, non-objects and blank lines, with line numbers', async () => {
+    const nd = [
+      '{"order_id":1,"customer":"a","order_date":"2024-01-01"}',
+      '',
+      '{"order_id":2,"customer":"b"', // truncated JSON (line 3)
+      '[1,2]', // not an object (line 4)
+      '{"order_id":"3","customer":"c","order_date":"2024-01-03","amount":"2.5"}', // coerced strings
+      '{"order_id":4,"customer":"d","order_date":"2024-01-04","__proto__":{"polluted":true}}',
+    ].join('\n');
+    const m = converted(await drop('orders/x.ndjson', nd));
+    assert.equal(m.rows, 3);
+    assert.equal(m.rejected, 2);
+    const r = await rejects(m);
+    assert.deepEqual(
+      r.map((x) => [x.line, x.reason]),
+      [
+        [3, 'not valid JSON'],
+        [4, 'record is not a JSON object'],
+      ],
+    );
+    assert.equal(r[0]?.raw, '{"order_id":2,"customer":"b"');
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    const rows = await queryParquet(bronzeFile(m), 'SELECT order_id, amount FROM p ORDER BY 1');
+    assert.deepEqual(rows, [
+      { order_id: '1', amount: 0 },
+      { order_id: '3', amount: 2.5 },
+      { order_id: '4', amount: 0 },
+    ]);
+  });
+
+  it('reads a JSON array, and quarantines a malformed one whole with DuckDB’s error', async () => {
+    const ok = converted(
+      await drop(
+        'orders/arr.json',
+        JSON.stringify([
+          { order_id: 1, customer: 'a', order_date: '2024-01-01' },
+          { order_id: 2, customer: 'b', order_date: 'nope' },
+        ]),
+      ),
+    );
+    assert.equal(ok.rows, 1);
+    assert.equal(ok.rejected, 1);
+    assert.equal((await rejects(ok))[0]?.record, 2);
+    const bad = await drop('orders/broken.json', '[{"order_id":1},{"order_id":');
+    assert.equal(bad.status, 'quarantined');
+    const err = JSON.parse(
+      (
+        await readAll(
+          await h.store.read(
+            h.cfg.quarantineBucket,
+            (bad as { quarantine: { name: string } }).quarantine.name,
+          ),
+        )
+      ).toString(),
+    ) as { error: { code: string; message: string }; copy: string };
+    assert.equal(err.error.code, 'BAD_DATA');
+    assert.match(err.error.message, /DuckDB/);
+    assert.match(err.copy, /^gs:\/\/quarantine\/_failed\/orders\//);
+  });
+
+  it('reads gzipped input like plain input (detected by magic bytes, not name)', async () => {
+    const csv = 'order_id,customer,order_date\n1,a,2024-01-01\n2,b,2024-01-02\n';
+    const m = converted(await drop('orders/z.csv', zlib.gzipSync(csv)));
+    assert.equal(m.source.gzip, true);
+    assert.equal(m.rows, 2);
+  });
+
+  it('stops a gzip bomb at the decompressed-size limit and quarantines it', async () => {
+    const cfg = { ...h.cfg, maxDecompressedBytes: 1024 * 1024 };
+    const bomb = zlib.gzipSync(
+      Buffer.from('order_id,customer,order_date\n' + '1,a,2024-01-01\n'.repeat(2_000_000)),
+    );
+    assert.ok(bomb.length < 200_000);
+    const m = await h.store.write(cfg.rawBucket, 'orders/bomb.csv.gz', bomb);
+    const out = await rawToBronzeFlow(
+      { bucket: cfg.rawBucket, name: m.name, generation: m.generation },
+      { cfg, store: h.store, log },
+    );
+    assert.equal(out.status, 'quarantined');
+    assert.equal((out as { error: { code: string } }).error.code, 'DECOMPRESSED_TOO_LARGE');
+    const names = bronzeNames({ bucket: cfg.rawBucket, name: m.name, generation: m.generation });
+    assert.equal(await h.store.stat(cfg.bronzeBucket, names.parquet), undefined, 'no partial Parquet');
+  });
+
+  it('rejects a line longer than the limit without failing the file', async () => {
+    h = { ...h, cfg: { ...h.cfg, maxLineBytes: 4096 } };
+    const long = JSON.stringify({ order_id: 2, customer: 'x'.repeat(10_000), order_date: '2024-01-01' });
+    const m = converted(
+      await drop(
+        'orders/long.ndjson',
+        `{"order_id":1,"customer":"a","order_date":"2024-01-01"}\n${long}\n{"order_id":3,"customer":"c","order_date":"2024-01-01"}\n`,
+      ),
+    );
+    assert.equal(m.rows, 2);
+    assert.equal(m.rejected, 1);
+    assert.equal((await rejects(m))[0]?.line, 2);
+  });
+
+  it('quarantines unknown datasets, unsupported formats and files outside a dataset folder', async () => {
+    for (const [name, code] of [
+      ['nosuch/a.csv', 'UNKNOWN_DATASET'],
+      ['orders/book.xlsx', 'UNSUPPORTED_FORMAT'],
+      ['orders/bin.csv', 'UNSUPPORTED_FORMAT'],
+      ['toplevel.csv', 'UNKNOWN_DATASET'],
+    ] as const) {
+      const out = await drop(name, name.endsWith('bin.csv') ? Buffer.from([0x50, 0, 0, 1, 2]) : 'a,b\n1,2\n');
+      assert.equal(out.status, 'quarantined', name);
+      assert.equal((out as { error: { code: string } }).error.code, code, name);
+    }
+  });
+
+  it('fills defaults (the seed’s fillna(0)) and normalises header names on the bundled rainfall contract', async () => {
+    const csv =
+      'Station,Region,Day,Rain (mm)\nst1,North,2024-01-01,\nst1,North,2024-01-02,NA\nst1,North,2024-01-03,4.5\n';
+    const m = converted(await drop('rainfall/r.csv', csv));
+    const rows = await queryParquet(bronzeFile(m), 'SELECT station_id, rain_mm FROM p ORDER BY date');
+    assert.deepEqual(rows, [
+      { station_id: 'ST1', rain_mm: 0 },
+      { station_id: 'ST1', rain_mm: 0 },
+      { station_id: 'ST1', rain_mm: 4.5 },
+    ]);
+  });
+
+  it('is idempotent: the same event ten times yields one output and no error', async () => {
+    const m = await h.store.write(
+      h.cfg.rawBucket,
+      'orders/d.csv',
+      'order_id,customer,order_date\n1,a,2024-01-01\n',
+    );
+    const ref = { bucket: h.cfg.rawBucket, name: m.name, generation: m.generation };
+    const outs = [];
+    for (let i = 0; i < 10; i++) outs.push(await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log }));
+    assert.equal(outs.filter((o) => o.status === 'converted').length, 1);
+    assert.equal(outs.filter((o) => o.status === 'duplicate').length, 9);
+    const objs = [];
+    for await (const o of h.store.list(h.cfg.bronzeBucket)) objs.push(o.name);
+    assert.equal(objs.filter((n) => n.endsWith('.parquet')).length, 1);
+    assert.equal(objs.filter((n) => n.endsWith('.manifest.json')).length, 1);
+  });
+
+  it('concurrent deliveries produce exactly one output (losers ask for a retry, then see a duplicate)', async () => {
+    const m = await h.store.write(
+      h.cfg.rawBucket,
+      'orders/c.csv',
+      'order_id,customer,order_date\n1,a,2024-01-01\n',
+    );
+    const ref = { bucket: h.cfg.rawBucket, name: m.name, generation: m.generation };
+    const settled = await Promise.allSettled(
+      [1, 2, 3].map(() => rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log })),
+    );
+    for (const s of settled)
+      if (s.status === 'rejected') assert.ok(isSmelterError(s.reason) && s.reason.kind === 'transient');
+    const again = await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log });
+    assert.equal(again.status, 'duplicate');
+    const parquet = [];
+    for await (const o of h.store.list(h.cfg.bronzeBucket))
+      if (o.name.endsWith('.parquet')) parquet.push(o.name);
+    assert.equal(parquet.length, 1);
+  });
+
+  it('a crash mid-write leaves nothing; the retry yields the single complete output', async () => {
+    const body =
+      'order_id,customer,order_date\n' +
+      Array.from({ length: 50_000 }, (_, i) => `${i},c${i},2024-01-01`).join('\n') +
+      '\n';
+    const m = await h.store.write(h.cfg.rawBucket, 'orders/crash.csv', body);
+    const ref = { bucket: h.cfg.rawBucket, name: m.name, generation: m.generation };
+    // A store whose Parquet upload dies after some bytes, like an instance killed mid-upload.
+    const crashing: ObjectStore = Object.create(h.store) as ObjectStore;
+    crashing.write = async (bucket, name, source, opts) => {
+      if (!name.endsWith('.parquet')) return h.store.write(bucket, name, source, opts);
+      const cut = new PassThrough();
+      cut.on('error', () => undefined);
+      let n = 0;
+      (source as Readable).on('data', (c: Buffer) => {
+        n += c.length;
+        if (n > 1000) cut.destroy(transient('STORAGE_UNAVAILABLE', 'connection reset mid-upload'));
+        else cut.write(c);
+      });
+      return h.store.write(bucket, name, cut, opts);
+    };
+    await assert.rejects(
+      rawToBronzeFlow(ref, { cfg: h.cfg, store: crashing, log }),
+      (e: unknown) => isSmelterError(e) && e.kind === 'transient',
+    );
+    const names = bronzeNames(ref);
+    assert.equal(await h.store.stat(h.cfg.bronzeBucket, names.parquet), undefined);
+    assert.equal(await h.store.stat(h.cfg.bronzeBucket, names.manifest), undefined);
+    const m2 = converted(await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log }));
+    assert.equal(m2.rows, 50_000);
+  });
+
+  it('a crash after the Parquet but before the manifest is completed by the retry without a second Parquet', async () => {
+    const m = await h.store.write(
+      h.cfg.rawBucket,
+      'orders/half.csv',
+      'order_id,customer,order_date\n1,a,2024-01-01\n2,b,2024-01-01\n',
+    );
+    const ref = { bucket: h.cfg.rawBucket, name: m.name, generation: m.generation };
+    const first = converted(await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log }));
+    const names = bronzeNames(ref);
+    await h.store.delete(h.cfg.bronzeBucket, names.manifest); // as if we died right before writing it
+    const gen = (await h.store.stat(h.cfg.bronzeBucket, names.parquet))?.generation;
+    const again = converted(await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log }));
+    assert.equal(again.rows, first.rows);
+    assert.equal(
+      (await h.store.stat(h.cfg.bronzeBucket, names.parquet))?.generation,
+      gen,
+      'Parquet untouched',
+    );
+  });
+
+  it('a source read failure mid-stream never yields a truncated Parquet', async () => {
+    const body =
+      'order_id,customer,order_date\n' +
+      Array.from({ length: 100_000 }, (_, i) => `${i},c,2024-01-01`).join('\n') +
+      '\n';
+    const m = await h.store.write(h.cfg.rawBucket, 'orders/flaky.csv', body);
+    const ref = { bucket: h.cfg.rawBucket, name: m.name, generation: m.generation };
+    const flaky: ObjectStore = Object.create(h.store) as ObjectStore;
+    flaky.read = async (bucket, name, opts) => {
+      const src = await h.store.read(bucket, name, opts);
+      let n = 0;
+      const out = new PassThrough();
+      src.on('data', (c: Buffer) => {
+        n += c.length;
+        if (n > 200_000) out.destroy(transient('STORAGE_UNAVAILABLE', 'socket hang up'));
+        else out.write(c);
+      });
+      src.on('end', () => out.end());
+      return out;
+    };
+    await assert.rejects(rawToBronzeFlow(ref, { cfg: h.cfg, store: flaky, log }), (e: unknown) =>
+      isSmelterError(e, 'STORAGE_UNAVAILABLE'),
+    );
+    assert.equal(await h.store.stat(h.cfg.bronzeBucket, bronzeNames(ref).parquet), undefined);
+  });
+
+  it('skips a superseded generation (a newer one has its own event)', async () => {
+    const m1 = await h.store.write(
+      h.cfg.rawBucket,
+      'orders/s.csv',
+      'order_id,customer,order_date\n1,a,2024-01-01\n',
+    );
+    await new Promise((r) => setTimeout(r, 5));
+    await h.store.write(h.cfg.rawBucket, 'orders/s.csv', 'order_id,customer,order_date\n2,b,2024-01-01\n');
+    const out = await rawToBronzeFlow(
+      { bucket: h.cfg.rawBucket, name: m1.name, generation: m1.generation },
+      { cfg: h.cfg, store: h.store, log },
+    );
+    assert.equal(out.status, 'skipped');
+  });
+});

@@ -1,0 +1,187 @@
+/**
+ * The embedded delivery (no emulator): push in the Pub/Sub push format to a functions-framework
+ * server, redelivery with backoff, dead-lettering after N attempts, bounded concurrency.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createLogger } from '../../../../shared/log';
+import { EmbeddedPubsub } from '../../../../shared/local/pubsub/embedded';
+import { startLocalPubsub, type SmelterPubsub } from '../../../../shared/local/pubsub/local-pubsub';
+import { topicLogFile, type TopicLogEntry } from '../../../../shared/local/pubsub/topic-log';
+import { functionSpec } from '../../../../shared/manifest';
+import type { ServedFunction } from '../../../../shared/local/pubsub/serve';
+import { testHome, type TestHome } from '../../../support/home';
+import { decoded, serveSink, sink } from '../../../support/pubsub';
+
+const silent = createLogger({ format: 'silent' });
+
+describe('pubsub: embedded delivery', () => {
+  let h: TestHome;
+  let served: ServedFunction;
+  let ps: SmelterPubsub | undefined;
+
+  before(async () => {
+    served = await serveSink();
+  });
+  after(async () => served.close());
+  beforeEach(async () => {
+    h = await testHome({ SMELTER_PUBSUB_EMULATOR: 'off', SMELTER_LOCAL_MAX_ATTEMPTS: '3' });
+    sink.reset();
+  });
+  afterEach(async () => {
+    await ps?.close();
+    ps = undefined;
+    h.cleanup();
+  });
+
+  const start = (): Promise<SmelterPubsub> =>
+    startLocalPubsub({
+      cfg: h.cfg,
+      log: silent,
+      endpoints: { routeEvent: served.url },
+      functions: [functionSpec('routeEvent')],
+      embedded: { backoff: { initialMs: 5, maxMs: 20 } },
+    });
+
+  it('pushes a messagePublished CloudEvent with the topic as source', async () => {
+    ps = await start();
+    assert.equal(ps.mode, 'embedded');
+    const id = await ps.publish('events', Buffer.from('{"hello":"world"}'), { event_type: 'order' });
+    assert.match(id, /^\d+$/);
+    await sink.until(() => sink.events.length === 1);
+    const ce = sink.events[0]!;
+    assert.equal(ce.type, 'google.cloud.pubsub.topic.v1.messagePublished');
+    assert.equal(ce.source, `//pubsub.googleapis.com/projects/${h.cfg.project}/topics/events`);
+    assert.equal(ce.id, id);
+    assert.equal(ce.data?.message.messageId, id);
+    assert.equal(decoded(ce), '{"hello":"world"}');
+    assert.deepEqual(ce.data?.message.attributes, { event_type: 'order' });
+    assert.ok(ce.data?.message.publishTime && Number.isFinite(Date.parse(ce.data.message.publishTime)));
+    assert.equal(await ps.idle(1000), true);
+    const st = await ps.status();
+    assert.equal(st.delivered, 1);
+    assert.equal(st.backlog, 0);
+  });
+
+  it('redelivers after a failure (HTTP 500) until the handler succeeds', async () => {
+    ps = await start();
+    sink.fail = (_ce, attempt) => attempt < 3;
+    const id = await ps.publish('events', Buffer.from('x'));
+    await sink.until(() => sink.attempts.get(id) === 3);
+    assert.equal(await ps.idle(1000), true);
+    const st = (await ps.status()) as {
+      delivered: number;
+      deadLettered: number;
+      topics: { subscriptions: { failedAttempts: number }[] }[];
+    };
+    assert.equal(st.delivered, 1);
+    assert.equal(st.deadLettered, 0);
+    assert.equal(st.topics.find((t) => t.subscriptions.length)?.subscriptions[0]?.failedAttempts, 2);
+  });
+
+  it('dead-letters after maxDeliveryAttempts with the dead-letter attributes, recorded and pullable', async () => {
+    ps = await start();
+    sink.fail = () => true;
+    const id = await ps.publish('events', Buffer.from([0xff, 0x00, 0x41]), { k: 'v' });
+    assert.equal(await ps.idle(5000), true);
+    assert.equal(sink.attempts.get(id), 3, 'SMELTER_LOCAL_MAX_ATTEMPTS=3 deliveries, then parked');
+
+    const entries = fs
+      .readFileSync(topicLogFile(h.home, 'events-dead-letter'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as TopicLogEntry);
+    assert.equal(entries.length, 1);
+    const e = entries[0]!;
+    assert.deepEqual(Buffer.from(e.data, 'base64'), Buffer.from([0xff, 0x00, 0x41]), 'original bytes kept');
+    assert.equal(e.attributes.k, 'v');
+    assert.equal(e.attributes.CloudPubSubDeadLetterSourceDeliveryCount, '3');
+    assert.equal(e.attributes.CloudPubSubDeadLetterSourceSubscription, 'route-event-events');
+    assert.equal(e.attributes.CloudPubSubDeadLetterSourceSubscriptionProject, h.cfg.project);
+    assert.ok(e.attributes.CloudPubSubDeadLetterSourceTopicPublishTime);
+    assert.equal(ps.deadLetters(10).length, 1);
+
+    const bus = (ps as unknown as { bus: EmbeddedPubsub }).bus;
+    const pulled = await bus.pull('events-dead-letter-pull', 10, { ack: true });
+    assert.equal(pulled.length, 1);
+    assert.equal((await bus.pull('events-dead-letter-pull', 10)).length, 0, 'acknowledged');
+    assert.equal((await ps.status()).deadLettered, 1);
+  });
+
+  it('keeps at most `concurrency` pushes in flight and delivers every message', async () => {
+    let inFlight = 0;
+    let peak = 0;
+    const release: (() => void)[] = [];
+    const server = http.createServer((req, res) => {
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      req.resume();
+      release.push(() => {
+        inFlight--;
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/projects/p/topics/t`;
+    const bus = new EmbeddedPubsub({ project: 'p', home: h.home, concurrency: 4 });
+    try {
+      bus.createTopic('t');
+      bus.createSubscription({ name: 's', topic: 't', pushEndpoint: url });
+      for (let i = 0; i < 20; i++) await bus.publish('t', Buffer.from(String(i)));
+      let done = 0;
+      while (done < 20) {
+        await sink.until(() => release.length > 0);
+        assert.ok(inFlight <= 4, `${inFlight} in flight`);
+        release.shift()?.();
+        done++;
+      }
+      await bus.idle();
+      assert.equal(peak, 4);
+      assert.equal((await bus.status()).delivered, 20);
+    } finally {
+      await bus.close();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('drops messages of topics without subscriptions, refuses unknown topics', async () => {
+    const bus = new EmbeddedPubsub({ project: 'p', home: h.home });
+    bus.createTopic('lonely');
+    assert.match(await bus.publish('lonely', Buffer.from('x')), /^\d+$/);
+    await assert.rejects(bus.publish('nope', Buffer.from('x')), /No topic nope/);
+    await bus.close();
+    await assert.rejects(bus.publish('lonely', Buffer.from('x')), /stopped/);
+  });
+
+  it('auto mode falls back to the embedded delivery with a notice when the emulator is absent; on mode fails', async () => {
+    const lines: string[] = [];
+    const log = createLogger({ format: 'text', sink: (l) => lines.push(l) });
+    const absent = () => ({
+      found: false as const,
+      reason: 'the Google Cloud CLI (gcloud) is not installed',
+      searched: [],
+    });
+    const saved = process.env.PUBSUB_EMULATOR_HOST;
+    delete process.env.PUBSUB_EMULATOR_HOST;
+    try {
+      ps = await startLocalPubsub({ cfg: h.cfg, log, endpoints: {}, emulator: 'auto', discover: absent });
+      assert.equal(ps.mode, 'embedded');
+      assert.ok(
+        lines.some((l) =>
+          /NOTICE.*emulator not available.*gcloud.*not installed.*falling back.*install/i.test(l),
+        ),
+        lines.join('\n'),
+      );
+      await assert.rejects(
+        startLocalPubsub({ cfg: h.cfg, log, endpoints: {}, emulator: 'on', discover: absent }),
+        (e: Error & { code?: string }) =>
+          e.code === 'PUBSUB_UNAVAILABLE' && /SMELTER_PUBSUB_EMULATOR=on/.test(e.message),
+      );
+    } finally {
+      if (saved !== undefined) process.env.PUBSUB_EMULATOR_HOST = saved;
+    }
+  });
+});

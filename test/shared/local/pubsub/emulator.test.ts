@@ -1,0 +1,241 @@
+/**
+ * The emulator path, against the real Cloud SDK Pub/Sub emulator (started once for this file; skipped
+ * with a visible notice only where it is not installed — CI has it): topic and push-subscription setup
+ * from the manifest, publishing through @google-cloud/pubsub, the CloudEvent functions-framework builds
+ * from the emulator's push, redelivery after HTTP 500, dead-lettering through the relay, idempotent
+ * setup, and the emulator's process group going away on stop.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PubSub } from '@google-cloud/pubsub';
+import { PubsubClient } from '../../../../shared/adapters/pubsub/client';
+import { createLogger } from '../../../../shared/log';
+import { discoverEmulator } from '../../../../shared/local/pubsub/discovery';
+import { startEmulator, type EmulatorHandle } from '../../../../shared/local/pubsub/emulator';
+import { startLocalPubsub, type SmelterPubsub } from '../../../../shared/local/pubsub/local-pubsub';
+import { pubsubPart } from '../../../../shared/local/pubsub/part';
+import { Stack, type StackContext } from '../../../../shared/local/stack';
+import type { ServedFunction } from '../../../../shared/local/pubsub/serve';
+import { topicLogFile, type TopicLogEntry } from '../../../../shared/local/pubsub/topic-log';
+import { functionSpec } from '../../../../shared/manifest';
+import { testHome, type TestHome } from '../../../support/home';
+import { decoded, serveSink, sink } from '../../../support/pubsub';
+
+const silent = createLogger({ format: 'silent' });
+
+describe('pubsub: Cloud SDK emulator', function () {
+  this.timeout(60_000);
+  let emu: EmulatorHandle | undefined;
+  let emuHome: string;
+  let served: ServedFunction;
+  let h: TestHome;
+  let ps: SmelterPubsub | undefined;
+  let savedHost: string | undefined;
+
+  before(async function () {
+    const found = discoverEmulator();
+    if (!found.found) {
+      console.warn(
+        `\n  ⚠ SKIPPING the emulator tests: ${found.reason} (searched ${found.searched.join(', ')})\n`,
+      );
+      this.skip();
+    }
+    emuHome = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-emu-'));
+    emu = await startEmulator({ launcher: found.launcher, home: emuHome });
+    savedHost = process.env.PUBSUB_EMULATOR_HOST;
+    served = await serveSink();
+  });
+
+  after(async () => {
+    await served?.close();
+    if (emu) {
+      await emu.stop();
+      assert.throws(() => process.kill(emu!.pid, 0), 'the emulator JVM is gone');
+      assert.equal(fs.existsSync(path.join(emuHome, 'pubsub', 'env.yaml')), false);
+      fs.rmSync(emuHome, { recursive: true, force: true });
+    }
+    if (savedHost === undefined) delete process.env.PUBSUB_EMULATOR_HOST;
+    else process.env.PUBSUB_EMULATOR_HOST = savedHost;
+  });
+
+  beforeEach(async () => {
+    // Every test talks to the one emulator of this file: startLocalPubsub reuses it, as it would a user's.
+    h = await testHome({ PUBSUB_EMULATOR_HOST: emu!.host, SMELTER_PUBSUB_EMULATOR: 'on' });
+    sink.reset();
+  });
+  afterEach(async () => {
+    await ps?.close();
+    ps = undefined;
+    h.cleanup();
+  });
+
+  const start = (delivery: 'push' | 'relay' = 'push'): Promise<SmelterPubsub> =>
+    startLocalPubsub({
+      cfg: h.cfg,
+      log: silent,
+      endpoints: { routeEvent: served.url },
+      functions: [functionSpec('routeEvent')],
+      delivery,
+      relayBackoff: { initialMs: 10, maxMs: 20 },
+    });
+
+  it('writes the emulator env file and answers readiness', async () => {
+    const env = fs.readFileSync(path.join(emuHome, 'pubsub', 'env.yaml'), 'utf8');
+    assert.equal(env.trim(), `PUBSUB_EMULATOR_HOST: ${emu!.host}`);
+    const res = await fetch(`http://${emu!.host}/`);
+    assert.equal((await res.text()).trim(), 'Ok');
+  });
+
+  it('creates the topics and a push subscription per trigger, with a dead-letter policy', async () => {
+    ps = await start();
+    assert.equal(ps.mode, 'emulator');
+    assert.equal(ps.emulatorHost, emu!.host);
+    assert.equal(process.env.PUBSUB_EMULATOR_HOST, emu!.host);
+    const client = new PubsubClient({ projectId: h.cfg.project, emulatorHost: emu!.host });
+    try {
+      assert.deepEqual((await client.listTopics()).sort(), ['events', 'events-dead-letter', 'refresh']);
+      const subs = await client.listSubscriptions();
+      const trigger = subs.find((s) => s.name === 'route-event-events');
+      assert.deepEqual(trigger, {
+        name: 'route-event-events',
+        topic: 'events',
+        pushEndpoint: `${served.url}/projects/${h.cfg.project}/topics/events`,
+        deadLetterTopic: 'events-dead-letter',
+      });
+      assert.ok(
+        subs.some(
+          (s) => s.name === 'events-dead-letter-pull' && s.topic === 'events-dead-letter' && !s.pushEndpoint,
+        ),
+      );
+      const [meta] = await client.pubsub.subscription('route-event-events').getMetadata();
+      assert.equal(meta.deadLetterPolicy?.maxDeliveryAttempts, 5);
+      assert.equal(meta.ackDeadlineSeconds, 60, "the manifest's ackDeadlineSeconds");
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('setup is idempotent: starting again converges instead of failing', async () => {
+    ps = await start();
+    await ps.close();
+    ps = await start();
+    const st = await ps.status();
+    const subs = st.subscriptions as { name: string }[];
+    assert.equal(subs.filter((s) => s.name === 'route-event-events').length, 1);
+  });
+
+  it('delivers a message published with @google-cloud/pubsub as a proper messagePublished CloudEvent', async () => {
+    ps = await start();
+    const pubsub = new PubSub({ projectId: h.cfg.project }); // PUBSUB_EMULATOR_HOST routes it to the emulator
+    try {
+      const id = await pubsub
+        .topic('events')
+        .publishMessage({ data: Buffer.from('{"a":1}'), attributes: { event_type: 'order' } });
+      await sink.until(() => sink.events.some((e) => e.data?.message.messageId === id));
+      const ce = sink.events.find((e) => e.data?.message.messageId === id)!;
+      assert.equal(ce.type, 'google.cloud.pubsub.topic.v1.messagePublished');
+      assert.equal(ce.source, `//pubsub.googleapis.com/projects/${h.cfg.project}/topics/events`);
+      assert.equal(ce.id, id);
+      assert.equal(ce.data?.message.data, Buffer.from('{"a":1}').toString('base64'));
+      assert.equal(decoded(ce), '{"a":1}');
+      assert.deepEqual(ce.data?.message.attributes, { event_type: 'order' });
+      assert.ok(Number.isFinite(Date.parse(ce.data?.message.publishTime ?? '')));
+    } finally {
+      await pubsub.close();
+    }
+  });
+
+  it('redelivers a message whose handler answered 500', async () => {
+    ps = await start();
+    sink.fail = (_ce, attempt) => attempt === 1;
+    const id = await ps.publish('events', Buffer.from('retry me'));
+    await sink.until(() => sink.attempts.get(id) === 2);
+    assert.equal(decoded(sink.events.at(-1)!), 'retry me');
+  });
+
+  it('runs as the `pubsub` stack part: sets ctx.pubsub and a status section, subscribes ctx.endpoints, stops cleanly', async () => {
+    const served2 = {
+      name: 'functions',
+      start: async (c: StackContext) => void (c.endpoints.routeEvent = served.url),
+      stop: async () => undefined,
+    };
+    const ctx = {
+      cfg: h.cfg,
+      log: silent,
+      store: h.store,
+      endpoints: {},
+      statusSections: new Map(),
+    } as StackContext;
+    const stack = new Stack(ctx, [served2, pubsubPart()]);
+    await stack.start();
+    try {
+      assert.equal(ctx.pubsub?.mode, 'emulator');
+      const st = (await ctx.statusSections.get('pubsub')?.()) as {
+        subscriptions: { name: string; pushEndpoint?: string }[];
+      };
+      assert.equal(
+        st.subscriptions.find((s) => s.name === 'route-event-events')?.pushEndpoint,
+        `${served.url}/projects/${h.cfg.project}/topics/events`,
+      );
+      const id = await ctx.pubsub.publish('events', Buffer.from('via the stack'));
+      await sink.until(() => sink.attempts.get(id) === 1);
+    } finally {
+      await stack.stop();
+    }
+    assert.equal(ctx.pubsub, undefined);
+    assert.equal(ctx.statusSections.has('pubsub'), false);
+  });
+
+  it('starts its own emulator when none answers, sets PUBSUB_EMULATOR_HOST, and kills it on close', async () => {
+    delete process.env.PUBSUB_EMULATOR_HOST;
+    const own = await startLocalPubsub({ cfg: h.cfg, log: silent, endpoints: {}, emulator: 'auto' });
+    const st = (await own.status()) as { pid: number; emulatorHost: string };
+    try {
+      assert.notEqual(own.emulatorHost, emu!.host);
+      assert.equal(process.env.PUBSUB_EMULATOR_HOST, own.emulatorHost, 'children inherit it');
+      assert.doesNotThrow(() => process.kill(st.pid, 0));
+      assert.ok(fs.existsSync(path.join(h.home, 'pubsub', 'emulator.log')));
+    } finally {
+      await own.close();
+    }
+    assert.throws(() => process.kill(st.pid, 0), 'its process group is gone');
+    assert.equal(process.env.PUBSUB_EMULATOR_HOST, undefined);
+  });
+
+  it('relay delivery: concurrent push, and dead-lettering by the emulator after maxDeliveryAttempts', async () => {
+    ps = await start('relay');
+    const client = new PubsubClient({ projectId: h.cfg.project, emulatorHost: emu!.host });
+    try {
+      const subs = await client.listSubscriptions();
+      assert.equal(
+        subs.find((s) => s.name === 'route-event-events')?.pushEndpoint,
+        undefined,
+        'a pull subscription under the relay',
+      );
+
+      const ok = await Promise.all([1, 2, 3].map((i) => ps!.publish('events', Buffer.from(`ok ${i}`))));
+      await sink.until(() => ok.every((id) => sink.attempts.get(id) === 1));
+      const okCe = sink.events.find((e) => e.data?.message.messageId === ok[0])!;
+      assert.equal(okCe.source, `//pubsub.googleapis.com/projects/${h.cfg.project}/topics/events`);
+
+      sink.fail = (ce) => decoded(ce) === 'poison';
+      const before = ps.deadLetters(1000).length;
+      const id = await ps.publish('events', Buffer.from('poison'), { k: 'v' });
+      await sink.until(() => ps!.deadLetters(1000).length > before);
+      assert.equal(sink.attempts.get(id), 5, 'the emulator enforces at least 5 attempts');
+      const dl = ps.deadLetters(1).at(-1) as TopicLogEntry;
+      assert.equal(Buffer.from(dl.data, 'base64').toString(), 'poison');
+      assert.equal(dl.attributes.k, 'v');
+      assert.equal(dl.attributes.CloudPubSubDeadLetterSourceDeliveryCount, '5');
+      assert.equal(dl.attributes.CloudPubSubDeadLetterSourceSubscription, 'route-event-events');
+      assert.ok(fs.existsSync(topicLogFile(h.home, 'events-dead-letter')));
+      // Also inspectable on the emulator itself.
+      const pulled = await client.pull('events-dead-letter-pull', 100, { ack: true });
+      assert.ok(pulled.some((m) => m.data.toString() === 'poison'));
+    } finally {
+      await client.close();
+    }
+  });
+});

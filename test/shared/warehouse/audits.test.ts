@@ -1,0 +1,151 @@
+/**
+ * Audits run after each load and fail loudly: a failing audit stops the model before anything is
+ * applied (permanent AUDIT_FAILED naming the model, the audit and its query), is recorded in
+ * ops.audit_results and shows in the status; a broken model fails with MODEL_FAILED and its query.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { isSmelterError, type SmelterError } from '../../../shared/errors';
+import { rainfallRows } from '../../../shared/samples/domains';
+import { warehouseStatus } from '../../../shared/warehouse/status';
+import { REPO, testWarehouse, type TestWarehouse } from '../../support/warehouse';
+
+describe('warehouse audits and model failures', () => {
+  let t: TestWarehouse;
+  let models: string;
+  const rows = rainfallRows({ stations: 3, days: 10 });
+
+  beforeEach(async () => {
+    models = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-models-'));
+    fs.cpSync(path.join(REPO, 'models', 'rainfall'), path.join(models, 'rainfall'), { recursive: true });
+    t = await testWarehouse({ modelsDir: models });
+  });
+  afterEach(async () => {
+    await t.close();
+    fs.rmSync(models, { recursive: true, force: true });
+  });
+
+  it('a failing audit stops the model before anything is applied, loudly and on record', async () => {
+    assert.equal((await t.wh.loadObject(await t.bronze('rainfall', rows))).status, 'loaded');
+    const before = await t.rows('SELECT * FROM silver.rainfall ORDER BY ALL');
+    // A unit error upstream: 2,500 mm in a day breaks the custom audit beside the Silver model.
+    const bad = await t.bronze('rainfall', [{ ...rows[0], rain_mm: 2500 }]);
+    let err: SmelterError | undefined;
+    try {
+      await t.wh.loadObject(bad);
+    } catch (e) {
+      err = e as SmelterError;
+    }
+    assert.ok(isSmelterError(err, 'AUDIT_FAILED') && err.kind === 'permanent', String(err));
+    assert.match(
+      err.message,
+      /^Audit rain_plausible failed for model silver\.rainfall: 1 offending row\(s\)\. Nothing was applied/,
+    );
+    assert.match(
+      err.message,
+      /Audit query:\nSELECT COUNT\(\*\) AS n FROM \(SELECT station_id, date, rain_mm\nFROM ops\._stage_silver_rainfall_[0-9a-f]{8}\nWHERE rain_mm > 1000\)/,
+    );
+    assert.equal(err.details.model, 'silver.rainfall');
+    assert.deepEqual(await t.rows('SELECT * FROM silver.rainfall ORDER BY ALL'), before);
+    assert.equal((await t.wh.ops.ledger(bad.bucket, bad.name, bad.generation))?.status, 'failed');
+    // The staged output is kept for inspection.
+    assert.equal((await t.rows(`SELECT rain_mm FROM ${String(err.details.stage)}`))[0]?.rain_mm, 2500);
+    const status = await warehouseStatus(t.wh);
+    assert.deepEqual(
+      status.audits.latest.filter((a) => a.status === 'fail').map((a) => [a.model, a.audit, a.failingRows]),
+      [['silver.rainfall', 'rain_plausible', 1]],
+    );
+    assert.ok(status.audits.passing > 5);
+    assert.match(status.failedRuns[0]?.error ?? '', /Audit rain_plausible failed/);
+  });
+
+  it('built-in audits: not_null, unique, accepted_values and row-count balance', async () => {
+    // A model whose output violates uniqueness and accepted values.
+    fs.writeFileSync(
+      path.join(models, 'rainfall', 'gold', 'broken.sql'),
+      [
+        '-- model: gold.broken',
+        '-- kind: incremental_by_time_range',
+        '-- time_column: date',
+        '-- unique_key: region, date',
+        "-- audit: accepted_values(region, 'North', 'South')",
+        '-- audit: not_null(note)',
+        '-- inputs: silver.rainfall',
+        'SELECT date, region, @cast(NULL, string) AS note FROM @ref(silver.rainfall) WHERE date >= @start_date AND date < @end_date',
+      ].join('\n'),
+    );
+    // Six stations: two share a region, so (region, date) is not unique.
+    await assert.rejects(
+      t.wh.loadObject(await t.bronze('rainfall', rainfallRows({ stations: 6, days: 5 }))),
+      (e: unknown) => {
+        assert.ok(isSmelterError(e, 'AUDIT_FAILED'), String(e));
+        assert.match(
+          e.message,
+          /^Audit \w+\([\w, ]+\) failed for model gold\.broken: \d+ offending row\(s\) \(\+2 more failed audits\)/,
+        );
+        assert.deepEqual((e.details.failed as string[]).sort(), [
+          'accepted_values(region)',
+          'not_null(note)',
+          'unique(region, date)',
+        ]);
+        return true;
+      },
+    );
+    const recorded = await t.rows(
+      "SELECT audit, status FROM ops.audit_results WHERE model = 'gold.broken' ORDER BY audit",
+    );
+    assert.deepEqual(
+      recorded.map((r) => [r.audit, r.status]),
+      [
+        ['accepted_values(region)', 'fail'],
+        ['not_null(note)', 'fail'],
+        ['unique(region, date)', 'fail'],
+      ],
+    );
+    const balance = await t.rows(
+      "SELECT status, failing_rows FROM ops.audit_results WHERE model = 'silver.rainfall' AND audit = 'row_count_balance(bronze.rainfall)'",
+    );
+    assert.deepEqual(
+      balance.map((r) => [r.status, Number(r.failing_rows)]),
+      [['pass', 0]],
+    );
+  });
+
+  it('a model that fails reports its name, file and failing query (permanent MODEL_FAILED)', async () => {
+    fs.writeFileSync(
+      path.join(models, 'rainfall', 'gold', 'typo.sql'),
+      '-- model: gold.typo\n-- kind: full\n-- inputs: silver.rainfall\nSELECT station_idd FROM @ref(silver.rainfall)\n',
+    );
+    await assert.rejects(t.wh.loadObject(await t.bronze('rainfall', rows)), (e: unknown) => {
+      assert.ok(isSmelterError(e, 'MODEL_FAILED') && e.kind === 'permanent', String(e));
+      assert.match(
+        e.message,
+        /^Model gold\.typo \(.*typo\.sql\) failed: DuckDB: Binder Error: Referenced column "station_idd" not found/,
+      );
+      assert.match(String(e.details.query), /SELECT station_idd FROM silver\.rainfall/);
+      return true;
+    });
+    // Silver and the other Gold models were applied; the broken model is fixed and backfilled.
+    assert.equal(Number((await t.rows('SELECT COUNT(*) AS n FROM gold.rainfall_daily'))[0]?.n), rows.length);
+    fs.writeFileSync(
+      path.join(models, 'rainfall', 'gold', 'typo.sql'),
+      '-- model: gold.typo\n-- kind: full\n-- inputs: silver.rainfall\nSELECT station_id FROM @ref(silver.rainfall)\n',
+    );
+    await t.wh.backfill({ dataset: 'rainfall', from: '2024-01-01', to: '2024-01-10' });
+    assert.equal(Number((await t.rows('SELECT COUNT(*) AS n FROM gold.typo'))[0]?.n), rows.length);
+  });
+
+  it('an incremental model writing outside its range is rejected', async () => {
+    fs.writeFileSync(
+      path.join(models, 'rainfall', 'gold', 'leaky.sql'),
+      '-- model: gold.leaky\n-- kind: incremental_by_time_range\n-- time_column: date\n-- inputs: silver.rainfall\nSELECT date, rain_mm FROM @ref(silver.rainfall)\n',
+    );
+    assert.equal((await t.wh.loadObject(await t.bronze('rainfall', rows.slice(0, 6)))).status, 'loaded');
+    await assert.rejects(
+      t.wh.loadObject(await t.bronze('rainfall', rows.slice(6))),
+      /Model gold\.leaky returned \d+ rows with date outside its range/,
+    );
+  });
+});
