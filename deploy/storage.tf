@@ -20,6 +20,14 @@ resource "google_storage_bucket" "raw" {
     }
   }
 
+  # Raw files are the replay source: a deleted or overwritten object stays restorable.
+  soft_delete_policy {
+    retention_duration_seconds = var.raw_soft_delete_days * 86400
+  }
+  versioning {
+    enabled = var.raw_versioning
+  }
+
   # Raw files are the replay source: cheaper classes as they age, deleted only if asked.
   lifecycle_rule {
     condition {

@@ -89,9 +89,9 @@ variable "http_invokers" {
 }
 
 variable "http_ingress" {
-  description = "Ingress of HTTP functions (IAM is required either way): ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB. Event-driven functions are always internal-only."
+  description = "Ingress of HTTP functions (IAM is required either way): ALLOW_INTERNAL_AND_GCLB (default: the VPC and an external HTTPS load balancer), ALLOW_INTERNAL_ONLY, or ALLOW_ALL to accept authenticated calls from anywhere. Event-driven functions are always internal-only."
   type        = string
-  default     = "ALLOW_ALL"
+  default     = "ALLOW_INTERNAL_AND_GCLB"
   validation {
     condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.http_ingress)
     error_message = "http_ingress: ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
@@ -105,9 +105,15 @@ variable "extra_env" {
 }
 
 variable "build_service_account" {
-  description = "Service account Cloud Build uses to build the functions (projects/P/serviceAccounts/EMAIL). null = the project's default build service account."
+  description = "Service account Cloud Build uses to build the functions (projects/P/serviceAccounts/EMAIL). null = a dedicated <name_prefix>-build account created here (source read, image push, log write only)."
   type        = string
   default     = null
+}
+
+variable "build_images_kept" {
+  description = "Function images kept in the Artifact Registry repository (older ones are deleted after 7 days)."
+  type        = number
+  default     = 5
 }
 
 variable "source_archive" {
@@ -168,6 +174,22 @@ variable "raw_coldline_after_days" {
   description = "Raw objects move to Coldline after this many days."
   type        = number
   default     = 90
+}
+
+variable "raw_soft_delete_days" {
+  description = "Deleted or overwritten raw objects stay restorable this many days (GCS soft delete; 7-90, 0 disables). Raw files are the replay source of every layer."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.raw_soft_delete_days == 0 || (var.raw_soft_delete_days >= 7 && var.raw_soft_delete_days <= 90)
+    error_message = "raw_soft_delete_days: 0, or 7 to 90."
+  }
+}
+
+variable "raw_versioning" {
+  description = "Keep noncurrent generations of raw objects (object versioning). Soft delete already covers deletes and overwrites; versioning keeps every generation until a lifecycle rule removes it."
+  type        = bool
+  default     = false
 }
 
 variable "raw_delete_after_days" {

@@ -36,6 +36,11 @@ export interface FunctionSpec {
   /** Buckets the function reads / writes, topics it publishes to: drives least-privilege IAM. */
   reads: BucketRef[];
   writes: BucketRef[];
+  /**
+   * Written buckets where every write is create-if-absent (`ifGenerationMatch: 0`): the function gets
+   * objectCreator + objectViewer there instead of objectUser, so it can never delete or overwrite.
+   */
+  createOnly?: BucketRef[];
   publishes: TopicRef[];
   bigquery: 'none' | 'bronze-write' | 'events-write' | 'warehouse';
   description: string;
@@ -59,6 +64,8 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     concurrency: 1,
     reads: ['raw'],
     writes: ['bronze', 'quarantine'],
+    // Parquet and manifest are written ifAbsent; quarantine records are rewritten on a retry.
+    createOnly: ['bronze'],
     publishes: [],
     bigquery: 'none',
     description: 'Converts each file dropped in the raw bucket to Parquet in the bronze bucket.',
@@ -74,6 +81,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     concurrency: 8,
     reads: [],
     writes: ['raw'],
+    createOnly: ['raw'],
     publishes: [],
     bigquery: 'none',
     description: 'Private HTTP upload: streams a posted file into the raw bucket.',

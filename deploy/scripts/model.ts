@@ -82,16 +82,25 @@ export function functionEnvironment(): Record<string, string> {
   return env;
 }
 
-export type StorageRole = 'roles/storage.objectViewer' | 'roles/storage.objectUser';
+export type StorageRole =
+  | 'roles/storage.objectViewer'
+  | 'roles/storage.objectCreator'
+  | 'roles/storage.objectUser';
 /**
- * Bucket roles from the manifest: read-only buckets get objectViewer; written buckets objectUser
- * (create + get/list for idempotency checks + delete, which GCS requires to overwrite an object).
+ * Bucket roles from the manifest: read-only buckets get objectViewer; create-only buckets objectCreator
+ * plus objectViewer (the functions stat and read what they wrote to stay idempotent, but cannot delete
+ * or overwrite); other written buckets objectUser (GCS needs delete permission to overwrite an object).
  */
 export function bucketRoles(f: FunctionSpec): { bucket: BucketRef; role: StorageRole }[] {
-  return BUCKET_REFS.filter((b) => f.reads.includes(b) || f.writes.includes(b)).map((bucket) => ({
-    bucket,
-    role: f.writes.includes(bucket) ? 'roles/storage.objectUser' : 'roles/storage.objectViewer',
-  }));
+  return BUCKET_REFS.filter((b) => f.reads.includes(b) || f.writes.includes(b)).flatMap((bucket) => {
+    if (!f.writes.includes(bucket)) return [{ bucket, role: 'roles/storage.objectViewer' as const }];
+    if (f.createOnly?.includes(bucket))
+      return [
+        { bucket, role: 'roles/storage.objectCreator' as const },
+        { bucket, role: 'roles/storage.objectViewer' as const },
+      ];
+    return [{ bucket, role: 'roles/storage.objectUser' as const }];
+  });
 }
 
 export type DatasetRole = 'roles/bigquery.dataEditor' | 'roles/bigquery.dataViewer';

@@ -89,7 +89,9 @@ export function renderFunctions(functions: readonly FunctionSpec[] = FUNCTIONS):
     });
     const grants: string[] = [];
     for (const { bucket, role } of bucketRoles(f)) {
-      const address = `google_storage_bucket_iam_member.${k}_${snake(bucket)}`;
+      // The creator half of a create-only pair gets its own address; the other grant keeps the plain one.
+      const suffix = role === 'roles/storage.objectCreator' ? '_create' : '';
+      const address = `google_storage_bucket_iam_member.${k}_${snake(bucket)}${suffix}`;
       put(resources, address, { bucket: ref(bucketAddress(bucket), 'name'), role, member: runtimeMember });
       grants.push(address);
     }
@@ -137,7 +139,8 @@ export function renderFunctions(functions: readonly FunctionSpec[] = FUNCTIONS):
       build_config: {
         runtime: '${var.runtime}',
         entry_point: f.entryPoint,
-        service_account: '${var.build_service_account}',
+        service_account: '${local.build_service_account}',
+        docker_repository: ref('google_artifact_registry_repository.functions', 'id'),
         source: {
           storage_source: {
             bucket: ref('google_storage_bucket.source', 'name'),

@@ -32,6 +32,16 @@ const PROJECT_ROLE_ALLOW_LIST: Record<string, string> = {
     'Cloud Storage service agent: Eventarc storage triggers publish to an Eventarc-managed topic unknown in advance',
   'roles/bigquery.jobUser': 'functions that run BigQuery load/query jobs: jobs are project resources',
   'roles/eventarc.eventReceiver': 'Eventarc trigger identities: checked on the project',
+  'roles/logging.logWriter': 'the dedicated build identity: build logs have no narrower scope',
+};
+
+/**
+ * Buckets a function only ever creates objects in (every write ifAbsent), written out independently of
+ * the manifest: these must not get delete/overwrite (objectUser).
+ */
+const CREATE_ONLY: Record<string, string[]> = {
+  'ingest-http': ['raw'],
+  'raw-to-bronze': ['bronze'],
 };
 
 /** BigQuery access each manifest value implies, written out independently of the generator. */
@@ -465,6 +475,8 @@ describe('deploy: Terraform configuration', function () {
       }
       assert.equal(at(fn.body, 'service_config.ingress_settings'), '${var.http_ingress}');
     }
+    // Reachable from the VPC and a load balancer unless a variable opens it.
+    assert.equal(m.variables.get('http_ingress')?.default, 'ALLOW_INTERNAL_AND_GCLB');
     for (const f of FUNCTIONS.filter((x) => !x.triggers.some((t) => t.kind === 'http')))
       assert.equal(
         at(fnOf(f).body, 'service_config.ingress_settings'),
@@ -494,9 +506,15 @@ describe('deploy: Terraform configuration', function () {
       const expected = [
         ...(['raw', 'bronze', 'quarantine', 'archive'] as const)
           .filter((b) => f.reads.includes(b) || f.writes.includes(b))
-          .map(
-            (b) =>
-              `bucket:${bucketName(cfg, b)} ${f.writes.includes(b) ? 'roles/storage.objectUser' : 'roles/storage.objectViewer'}`,
+          .flatMap((b) =>
+            !f.writes.includes(b)
+              ? [`bucket:${bucketName(cfg, b)} roles/storage.objectViewer`]
+              : CREATE_ONLY[f.name]?.includes(b)
+                ? [
+                    `bucket:${bucketName(cfg, b)} roles/storage.objectCreator`,
+                    `bucket:${bucketName(cfg, b)} roles/storage.objectViewer`,
+                  ]
+                : [`bucket:${bucketName(cfg, b)} roles/storage.objectUser`],
           ),
         ...f.publishes.map((t) => `topic:${topicName(cfg, t)} roles/pubsub.publisher`),
         ...Object.entries(EXPECTED_BIGQUERY[f.bigquery].datasets).map(
@@ -506,6 +524,44 @@ describe('deploy: Terraform configuration', function () {
       ].sort();
       assert.deepEqual(actual, expected, f.name);
     }
+  });
+
+  it('builds run as a dedicated identity that can read the source, push to one repository and log', function () {
+    const sa = one(resourcesOfType(m, 'google_service_account').filter((r) => r.name === 'build'));
+    assert.equal(sa.body.count, '${local.create_build_sa ? 1 : 0}');
+    assert.match(String(m.locals.build_service_account), /google_service_account\.build\[0\]\.id/);
+    for (const f of FUNCTIONS) {
+      const fn = fnOf(f);
+      assert.equal(at(fn.body, 'build_config.service_account'), '${local.build_service_account}');
+      assert.equal(
+        at(fn.body, 'build_config.docker_repository'),
+        '${google_artifact_registry_repository.functions.id}',
+      );
+    }
+    const member = 'serviceAccount:${google_service_account.build[0].email}';
+    const grants = iamResources()
+      .filter((g) => g.body.member === member)
+      .map((g) => `${g.type} ${String(g.body.role)}`)
+      .sort();
+    assert.deepEqual(grants, [
+      'google_artifact_registry_repository_iam_member roles/artifactregistry.writer',
+      'google_project_iam_member roles/logging.logWriter',
+      'google_storage_bucket_iam_member roles/storage.objectViewer',
+    ]);
+    const repo = one(resourcesOfType(m, 'google_artifact_registry_repository'));
+    assert.equal(repo.body.format, 'DOCKER');
+    assert.ok(repo.body.cleanup_policies, 'old images are cleaned up');
+  });
+
+  it('raw objects stay restorable: soft delete (default 30 days) and optional versioning', function () {
+    const raw = one(resourcesOfType(m, 'google_storage_bucket').filter((r) => r.name === 'raw'));
+    assert.equal(
+      at(raw.body, 'soft_delete_policy.retention_duration_seconds'),
+      '${var.raw_soft_delete_days * 86400}',
+    );
+    assert.equal(at(raw.body, 'versioning.enabled'), '${var.raw_versioning}');
+    assert.equal(m.variables.get('raw_soft_delete_days')?.default, 30);
+    assert.equal(m.variables.get('raw_versioning')?.default, false);
   });
 
   it('buckets: uniform access, public access prevention, optional CMEK, lifecycle rules', function () {
