@@ -83,24 +83,21 @@ export function functionEnvironment(): Record<string, string> {
 }
 
 export type StorageRole =
-  | 'roles/storage.objectViewer'
-  | 'roles/storage.objectCreator'
-  | 'roles/storage.objectUser';
+  'roles/storage.objectViewer' | 'roles/storage.objectCreator' | 'roles/storage.objectUser';
 /**
  * Bucket roles from the manifest: read-only buckets get objectViewer; create-only buckets objectCreator
  * plus objectViewer (the functions stat and read what they wrote to stay idempotent, but cannot delete
  * or overwrite); other written buckets objectUser (GCS needs delete permission to overwrite an object).
  */
 export function bucketRoles(f: FunctionSpec): { bucket: BucketRef; role: StorageRole }[] {
-  return BUCKET_REFS.filter((b) => f.reads.includes(b) || f.writes.includes(b)).flatMap((bucket) => {
-    if (!f.writes.includes(bucket)) return [{ bucket, role: 'roles/storage.objectViewer' as const }];
-    if (f.createOnly?.includes(bucket))
-      return [
-        { bucket, role: 'roles/storage.objectCreator' as const },
-        { bucket, role: 'roles/storage.objectViewer' as const },
-      ];
-    return [{ bucket, role: 'roles/storage.objectUser' as const }];
-  });
+  const rolesFor = (bucket: BucketRef): StorageRole[] => {
+    if (!f.writes.includes(bucket)) return ['roles/storage.objectViewer'];
+    if (f.createOnly?.includes(bucket)) return ['roles/storage.objectCreator', 'roles/storage.objectViewer'];
+    return ['roles/storage.objectUser'];
+  };
+  return BUCKET_REFS.filter((b) => f.reads.includes(b) || f.writes.includes(b)).flatMap((bucket) =>
+    rolesFor(bucket).map((role) => ({ bucket, role })),
+  );
 }
 
 export type DatasetRole = 'roles/bigquery.dataEditor' | 'roles/bigquery.dataViewer';

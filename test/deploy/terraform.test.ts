@@ -527,7 +527,8 @@ describe('deploy: Terraform configuration', function () {
   });
 
   it('builds run as a dedicated identity that can read the source, push to one repository and log', function () {
-    const sa = one(resourcesOfType(m, 'google_service_account').filter((r) => r.name === 'build'));
+    const [sa, ...moreSa] = resourcesOfType(m, 'google_service_account').filter((r) => r.name === 'build');
+    assert.ok(sa && moreSa.length === 0);
     assert.equal(sa.body.count, '${local.create_build_sa ? 1 : 0}');
     assert.match(String(m.locals.build_service_account), /google_service_account\.build\[0\]\.id/);
     for (const f of FUNCTIONS) {
@@ -548,13 +549,15 @@ describe('deploy: Terraform configuration', function () {
       'google_project_iam_member roles/logging.logWriter',
       'google_storage_bucket_iam_member roles/storage.objectViewer',
     ]);
-    const repo = one(resourcesOfType(m, 'google_artifact_registry_repository'));
+    const [repo] = resourcesOfType(m, 'google_artifact_registry_repository');
+    assert.ok(repo);
     assert.equal(repo.body.format, 'DOCKER');
     assert.ok(repo.body.cleanup_policies, 'old images are cleaned up');
   });
 
   it('raw objects stay restorable: soft delete (default 30 days) and optional versioning', function () {
-    const raw = one(resourcesOfType(m, 'google_storage_bucket').filter((r) => r.name === 'raw'));
+    const raw = resourcesOfType(m, 'google_storage_bucket').find((r) => r.name === 'raw');
+    assert.ok(raw);
     assert.equal(
       at(raw.body, 'soft_delete_policy.retention_duration_seconds'),
       '${var.raw_soft_delete_days * 86400}',
