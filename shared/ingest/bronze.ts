@@ -16,10 +16,10 @@ import { DATASET_NAME, loadDatasetContract, type DatasetContract } from '../cont
 import { errorMessage, isSmelterError, permanent, SmelterError, transient } from '../errors';
 import type { Logger } from '../log';
 import { gsUri, readObjectJson, type ObjectMeta, type ObjectStore } from '../storage/object-store';
-import { getEngine, runPiped, randomId, scannedRows } from './engine';
+import { getEngine, runPiped, randomId, scannedRows, type EngineOptions } from './engine';
 import { csvDelimiterFor, parseCsvHeader } from './format';
 import { classifySourceError, openSource, type OpenedSource } from './source';
-import { buildConversionSql, lit, type ReadSpec } from './sql';
+import { buildConversionSql, lit, type ConversionSql, type Lineage, type ReadSpec } from './sql';
 
 export interface SourceRef {
   bucket: string;
@@ -71,6 +71,7 @@ export interface BronzeDeps {
   log: Logger;
   /** Called with decompressed bytes read so far (for CLI progress). */
   onProgress?: (bytes: number) => void;
+  /** The clock: ingest and quarantine times, durations. */
   now?: () => Date;
 }
 
@@ -106,6 +107,9 @@ export function bronzeNames(source: SourceRef): BronzeNames {
  * concurrent conversions per process keeps threads free for the I/O that feeds and drains the pipes;
  * Cloud Functions runs rawToBronze one event per instance anyway.
  */
+/** The engine connection conversions run on (typed through the engine module: no SDK import here). */
+type DuckDBConnection = Parameters<typeof runPiped>[0];
+
 const MAX_CONCURRENT_CONVERSIONS = 2;
 let activeConversions = 0;
 const conversionWaiters: (() => void)[] = [];
@@ -122,11 +126,33 @@ async function withConversionSlot<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** One conversion: the source, its output names and contract, and the services it runs with. */
+interface BronzeJob {
+  source: SourceRef;
+  names: BronzeNames;
+  contract: DatasetContract;
+  stat: ObjectMeta;
+  lineage: Lineage;
+  cfg: Config;
+  store: ObjectStore;
+  log: Logger;
+  now: () => Date;
+  /** Epoch ms at which the flow started (for durationMs). */
+  started: number;
+  onProgress?: (bytes: number) => void;
+}
+
+/** What quarantining a whole file needs: the job before (or without) a contract. */
+type FileRef = Pick<BronzeJob, 'source' | 'names' | 'cfg' | 'store' | 'log' | 'now' | 'started'> & {
+  stat?: ObjectMeta;
+};
+
 export async function rawToBronzeFlow(source: SourceRef, deps: BronzeDeps): Promise<BronzeOutcome> {
   const { cfg, store, log } = deps;
-  const started = Date.now();
+  const now = deps.now ?? ((): Date => new Date());
   const names = bronzeNames(source);
   const rlog = log.child({ dataset: names.dataset, object: source.name, generation: source.generation });
+  const file: FileRef = { source, names, cfg, store, log, now, started: now().getTime() };
 
   // Duplicate delivery: the commit marker is there.
   const existing = await store.stat(cfg.bronzeBucket, names.manifest);
@@ -142,7 +168,7 @@ export async function rawToBronzeFlow(source: SourceRef, deps: BronzeDeps): Prom
       throw permanent('UNKNOWN_DATASET', 'Object is not inside a dataset folder (<dataset>/<file>)');
     contract = loadDatasetContract(cfg.contractsDir, names.dataset);
   } catch (err) {
-    return quarantineFile(source, names, err, deps, started);
+    return quarantineFile(file, err);
   }
 
   const stat = await store.stat(source.bucket, source.name);
@@ -151,21 +177,31 @@ export async function rawToBronzeFlow(source: SourceRef, deps: BronzeDeps): Prom
     rlog.warn('source generation is no longer live; skipping', { live: stat?.generation });
     return { status: 'skipped', reason: 'generation superseded or deleted' };
   }
+  file.stat = stat;
   if (stat.size > cfg.maxObjectBytes)
     return quarantineFile(
-      source,
-      names,
+      file,
       permanent(
         'OBJECT_TOO_LARGE',
         `Object is ${stat.size} bytes; SMELTER_MAX_OBJECT_BYTES is ${cfg.maxObjectBytes}`,
       ),
-      deps,
-      started,
-      stat,
     );
 
+  const job: BronzeJob = {
+    ...file,
+    source: { ...source, ...(stat.contentType ? { contentType: stat.contentType } : {}) },
+    contract,
+    stat,
+    lineage: {
+      sourceUri: gsUri(source.bucket, source.name),
+      generation: source.generation,
+      ingestedAt: now().toISOString(),
+    },
+    log: rlog,
+    ...(deps.onProgress ? { onProgress: deps.onProgress } : {}),
+  };
   try {
-    const manifest = await withConversionSlot(() => convert(source, names, contract, stat, deps, started));
+    const manifest = await withConversionSlot(() => convert(job));
     rlog.info('converted to bronze', {
       rows: manifest.rows,
       rejected: manifest.rejected,
@@ -177,37 +213,85 @@ export async function rawToBronzeFlow(source: SourceRef, deps: BronzeDeps): Prom
   } catch (err0) {
     const err = classifySourceError(err0);
     if (isSmelterError(err) && err.kind === 'permanent' && err.code !== 'PRECONDITION_FAILED')
-      return quarantineFile(source, names, err, deps, started, stat);
+      return quarantineFile(file, err);
     throw err;
   }
 }
 
-async function convert(
-  source: SourceRef,
-  names: BronzeNames,
-  contract: DatasetContract,
-  stat: ObjectMeta,
-  deps: BronzeDeps,
-  started: number,
-): Promise<BronzeManifest> {
-  const { cfg, store } = deps;
+/**
+ * Reads the source once into the Parquet (twice when a structurally bad row needs recording), a
+ * second time only when the contract dropped rows, then writes the rejects and the manifest.
+ */
+async function convert(job: BronzeJob): Promise<BronzeManifest> {
+  const input = await openInput(job);
+  const id = randomId();
+  const sql = buildConversionSql(job.contract, input.spec, job.lineage, id);
+  const { db, version } = await getEngine(engineOptions(job.cfg));
+  const conn = await db.connect();
+  const profile = path.join(os.tmpdir(), `smelter-profile-${id}.json`);
+  const progress = job.onProgress
+    ? setInterval(() => job.onProgress?.(input.src.counters.bytes), 250).unref()
+    : undefined;
+  try {
+    // The progress bar probes the input's size, which blocks forever on a FIFO: keep it off.
+    await conn.run(
+      `SET enable_progress_bar = false; PRAGMA enable_profiling='json'; PRAGMA profiling_output=${lit(profile)}`,
+    );
+    const written = await writeValidRows(job, conn, sql, input);
+    await conn.run('PRAGMA disable_profiling');
+    job.onProgress?.(input.src.counters.bytes);
+    const scanned = (await scannedRows(profile)) ?? written;
+    const structural = await structuralRejects(conn, sql.rejectsTable, input.spec);
+    // Second pass only when rows were dropped by contract checks: list every violation of each.
+    const pass2 = scanned > written ? await contractRejects(job, input.spec) : [];
+    const rejects = mergeRejects(structural, pass2, input.spec);
+    const quarantine = await writeRejects(job, rejects);
+    const manifest = await buildManifest(job, {
+      format: input.src.format,
+      gzip: input.src.gzip,
+      written,
+      rejected: rejects.length,
+      schema: sql.outputColumns,
+      version,
+      ...(quarantine ? { quarantine } : {}),
+    });
+    await commitManifest(job, manifest);
+    return manifest;
+  } finally {
+    if (progress) clearInterval(progress);
+    conn.closeSync();
+    await rm(profile, { force: true });
+  }
+}
+
+const engineOptions = (cfg: Config, ordered = false): EngineOptions =>
+  ordered
+    ? { memoryLimit: cfg.duckdbMemoryLimit, threads: 1, preserveOrder: true }
+    : { memoryLimit: cfg.duckdbMemoryLimit, threads: cfg.duckdbThreads, preserveOrder: cfg.preserveRowOrder };
+
+/** The source as read now; `open` reads it again from the start (same generation). */
+interface Input {
+  src: OpenedSource;
+  spec: ReadSpec;
+  open: () => Promise<OpenedSource>;
+}
+
+/** Opens the source and derives how DuckDB reads it (for CSV: the header, parsed in Node). */
+async function openInput(job: BronzeJob): Promise<Input> {
+  const { cfg } = job;
   const limits = {
     maxObjectBytes: cfg.maxObjectBytes,
     maxDecompressedBytes: cfg.maxDecompressedBytes,
     maxLineBytes: cfg.maxLineBytes,
   };
-  const open = (): Promise<OpenedSource> =>
-    openSource(store, { ...source, ...(stat.contentType ? { contentType: stat.contentType } : {}) }, limits);
-  let src = await open();
-  const ingestedAt = (deps.now?.() ?? new Date()).toISOString();
-  const lineage = { sourceUri: gsUri(source.bucket, source.name), generation: source.generation, ingestedAt };
-
+  const open = (): Promise<OpenedSource> => openSource(job.store, job.source, limits);
+  const src = await open();
   const spec: ReadSpec = {
     format: src.format === 'empty' ? 'ndjson' : src.format,
     maxLineBytes: cfg.maxLineBytes,
   };
   if (src.format === 'csv') {
-    const delimiter = csvDelimiterFor(source.name, contract.csv?.delimiter);
+    const delimiter = csvDelimiterFor(job.source.name, job.contract.csv?.delimiter);
     const header = parseCsvHeader(src.head, delimiter, '"', true);
     if (!header || header.bytes > cfg.maxLineBytes)
       throw permanent(
@@ -217,157 +301,171 @@ async function convert(
     spec.header = header.fields;
     spec.delimiter = delimiter;
   }
-  const id = randomId();
-  const sql = buildConversionSql(contract, spec, lineage, id);
-  const { db, version } = await getEngine({
-    memoryLimit: cfg.duckdbMemoryLimit,
-    threads: cfg.duckdbThreads,
-    preserveOrder: cfg.preserveRowOrder,
-  });
-  const conn = await db.connect();
-  const profile = path.join(os.tmpdir(), `smelter-profile-${id}.json`);
-  const progress = deps.onProgress
-    ? setInterval(() => deps.onProgress?.(src.counters.bytes), 250).unref()
-    : undefined;
-  try {
-    // The progress bar probes the input's size, which blocks forever on a FIFO: keep it off.
-    await conn.run(
-      `SET enable_progress_bar = false; PRAGMA enable_profiling='json'; PRAGMA profiling_output=${lit(profile)}`,
-    );
-    // A complete Parquet from an earlier, interrupted attempt is kept: re-run only for the counts.
-    const parquetExists = (await store.stat(cfg.bronzeBucket, names.parquet)) !== undefined;
-    const writeParquet = async (out: Readable): Promise<ObjectMeta | undefined> => {
-      if (parquetExists) {
-        for await (const _ of out) void _;
-        return undefined;
-      }
-      try {
-        return await store.write(cfg.bronzeBucket, names.parquet, out, {
-          ifAbsent: true,
-          contentType: 'application/vnd.apache.parquet',
-          metadata: { source: lineage.sourceUri, sourceGeneration: source.generation },
-        });
-      } catch (err) {
-        if (isSmelterError(err, 'PRECONDITION_FAILED'))
-          throw transient('INTERNAL', 'Another delivery of this event is converting it; retry later', {
-            cause: err,
-          });
-        throw err;
-      }
-    };
-    const pass1Run = (input: Readable, storeRejects: boolean) =>
-      runPiped(
-        conn,
-        (i, o) => sql.valid(i, o, { rowGroupRows: cfg.rowGroupRows, storeRejects }),
-        input,
-        writeParquet,
-      );
-    // Optimistic first: most files have no structurally bad row, and recording rejects costs ~8%. A
-    // bad row fails that read before anything is committed (the Parquet write is aborted); the file is
-    // then read again with DuckDB recording every such row for the quarantine.
-    let pass1: Awaited<ReturnType<typeof pass1Run>>;
-    try {
-      pass1 = await pass1Run(src.format === 'empty' ? Readable.from([]) : src.stream, false);
-    } catch (err) {
-      // (A JSON array has no reject tables: its error is final.)
-      if (!isSmelterError(err, 'BAD_DATA') || !(err.cause instanceof Error) || spec.format === 'json-array')
-        throw err;
-      src = await open();
-      pass1 = await pass1Run(src.stream, true);
-    }
-    await conn.run('PRAGMA disable_profiling');
-    deps.onProgress?.(src.counters.bytes);
-    const written = pass1.count;
-    const scanned = (await scannedRows(profile)) ?? written;
-    const structural = await structuralRejects(conn, sql.rejectsTable, spec);
+  return { src, spec, open };
+}
 
-    // Second pass only when rows were dropped by contract checks: list every violation of each.
-    let pass2: QuarantineRow[] = [];
-    if (scanned > written) {
-      const src2 = await open();
-      // Pass 2 numbers records with row_number() OVER (): that needs input order, so it runs on a
-      // single-threaded, order-preserving engine (rare: only files with contract violations).
-      const ordered = await getEngine({
-        memoryLimit: cfg.duckdbMemoryLimit,
-        threads: 1,
-        preserveOrder: true,
+/**
+ * Pass 1: valid rows → Parquet; returns how many were written. Optimistic first: most files have no
+ * structurally bad row, and recording rejects costs ~8%. A bad row fails that read before anything is
+ * committed (the Parquet write is aborted); the file is then read again with DuckDB recording every
+ * such row for the quarantine (`input.src` is then that second read).
+ */
+async function writeValidRows(
+  job: BronzeJob,
+  conn: DuckDBConnection,
+  sql: ConversionSql,
+  input: Input,
+): Promise<number> {
+  const { cfg } = job;
+  // A complete Parquet from an earlier, interrupted attempt is kept: re-run only for the counts.
+  const parquetExists = (await job.store.stat(cfg.bronzeBucket, job.names.parquet)) !== undefined;
+  const run = (stream: Readable, storeRejects: boolean): Promise<number> =>
+    runPiped(
+      conn,
+      (i, o) => sql.valid(i, o, { rowGroupRows: cfg.rowGroupRows, storeRejects }),
+      stream,
+      (out) => (parquetExists ? drain(out) : writeParquet(job, out)),
+    ).then((r) => r.count);
+  try {
+    return await run(input.src.format === 'empty' ? Readable.from([]) : input.src.stream, false);
+  } catch (err) {
+    // (A JSON array has no reject tables: its error is final.)
+    if (
+      !isSmelterError(err, 'BAD_DATA') ||
+      !(err.cause instanceof Error) ||
+      input.spec.format === 'json-array'
+    )
+      throw err;
+    input.src = await input.open();
+    return run(input.src.stream, true);
+  }
+}
+
+async function drain(out: Readable): Promise<undefined> {
+  for await (const _ of out) void _;
+  return undefined;
+}
+
+async function writeParquet(job: BronzeJob, out: Readable): Promise<ObjectMeta> {
+  try {
+    return await job.store.write(job.cfg.bronzeBucket, job.names.parquet, out, {
+      ifAbsent: true,
+      contentType: 'application/vnd.apache.parquet',
+      metadata: { source: job.lineage.sourceUri, sourceGeneration: job.source.generation },
+    });
+  } catch (err) {
+    if (isSmelterError(err, 'PRECONDITION_FAILED'))
+      throw transient('INTERNAL', 'Another delivery of this event is converting it; retry later', {
+        cause: err,
       });
-      const conn2 = await ordered.db.connect();
-      try {
-        const sql2 = buildConversionSql(contract, spec, lineage, randomId());
-        const rows: QuarantineRow[] = [];
-        await runPiped(
-          conn2,
-          (i, o) => sql2.rejects(i, o),
-          src2.stream,
-          async (out) => {
-            for await (const line of ndjsonLines(out))
-              rows.push(pass2Row(JSON.parse(line) as Pass2Line, lineage.sourceUri, spec.format));
-          },
-        );
-        pass2 = rows;
-      } finally {
-        conn2.closeSync();
-      }
-    }
-    const rejects = mergeRejects(structural, pass2, spec);
-    let quarantine: BronzeManifest['quarantine'];
-    if (rejects.length) {
-      await store.write(
-        cfg.quarantineBucket,
-        names.rejects,
-        Readable.from(rejects.map((r) => JSON.stringify(r) + '\n')),
-        {
-          contentType: 'application/x-ndjson',
-        },
-      );
-      quarantine = {
-        bucket: cfg.quarantineBucket,
-        name: names.rejects,
-        uri: gsUri(cfg.quarantineBucket, names.rejects),
-      };
-    }
-    const out = await store.stat(cfg.bronzeBucket, names.parquet);
-    const manifest: BronzeManifest = {
-      dataset: contract.dataset,
-      source: {
-        bucket: source.bucket,
-        name: source.name,
-        generation: source.generation,
-        uri: lineage.sourceUri,
-        bytes: stat.size,
-        format: src.format,
-        gzip: src.gzip,
+    throw err;
+  }
+}
+
+/**
+ * Pass 2: every contract violation of every dropped row. It numbers records with row_number() OVER ():
+ * that needs input order, so it runs on a single-threaded, order-preserving engine (rare: only files
+ * with contract violations).
+ */
+async function contractRejects(job: BronzeJob, spec: ReadSpec): Promise<QuarantineRow[]> {
+  const src = await openSource(job.store, job.source, {
+    maxObjectBytes: job.cfg.maxObjectBytes,
+    maxDecompressedBytes: job.cfg.maxDecompressedBytes,
+    maxLineBytes: job.cfg.maxLineBytes,
+  });
+  const ordered = await getEngine(engineOptions(job.cfg, true));
+  const conn = await ordered.db.connect();
+  try {
+    const sql = buildConversionSql(job.contract, spec, job.lineage, randomId());
+    const rows: QuarantineRow[] = [];
+    await runPiped(
+      conn,
+      (i, o) => sql.rejects(i, o),
+      src.stream,
+      async (out) => {
+        for await (const line of ndjsonLines(out))
+          rows.push(pass2Row(JSON.parse(line) as Pass2Line, job.lineage.sourceUri, spec.format));
       },
-      output: {
-        bucket: cfg.bronzeBucket,
-        name: names.parquet,
-        uri: gsUri(cfg.bronzeBucket, names.parquet),
-        ...(out ? { generation: out.generation, bytes: out.size } : {}),
-      },
-      rows: written,
-      rejected: rejects.length,
-      rowsIn: written + rejects.length,
-      ...(quarantine ? { quarantine } : {}),
-      schema: sql.outputColumns,
-      engine: { name: 'duckdb', version },
-      ...(contract.file ? { contract: path.basename(contract.file) } : {}),
-      ingestedAt,
-      durationMs: Date.now() - started,
-    };
-    try {
-      await store.write(cfg.bronzeBucket, names.manifest, JSON.stringify(manifest, null, 2) + '\n', {
-        ifAbsent: true,
-        contentType: 'application/json',
-      });
-    } catch (err) {
-      if (!isSmelterError(err, 'PRECONDITION_FAILED')) throw err;
-    }
-    return manifest;
+    );
+    return rows;
   } finally {
-    if (progress) clearInterval(progress);
     conn.closeSync();
-    await rm(profile, { force: true });
+  }
+}
+
+async function writeRejects(
+  job: BronzeJob,
+  rejects: QuarantineRow[],
+): Promise<BronzeManifest['quarantine'] | undefined> {
+  if (!rejects.length) return undefined;
+  const { cfg, names } = job;
+  await job.store.write(
+    cfg.quarantineBucket,
+    names.rejects,
+    Readable.from(rejects.map((r) => JSON.stringify(r) + '\n')),
+    { contentType: 'application/x-ndjson' },
+  );
+  return {
+    bucket: cfg.quarantineBucket,
+    name: names.rejects,
+    uri: gsUri(cfg.quarantineBucket, names.rejects),
+  };
+}
+
+async function buildManifest(
+  job: BronzeJob,
+  r: {
+    format: OpenedSource['format'];
+    gzip: boolean;
+    written: number;
+    rejected: number;
+    schema: BronzeManifest['schema'];
+    version: string;
+    quarantine?: BronzeManifest['quarantine'];
+  },
+): Promise<BronzeManifest> {
+  const { cfg, names, source, contract } = job;
+  const out = await job.store.stat(cfg.bronzeBucket, names.parquet);
+  return {
+    dataset: contract.dataset,
+    source: {
+      bucket: source.bucket,
+      name: source.name,
+      generation: source.generation,
+      uri: job.lineage.sourceUri,
+      bytes: job.stat.size,
+      format: r.format,
+      gzip: r.gzip,
+    },
+    output: {
+      bucket: cfg.bronzeBucket,
+      name: names.parquet,
+      uri: gsUri(cfg.bronzeBucket, names.parquet),
+      ...(out ? { generation: out.generation, bytes: out.size } : {}),
+    },
+    rows: r.written,
+    rejected: r.rejected,
+    rowsIn: r.written + r.rejected,
+    ...(r.quarantine ? { quarantine: r.quarantine } : {}),
+    schema: r.schema,
+    engine: { name: 'duckdb', version: r.version },
+    ...(contract.file ? { contract: path.basename(contract.file) } : {}),
+    ingestedAt: job.lineage.ingestedAt,
+    durationMs: job.now().getTime() - job.started,
+  };
+}
+
+/** The commit marker, create-only: a concurrent delivery that wrote it first wrote the same thing. */
+async function commitManifest(job: BronzeJob, manifest: BronzeManifest): Promise<void> {
+  try {
+    await job.store.write(
+      job.cfg.bronzeBucket,
+      job.names.manifest,
+      JSON.stringify(manifest, null, 2) + '\n',
+      { ifAbsent: true, contentType: 'application/json' },
+    );
+  } catch (err) {
+    if (!isSmelterError(err, 'PRECONDITION_FAILED')) throw err;
   }
 }
 
@@ -421,7 +519,7 @@ function parseRaw(raw: unknown): unknown {
 }
 
 async function structuralRejects(
-  conn: import('@duckdb/node-api').DuckDBConnection,
+  conn: DuckDBConnection,
   table: string,
   spec: ReadSpec,
 ): Promise<QuarantineRow[]> {
@@ -513,18 +611,11 @@ const COPY_ORIGINAL_MAX = 256 * 1024 ** 2;
  * A permanent, whole-file failure: record the reason (and a copy of the original when small enough) in
  * the quarantine bucket, then acknowledge. Deterministic names make this idempotent too.
  */
-async function quarantineFile(
-  source: SourceRef,
-  names: BronzeNames,
-  err0: unknown,
-  deps: BronzeDeps,
-  started: number,
-  stat?: ObjectMeta,
-): Promise<BronzeOutcome> {
-  const { cfg, store, log } = deps;
+async function quarantineFile(file: FileRef, err0: unknown): Promise<BronzeOutcome> {
+  const { cfg, store, log, source, names } = file;
   const err =
     err0 instanceof SmelterError ? err0 : permanent('BAD_DATA', errorMessage(err0), { cause: err0 });
-  const meta = stat ?? (await store.stat(source.bucket, source.name).catch(() => undefined));
+  const meta = file.stat ?? (await store.stat(source.bucket, source.name).catch(() => undefined));
   let copied: string | undefined;
   if (
     meta &&
@@ -547,6 +638,7 @@ async function quarantineFile(
       if (isSmelterError(e) && e.kind === 'transient') throw e;
     }
   }
+  const now = file.now();
   const record = {
     source: {
       bucket: source.bucket,
@@ -556,8 +648,8 @@ async function quarantineFile(
     },
     error: { code: err.code, message: err.message, ...err.details },
     copy: copied ? gsUri(cfg.quarantineBucket, copied) : null,
-    quarantinedAt: new Date().toISOString(),
-    durationMs: Date.now() - started,
+    quarantinedAt: now.toISOString(),
+    durationMs: now.getTime() - file.started,
   };
   const errorName = `${names.failed}/error.json`;
   await store.write(cfg.quarantineBucket, errorName, JSON.stringify(record, null, 2) + '\n', {

@@ -219,6 +219,13 @@ export interface ConversionSql {
   outputColumns: { name: string; type: string }[];
 }
 
+/** One possible violation: the SQL condition that detects it and the SQL text of its reason. */
+interface Check {
+  cond: string;
+  column: string | null;
+  reason: string;
+}
+
 export function buildConversionSql(
   contract: DatasetContract,
   spec: ReadSpec,
@@ -230,133 +237,170 @@ export function buildConversionSql(
     throw permanent(
       'BAD_DATA',
       `File does not match the ${contract.dataset} contract: ${fileProblems.join('; ')}`,
-      {
-        details: { problems: fileProblems },
-      },
+      { details: { problems: fileProblems } },
     );
   const rejectsTable = `rejects_${id}`;
   const rejectsScan = `rejects_scan_${id}`;
-  const isJson = spec.format !== 'csv';
-  const known = contract.columns.flatMap((c) => [c.name, ...(c.aliases ?? [])]);
+  const checks = contractChecks(contract, bound, spec.format !== 'csv');
+  // Three-valued OR is true as soon as one check is: one coalesce over the disjunction equals one per check.
+  const bad = checks.length ? `coalesce(${checks.map((c) => `(${c.cond})`).join(' OR ')}, false)` : 'false';
+  const staged = stagedQuery(contract, spec, bound, { table: rejectsTable, scan: rejectsScan });
+  const out = [
+    ...contract.columns.map((c, i) => `t_${i}::${duckdbType(c.type)} AS ${q(c.name)}`),
+    ...lineageColumns(lineage),
+  ];
+  return {
+    rejectsTable,
+    rejectsScan,
+    outputColumns: outputColumns(contract),
+    valid: (inPath, outPath, opts) => `COPY (
+      SELECT ${out.join(', ')}
+      FROM (${staged(inPath, false, opts.storeRejects ?? true)}) WHERE NOT (${bad})
+    ) TO ${lit(outPath)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${opts.rowGroupRows})`,
+    rejects: (inPath, outPath) => `COPY (
+        SELECT _rec AS record, ${violationsList(checks)} AS violations, ${rawRecord(spec, bound)}
+        FROM (${staged(inPath, true, true)}) WHERE ${bad}
+      ) TO ${lit(outPath)} (FORMAT json)`,
+  };
+}
 
-  // r_<i>: cleaned text; t_<i>: typed value (after default).
+/** The Parquet schema: contract columns, then lineage. */
+function outputColumns(contract: DatasetContract): { name: string; type: string }[] {
+  return [
+    ...contract.columns.map((c) => ({ name: c.name, type: duckdbType(c.type) })),
+    { name: '_source_uri', type: 'VARCHAR' },
+    { name: '_source_generation', type: 'BIGINT' },
+    { name: '_ingested_at', type: 'TIMESTAMP WITH TIME ZONE' },
+  ];
+}
+
+function lineageColumns(lineage: Lineage): string[] {
+  return [
+    `${lit(lineage.sourceUri)} AS _source_uri`,
+    `${lineage.generation}::BIGINT AS _source_generation`,
+    `${lit(lineage.ingestedAt)}::TIMESTAMPTZ AS _ingested_at`,
+  ];
+}
+
+/** Strings and natively typed CSV columns need no cast (and never fail to convert). */
+const identity = (b: Bound): boolean => b.native === true || b.col.type === 'string';
+
+/**
+ * The staged read: src (reader) → obj (JSON: the record as an object) → raw (r_<i>: cleaned text) →
+ * typed (t_<i>: typed value, after default). `numbered` adds `_rec`, the record's position.
+ */
+function stagedQuery(
+  contract: DatasetContract,
+  spec: ReadSpec,
+  bound: Bound[],
+  rejects: { table: string; scan: string },
+): (path: string, numbered: boolean, storeRejects: boolean) => string {
+  const isJson = spec.format !== 'csv';
   const rawCols = bound.map((b, i) => `${cleaned(b, contract)} AS r_${i}`);
   if (isJson) rawCols.unshift('j AS _j', '_o');
-  // Strings and natively typed CSV columns need no cast; without a default a NULL stays NULL. Keeping
-  // these expressions minimal matters: they run for every value of every file.
-  const identity = (b: Bound): boolean => b.native === true || b.col.type === 'string';
+  // Without a default a NULL stays NULL. Keeping these expressions minimal matters: they run for every
+  // value of every file.
   const typedCols = bound.map((b, i) => {
     const cast = identity(b) ? `r_${i}` : castExpr(b.col, `r_${i}`);
     return b.col.default === undefined
       ? `${cast} AS t_${i}`
       : `CASE WHEN r_${i} IS NULL THEN ${defaultLiteral(b.col)} ELSE ${cast} END AS t_${i}`;
   });
-
-  // One (condition, reason) pair per possible violation.
-  const checks: { cond: string; column: string | null; reason: string }[] = [];
-  if (isJson) {
-    checks.push({ cond: `NOT coalesce(json_valid(_j), false)`, column: null, reason: `'not valid JSON'` });
-    // Field checks only make sense for objects: skip them for records already rejected above.
-    checks.push({
-      cond: `_o IS NULL AND coalesce(json_valid(_j), false)`,
-      column: null,
-      reason: `'record is not a JSON object'`,
-    });
-    if (contract.unknownColumns === 'reject')
-      checks.push({
-        cond: `len(list_filter(json_keys(_o), k -> NOT list_contains([${known.map(lit).join(', ')}], k))) > 0`,
-        column: null,
-        reason: `'unknown field(s): ' || array_to_string(list_filter(json_keys(_o), k -> NOT list_contains([${known.map(lit).join(', ')}], k)), ', ')`,
-      });
-  }
-  bound.forEach((b, i) => {
-    const c = b.col;
-    // Natively typed CSV columns never hold an unconvertible value (DuckDB rejected that row already),
-    // and a string always converts.
-    if (!identity(b))
-      checks.push({
-        cond: `r_${i} IS NOT NULL AND t_${i} IS NULL`,
-        column: c.name,
-        reason: `'cannot convert ' || to_json(r_${i})::VARCHAR || ' to ${typeof c.type === 'string' ? c.type : duckdbType(c.type).toLowerCase()}'`,
-      });
-    // A default fills a missing value; a present but unconvertible one is reported above.
-    if (c.required && c.default === undefined)
-      checks.push({
-        cond: `r_${i} IS NULL`,
-        column: c.name,
-        reason: `'missing required value'`,
-      });
-    if (c.accepted?.length) {
-      const vals = c.accepted.map((v) => (typeof v === 'number' ? String(v) : lit(v))).join(', ');
-      checks.push({
-        cond: `t_${i} IS NOT NULL AND t_${i} NOT IN (${vals})`,
-        column: c.name,
-        reason: `'value ' || to_json(t_${i})::VARCHAR || ' is not one of the accepted values'`,
-      });
-    }
-    if (c.min !== undefined)
-      checks.push({
-        cond: `t_${i} < ${c.min}`,
-        column: c.name,
-        reason: `'value ' || t_${i}::VARCHAR || ' is below the minimum ${c.min}'`,
-      });
-    if (c.max !== undefined)
-      checks.push({
-        cond: `t_${i} > ${c.max}`,
-        column: c.name,
-        reason: `'value ' || t_${i}::VARCHAR || ' is above the maximum ${c.max}'`,
-      });
-  });
-  if (isJson) for (const c of checks) if (c.column !== null) c.cond = `_o IS NOT NULL AND (${c.cond})`;
-  // Three-valued OR is true as soon as one check is: one coalesce over the disjunction equals one per check.
-  const bad = checks.length ? `coalesce(${checks.map((c) => `(${c.cond})`).join(' OR ')}, false)` : 'false';
-
-  const reader = (path: string, storeRejects = true): string =>
-    readerSql(spec, path, storeRejects ? { table: rejectsTable, scan: rejectsScan } : undefined);
   // NDJSON blank lines are not records.
   const skipBlank = spec.format === 'ndjson' ? ` WHERE j IS NOT NULL AND trim(j) <> ''` : '';
   // JSON functions raise on invalid input: only records that parse as objects reach the extractors.
   const objects = isJson
     ? `, obj AS (SELECT *, CASE WHEN coalesce(json_valid(j), false) THEN (CASE WHEN json_type(j) = 'OBJECT' THEN j END) END AS _o FROM src${skipBlank})`
     : '';
-  const staged = (path: string, numbered: boolean, storeRejects = true): string => `
-    WITH src AS (SELECT ${numbered ? 'row_number() OVER () AS _rec, ' : ''}* FROM ${reader(path, storeRejects)})${objects},
+  return (path, numbered, storeRejects) => `
+    WITH src AS (SELECT ${numbered ? 'row_number() OVER () AS _rec, ' : ''}* FROM ${readerSql(spec, path, storeRejects ? rejects : undefined)})${objects},
     raw AS (SELECT ${numbered ? '_rec, ' : ''}${rawCols.join(', ')} FROM ${isJson ? 'obj' : 'src'}),
     typed AS (SELECT *, ${typedCols.join(', ')} FROM raw)
     SELECT * FROM typed`;
+}
 
-  const out = contract.columns.map((c, i) => `t_${i}::${duckdbType(c.type)} AS ${q(c.name)}`);
-  const lineageCols = [
-    `${lit(lineage.sourceUri)} AS _source_uri`,
-    `${lineage.generation}::BIGINT AS _source_generation`,
-    `${lit(lineage.ingestedAt)}::TIMESTAMPTZ AS _ingested_at`,
-  ];
+/** One (condition, reason) pair per possible violation: record-level (JSON), then per column. */
+function contractChecks(contract: DatasetContract, bound: Bound[], isJson: boolean): Check[] {
+  const checks: Check[] = isJson ? recordChecks(contract) : [];
+  bound.forEach((b, i) => {
+    const columnChecks = valueChecks(b, i);
+    // Field checks only make sense for objects: skip them for records already rejected as a whole.
+    if (isJson) for (const c of columnChecks) c.cond = `_o IS NOT NULL AND (${c.cond})`;
+    checks.push(...columnChecks);
+  });
+  return checks;
+}
 
-  return {
-    rejectsTable,
-    rejectsScan,
-    outputColumns: [
-      ...contract.columns.map((c) => ({ name: c.name, type: duckdbType(c.type) })),
-      { name: '_source_uri', type: 'VARCHAR' },
-      { name: '_source_generation', type: 'BIGINT' },
-      { name: '_ingested_at', type: 'TIMESTAMP WITH TIME ZONE' },
-    ],
-    valid: (inPath, outPath, opts) => `COPY (
-      SELECT ${[...out, ...lineageCols].join(', ')}
-      FROM (${staged(inPath, false, opts.storeRejects ?? true)}) WHERE NOT (${bad})
-    ) TO ${lit(outPath)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${opts.rowGroupRows})`,
-    rejects: (inPath, outPath) => {
-      const reasons = checks.map(
-        (c) =>
-          `CASE WHEN coalesce(${c.cond}, false) THEN {'column': ${c.column ? lit(c.column) : 'NULL::VARCHAR'}, 'reason': ${c.reason}} END`,
-      );
-      const rawObj = isJson
-        ? `_j AS raw`
-        : `to_json({${bound.map((b, i) => `${lit(b.col.name)}: r_${i}`).join(', ')}})::VARCHAR AS raw`;
-      return `COPY (
-        SELECT _rec AS record, list_filter([${reasons.join(', ')}], x -> x IS NOT NULL) AS violations, ${rawObj}
-        FROM (${staged(inPath, true)}) WHERE ${bad}
-      ) TO ${lit(outPath)} (FORMAT json)`;
+function recordChecks(contract: DatasetContract): Check[] {
+  const checks: Check[] = [
+    { cond: `NOT coalesce(json_valid(_j), false)`, column: null, reason: `'not valid JSON'` },
+    {
+      cond: `_o IS NULL AND coalesce(json_valid(_j), false)`,
+      column: null,
+      reason: `'record is not a JSON object'`,
     },
-  };
+  ];
+  if (contract.unknownColumns === 'reject') {
+    const known = contract.columns.flatMap((c) => [c.name, ...(c.aliases ?? [])]);
+    const unknown = `list_filter(json_keys(_o), k -> NOT list_contains([${known.map(lit).join(', ')}], k))`;
+    checks.push({
+      cond: `len(${unknown}) > 0`,
+      column: null,
+      reason: `'unknown field(s): ' || array_to_string(${unknown}, ', ')`,
+    });
+  }
+  return checks;
+}
+
+function valueChecks(b: Bound, i: number): Check[] {
+  const c = b.col;
+  const checks: Check[] = [];
+  // Natively typed CSV columns never hold an unconvertible value (DuckDB rejected that row already),
+  // and a string always converts.
+  if (!identity(b))
+    checks.push({
+      cond: `r_${i} IS NOT NULL AND t_${i} IS NULL`,
+      column: c.name,
+      reason: `'cannot convert ' || to_json(r_${i})::VARCHAR || ' to ${typeof c.type === 'string' ? c.type : duckdbType(c.type).toLowerCase()}'`,
+    });
+  // A default fills a missing value; a present but unconvertible one is reported above.
+  if (c.required && c.default === undefined)
+    checks.push({ cond: `r_${i} IS NULL`, column: c.name, reason: `'missing required value'` });
+  if (c.accepted?.length) {
+    const vals = c.accepted.map((v) => (typeof v === 'number' ? String(v) : lit(v))).join(', ');
+    checks.push({
+      cond: `t_${i} IS NOT NULL AND t_${i} NOT IN (${vals})`,
+      column: c.name,
+      reason: `'value ' || to_json(t_${i})::VARCHAR || ' is not one of the accepted values'`,
+    });
+  }
+  if (c.min !== undefined)
+    checks.push({
+      cond: `t_${i} < ${c.min}`,
+      column: c.name,
+      reason: `'value ' || t_${i}::VARCHAR || ' is below the minimum ${c.min}'`,
+    });
+  if (c.max !== undefined)
+    checks.push({
+      cond: `t_${i} > ${c.max}`,
+      column: c.name,
+      reason: `'value ' || t_${i}::VARCHAR || ' is above the maximum ${c.max}'`,
+    });
+  return checks;
+}
+
+/** Pass 2: the list of {column, reason} of every check a row fails. */
+function violationsList(checks: Check[]): string {
+  const reasons = checks.map(
+    (c) =>
+      `CASE WHEN coalesce(${c.cond}, false) THEN {'column': ${c.column ? lit(c.column) : 'NULL::VARCHAR'}, 'reason': ${c.reason}} END`,
+  );
+  return `list_filter([${reasons.join(', ')}], x -> x IS NOT NULL)`;
+}
+
+/** Pass 2: the record as read — JSON as its text, CSV as an object of its cleaned values. */
+function rawRecord(spec: ReadSpec, bound: Bound[]): string {
+  return spec.format !== 'csv'
+    ? `_j AS raw`
+    : `to_json({${bound.map((b, i) => `${lit(b.col.name)}: r_${i}`).join(', ')}})::VARCHAR AS raw`;
 }
