@@ -2,7 +2,7 @@
  * The warehouse engine port: what the loader and the model runner need from DuckDB (local) or
  * BigQuery (GCP). Adapters live in shared/adapters/warehouse/.
  */
-import type { Dialect } from './dialect';
+import type { Dialect } from './dialect/core';
 import type { TableRef } from './tables';
 
 /** The column type families schema evolution compares (engine types are normalised to these). */

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { DatasetContract } from '../contracts/dataset';
-import type { Dialect } from './dialect';
+import type { Dialect } from './dialect/core';
 
 export interface BronzeObject {
   bucket: string;

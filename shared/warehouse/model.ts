@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { permanent } from '../errors';
-import { type Grain } from './dialect';
+import { type Grain } from './dialect/types';
 import { parseTableRef, tableKey, type TableRef } from './tables';
 
 export type ModelKind = 'merge' | 'incremental_by_time_range' | 'full' | 'view';

@@ -4,7 +4,7 @@
  * per-dataset state (a dataset stopped by an incompatible schema change).
  */
 import type { ScalarType } from '../contracts/types';
-import type { Dialect } from './dialect';
+import type { Dialect } from './dialect/core';
 import type { WarehouseEngine } from './engine';
 import { timestampOf } from './ranges';
 import { OPS, type TableRef } from './tables';

@@ -2,7 +2,7 @@
  * Date arithmetic for partition-scoped runs: which partitions changed, and which whole-grain time
  * ranges a downstream model must recompute.
  */
-import { UNBOUNDED, type Grain, type TimeRange } from './dialect';
+import { UNBOUNDED, type Grain, type TimeRange } from './dialect/types';
 
 /**
  * What changed in a table: some DATE partitions (and, with `since`, every partition from that date

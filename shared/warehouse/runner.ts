@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { errorMessage, isSmelterError, permanent, SmelterError } from '../errors';
 import type { Logger } from '../log';
-import { isUnbounded, UNBOUNDED, type TimeRange } from './dialect';
+import { isUnbounded, UNBOUNDED, type TimeRange } from './dialect/types';
 import type { ModelGraph } from './dag';
 import type { ColumnInfo, WarehouseEngine } from './engine';
 import type { BuiltinAudit, CustomAudit, Model } from './model';

@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
-import { BigQueryDialect, DuckDbDialect, renderMacros, splitArgs } from '../../../shared/warehouse/dialect';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  BigQueryDialect,
+  DuckDbDialect,
+  MACRO_NAMES,
+  macroCalls,
+  renderMacros,
+  splitArgs,
+} from '../../../shared/warehouse/dialect';
 import { isSmelterError } from '../../../shared/errors';
+import { REPO } from '../../support/warehouse';
 
 const duck = new DuckDbDialect();
 const bq = new BigQueryDialect('proj-1', 'smelter', 'EU');
@@ -81,6 +91,53 @@ describe('warehouse dialect: one model source, two engines', () => {
     bad('@ref(silver.a)', /not declared/, { allowedRefs: new Set(['silver.b']) });
     bad('@ref(platinum.a)', /not a table reference/);
     bad('@this', /only defined/);
+    bad('@this(1)', /takes 0 argument/);
+    bad('@star_except', /needs arguments/);
+    bad('@date_add(d, 1, week)', /@date_add: unit must be one of day, month, year, got week/);
+    bad('@date_diff(a, b, quarter)', /unit must be one of day, week, month, year/);
+    bad('@safe_cast(x, int64, 1)', /takes 2 argument\(s\), got 3/);
+    bad('@ref(silver.a', /unbalanced parentheses/);
+    bad('@date_trunc(@nope(d), month)', /@nope: unknown macro/);
+  });
+
+  it('rejects a bad date in the run range as a permanent MODEL_FAILED naming the file', () => {
+    for (const [sql, startDate] of [
+      ['@start_date', 'yesterday'],
+      ['@start', '2024-13-01'],
+      ['@end_date', '2024-01-01'],
+    ] as const) {
+      for (const d of [duck, bq])
+        assert.throws(
+          () =>
+            d.render(`SELECT ${sql}`, {
+              where: 'models/x/gold/y.sql',
+              range: { startDate, endDate: sql === '@end_date' ? '01/02/2024' : '2024-02-01' },
+            }),
+          (e: unknown) =>
+            isSmelterError(e, 'MODEL_FAILED') &&
+            e.kind === 'permanent' &&
+            /^models\/x\/gold\/y\.sql: @\w+: not a date: /.test(e.message),
+        );
+    }
+    // The literals themselves refuse bad input permanently too (the runner's SQL uses them directly).
+    for (const f of [() => duck.dateLiteral('2024-1-1'), () => bq.timestampLiteral('soon')])
+      assert.throws(f, (e: unknown) => isSmelterError(e, 'MODEL_FAILED') && e.kind === 'permanent');
+  });
+
+  it('lists every macro call, nested ones included, outside literals and comments', () => {
+    const calls = macroCalls(
+      "SELECT @date_trunc(@to_date(ts), month), '@ref(x.y)' FROM @ref(silver.a) -- @ref(silver.b)\nJOIN @batch(bronze.c)",
+    );
+    assert.deepEqual(
+      calls.map((c) => c.name),
+      ['date_trunc', 'to_date', 'ref', 'batch'],
+    );
+    assert.deepEqual(calls[2]?.args, ['silver.a']);
+  });
+
+  it('documents every macro of the table in models/README.md', () => {
+    const readme = fs.readFileSync(path.join(REPO, 'models', 'README.md'), 'utf8');
+    for (const name of MACRO_NAMES) assert.match(readme, new RegExp(`\`@${name}[(\`]`), name);
   });
 
   it('generates MERGE with version-ordered updates, pruning and custom update expressions', () => {

@@ -1,0 +1,62 @@
+/** The DuckDB dialect (local warehouse): schemas per layer, no partitions, standard string literals. */
+import type { ScalarType } from '../../../contracts/types';
+import { LAYERS, type TableRef } from '../../tables';
+import { Dialect, isoTimestamp } from '../core';
+import type { CreateTableAsOptions } from '../types';
+import { duckdbMacros } from './macros';
+
+const TYPES: Record<ScalarType, string> = {
+  string: 'VARCHAR',
+  int64: 'BIGINT',
+  float64: 'DOUBLE',
+  numeric: 'DECIMAL(38,9)',
+  bool: 'BOOLEAN',
+  date: 'DATE',
+  timestamp: 'TIMESTAMPTZ',
+  json: 'JSON',
+};
+
+export class DuckDbDialect extends Dialect {
+  readonly name = 'duckdb' as const;
+  readonly macros = duckdbMacros((t) => this.scalarType(t));
+
+  // ---- names, types and literals
+  table(ref: TableRef): string {
+    return `${ref.layer}.${ref.name}`;
+  }
+
+  ident(name: string): string {
+    return `"${name.replace(/"/g, '""')}"`;
+  }
+
+  scalarType(t: ScalarType): string {
+    return TYPES[t];
+  }
+
+  timestampLiteral(d: string): string {
+    return `TIMESTAMPTZ '${isoTimestamp(d)}'`;
+  }
+
+  // ---- statements
+  createSchemas(): string[] {
+    return LAYERS.map((l) => `CREATE SCHEMA IF NOT EXISTS ${l}`);
+  }
+
+  transaction(statements: string[]): string {
+    return ['BEGIN TRANSACTION', ...statements, 'COMMIT'].join(';\n') + ';';
+  }
+
+  protected tableOptions(): string {
+    return ''; // DuckDB has no partitions or clustering.
+  }
+
+  createTableAs(target: TableRef, select: string, opts: CreateTableAsOptions): string {
+    const head = opts.replace ? 'CREATE OR REPLACE TABLE' : 'CREATE TABLE IF NOT EXISTS';
+    const body = opts.empty ? `SELECT * FROM (${select}) AS _q LIMIT 0` : select;
+    return `${head} ${this.table(target)} AS ${body}`;
+  }
+
+  dropTable(ref: TableRef): string {
+    return `DROP TABLE IF EXISTS ${this.table(ref)}`;
+  }
+}
