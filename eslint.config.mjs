@@ -33,6 +33,25 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard's page script runs in the browser (no build step, served as is).
+    files: ['web/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: Object.fromEntries(
+        [
+          'window',
+          'document',
+          'location',
+          'history',
+          'fetch',
+          'setInterval',
+          'URLSearchParams',
+          'vegaEmbed',
+        ].map((g) => [g, 'readonly']),
+      ),
+    },
+  },
+  {
     files: ['shared/adapters/**', 'test/**', 'bench/**', 'deploy/scripts/**'],
     rules: { 'no-restricted-imports': 'off' },
   },

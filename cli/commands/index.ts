@@ -1,6 +1,7 @@
 import type { Command } from '../command';
 import { backfillCommand } from './backfill';
 import { configCommand } from './config';
+import { dashboardCommand } from './dashboard';
 import { dropCommand } from './drop';
 import { publishCommand } from './publish';
 import { queryCommand } from './query';
@@ -14,6 +15,7 @@ export const COMMANDS: Command[] = [
   dropCommand,
   publishCommand,
   statusCommand,
+  dashboardCommand,
   queryCommand,
   refreshCommand,
   backfillCommand,

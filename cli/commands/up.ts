@@ -13,12 +13,20 @@ export const upCommand: Command = {
     const { cfg, log } = cliEnv();
     const other = runningStack(cfg.home);
     if (other) throw new Error(`a stack is already running for ${cfg.home} (pid ${other.pid})`);
-    const stack = await startLocalStack({ cfg, log, pubsub: true, scheduler: true, register: true });
+    const stack = await startLocalStack({
+      cfg,
+      log,
+      pubsub: true,
+      scheduler: true,
+      register: true,
+      dashboard: true,
+    });
     const raw = stack.ctx.store.bucketDir(cfg.rawBucket);
     out('');
     out('Smelter is up (local backend).');
     for (const [fn, url] of Object.entries(stack.ctx.endpoints)) out(`  ${fn.padEnd(14)} ${url}`);
     out(`  admin          ${stack.adminUrl}`);
+    if (stack.dashboardUrl) out(`  dashboard      ${stack.dashboardUrl}`);
     if (stack.ctx.pubsub)
       out(
         `  pubsub         ${stack.ctx.pubsub.mode}${stack.ctx.pubsub.emulatorHost ? ` (PUBSUB_EMULATOR_HOST=${stack.ctx.pubsub.emulatorHost})` : ''}`,

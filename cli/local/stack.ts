@@ -24,6 +24,10 @@ import { pubsubAdminRoutes } from '../../shared/local/pubsub/admin';
 import { schedulerPart } from '../../shared/local/scheduler';
 import { warehouseAdminRoutes } from '../../shared/warehouse/admin';
 import { openWarehouse } from '../../shared/warehouse/open';
+import { DuckDbDialect } from '../../shared/warehouse/dialect';
+import { createDashboard } from '../../shared/dashboard-runtime';
+import { dashboardHandler } from '../../shared/dashboard/http';
+import { dashboardPort, serveDashboard, type ServedDashboard } from './dashboard';
 
 class FunctionsPart implements StackPart {
   readonly name = 'functions';
@@ -75,6 +79,8 @@ export interface LocalStackOptions {
   ephemeral?: boolean;
   pubsub?: boolean;
   scheduler?: boolean;
+  /** Serve the dashboard (on SMELTER_PORT + 10, or an ephemeral port). */
+  dashboard?: boolean;
   /** Record the stack in <home>/state/stack.json so other CLI processes find it. */
   register?: boolean;
   pollMs?: number;
@@ -85,6 +91,7 @@ export interface LocalStack {
   triggers: StorageTriggers;
   admin: AdminServer;
   adminUrl: string;
+  dashboardUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -113,6 +120,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const stack = new Stack(ctx, parts);
   const admin = new AdminServer();
   let adminUrl = '';
+  let dashboard: ServedDashboard | undefined;
   try {
     await stack.start();
     admin.route('status', async () => {
@@ -130,7 +138,21 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       admin.route(name, route);
     for (const add of stackExtensions.adminRoutes) add(admin, ctx);
     adminUrl = await admin.listen(opts.ephemeral ? 0 : cfg.port + 9);
+    if (opts.dashboard) {
+      // The stack's own warehouse: this process holds the DuckDB file, so the dashboard reads through it.
+      const { service } = await createDashboard(cfg, {
+        warehouse: {
+          dialect: new DuckDbDialect(),
+          query: async (sql, params) => (await openWarehouse(ctx.cfg, ctx.log)).engine.query(sql, params),
+        },
+      });
+      dashboard = await serveDashboard(
+        dashboardHandler(service),
+        opts.ephemeral ? 0 : dashboardPort(cfg.port),
+      );
+    }
   } catch (err) {
+    await dashboard?.close();
     await stack.stop();
     await admin.close();
     throw err;
@@ -142,6 +164,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       startedAt: new Date().toISOString(),
       endpoints: ctx.endpoints,
       admin: adminUrl,
+      ...(dashboard ? { dashboard: dashboard.url } : {}),
       ...(ctx.pubsub
         ? {
             pubsub: {
@@ -159,8 +182,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     triggers,
     admin,
     adminUrl,
+    ...(dashboard ? { dashboardUrl: dashboard.url } : {}),
     async stop() {
       if (opts.register) fs.rmSync(infoFile, { force: true });
+      await dashboard?.close();
       await admin.close();
       await stack.stop();
     },

@@ -45,6 +45,8 @@ export interface StackInfo {
   startedAt: string;
   endpoints: StackContext['endpoints'];
   admin?: string;
+  /** URL of the dashboard the stack serves. */
+  dashboard?: string;
   pubsub?: { mode: string; emulatorHost?: string };
 }
 

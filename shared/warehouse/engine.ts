@@ -50,10 +50,17 @@ export interface LoadResult {
   reused: boolean;
 }
 
+/**
+ * Values bound to `$name` placeholders (written `$name` on every engine; never spliced into the SQL).
+ * Strings and numbers only: a filter that is "off" is bound as '' rather than NULL, so no engine has
+ * to guess a type.
+ */
+export type QueryParams = Readonly<Record<string, string | number>>;
+
 export interface WarehouseEngine {
   readonly dialect: Dialect;
   /** Rows as plain JSON-safe objects (int64/numeric as strings or numbers, dates `YYYY-MM-DD`). */
-  query<T = Record<string, unknown>>(sql: string): Promise<T[]>;
+  query<T = Record<string, unknown>>(sql: string, params?: QueryParams): Promise<T[]>;
   /** Runs one statement or a script. */
   exec(sql: string): Promise<void>;
   /** Columns of a table; undefined when it does not exist. */

@@ -9,6 +9,7 @@ import { BigQuery } from '@google-cloud/bigquery';
 import { permanent, SmelterError, transient } from '../../errors';
 import { BigQueryDialect } from '../../warehouse/dialect';
 import type {
+  QueryParams,
   ColumnInfo,
   LoadResult,
   ParquetLoad,
@@ -75,10 +76,16 @@ export class BigQueryEngine implements WarehouseEngine {
     };
   }
 
-  private async run(sql: string): Promise<{ job: BigQueryJobLike; rows: Record<string, unknown>[] }> {
+  private async run(
+    sql: string,
+    params?: QueryParams,
+  ): Promise<{ job: BigQueryJobLike; rows: Record<string, unknown>[] }> {
     let job: BigQueryJobLike;
     try {
-      [job] = (await this.client.createQueryJob(this.queryOptions(sql))) as [BigQueryJobLike];
+      const opts = params
+        ? this.queryOptions(bigqueryParams(sql), { params: { ...params } })
+        : this.queryOptions(sql);
+      [job] = (await this.client.createQueryJob(opts)) as [BigQueryJobLike];
       const [rows] = (await job.getQueryResults({ wrapIntegers: true })) as [Record<string, unknown>[]];
       return { job, rows: rows ?? [] };
     } catch (err) {
@@ -86,8 +93,8 @@ export class BigQueryEngine implements WarehouseEngine {
     }
   }
 
-  async query<T = Record<string, unknown>>(sql: string): Promise<T[]> {
-    const { rows } = await this.run(sql);
+  async query<T = Record<string, unknown>>(sql: string, params?: QueryParams): Promise<T[]> {
+    const { rows } = await this.run(sql, params);
     return rows.map((r) => normalise(r) as T);
   }
 
@@ -342,4 +349,38 @@ export function normalise(v: unknown): unknown {
     return out;
   }
   return v;
+}
+
+/**
+ * `$name` placeholders (the engine-neutral spelling) → BigQuery's `@name`, outside string literals,
+ * quoted identifiers and comments.
+ */
+export function bigqueryParams(sql: string): string {
+  let out = '';
+  for (let i = 0; i < sql.length;) {
+    const ch = sql[i] as string;
+    if (ch === "'" || ch === '"' || ch === '`') {
+      let j = i + 1;
+      while (j < sql.length && sql[j] !== ch) j += sql[j] === '\\' ? 2 : 1;
+      out += sql.slice(i, j + 1);
+      i = j + 1;
+      continue;
+    }
+    if (ch === '-' && sql[i + 1] === '-') {
+      const end = sql.indexOf('\n', i);
+      const stop = end < 0 ? sql.length : end;
+      out += sql.slice(i, stop);
+      i = stop;
+      continue;
+    }
+    const m = ch === '$' ? /^\$([A-Za-z_][A-Za-z0-9_]*)/.exec(sql.slice(i, i + 130)) : null;
+    if (m) {
+      out += `@${m[1] as string}`;
+      i += m[0].length;
+      continue;
+    }
+    out += ch;
+    i++;
+  }
+  return out;
 }

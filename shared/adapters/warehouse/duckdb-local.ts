@@ -15,8 +15,8 @@ export interface LocalWarehouse {
   connect(): Promise<DuckDBConnection>;
   /** Runs statements one after another on a dedicated connection. */
   run(sql: string): Promise<void>;
-  /** Runs a query and returns rows as JSON-safe objects (BIGINT/DECIMAL as strings). */
-  query<T = Record<string, unknown>>(sql: string): Promise<T[]>;
+  /** Runs a query and returns rows as JSON-safe objects (BIGINT/DECIMAL as strings); `$name` params bound. */
+  query<T = Record<string, unknown>>(sql: string, params?: Record<string, string | number>): Promise<T[]>;
   /** Registers a cleanup to run before the instance closes (e.g. closing long-lived connections). */
   onClose(fn: () => void): void;
   close(): Promise<void>;
@@ -65,10 +65,10 @@ export function getLocalWarehouse(
             c.closeSync();
           }
         },
-        async query<T>(sql: string) {
+        async query<T>(sql: string, params?: Record<string, string | number>) {
           const c = await instance.connect();
           try {
-            const r = await c.runAndReadAll(sql);
+            const r = await (params ? c.runAndReadAll(sql, params) : c.runAndReadAll(sql));
             return r.getRowObjectsJson() as T[];
           } finally {
             c.closeSync();

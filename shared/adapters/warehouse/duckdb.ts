@@ -10,6 +10,7 @@ import {
   type ColumnInfo,
   type LoadResult,
   type ParquetLoad,
+  type QueryParams,
   type TypeFamily,
   type WarehouseEngine,
 } from '../../warehouse/engine';
@@ -31,9 +32,9 @@ export class DuckDbEngine implements WarehouseEngine {
     this.lock = l;
   }
 
-  async query<T = Record<string, unknown>>(sql: string): Promise<T[]> {
+  async query<T = Record<string, unknown>>(sql: string, params?: QueryParams): Promise<T[]> {
     try {
-      return await this.wh.query<T>(sql);
+      return await this.wh.query<T>(sql, params);
     } catch (err) {
       throw classify(err, sql);
     }

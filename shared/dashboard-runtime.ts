@@ -1,0 +1,93 @@
+/**
+ * Wiring of the dashboard for a configuration: the warehouse it reads (the stack's own engine inside
+ * `smelter up`, the DuckDB file opened read-only by `smelter dashboard`, BigQuery on GCP), the
+ * pipeline state of the overview (local buckets and parked deliveries) and the event tables.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Config } from './config';
+import { storeHealth, type HealthSource } from './dashboard/health';
+import { DashboardService, type DashboardWarehouse } from './dashboard/service';
+import { readEventContractFile } from './events/contract';
+import { listParked } from './local/delivery';
+import { createObjectStore } from './runtime';
+import { createEngine } from './warehouse/open';
+
+export interface DashboardWiring {
+  service: DashboardService;
+  close(): Promise<void>;
+}
+
+function eventTables(contractsDir: string): string[] {
+  const dir = path.join(contractsDir, 'events');
+  let files: string[] = [];
+  try {
+    files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  const tables = files.sort().flatMap((f) => {
+    try {
+      return [readEventContractFile(path.join(dir, f)).table];
+    } catch {
+      return [];
+    }
+  });
+  return tables;
+}
+
+/**
+ * The dashboard for `cfg`. `warehouse` overrides the engine (the running stack passes its own, since
+ * DuckDB lets one process open the file read-write).
+ */
+export async function createDashboard(
+  cfg: Config,
+  opts: { warehouse?: DashboardWarehouse; health?: HealthSource } = {},
+): Promise<DashboardWiring> {
+  let warehouse = opts.warehouse;
+  let close = async (): Promise<void> => undefined;
+  if (!warehouse) {
+    if (cfg.backend === 'gcp') {
+      const engine = await createEngine(cfg);
+      warehouse = engine;
+      close = () => engine.close();
+    } else {
+      /* eslint-disable @typescript-eslint/no-require-imports -- loaded lazily: DuckDB is not needed on gcp */
+      const { ReadOnlyDuckDb } =
+        require('./adapters/warehouse/duckdb-readonly') as typeof import('./adapters/warehouse/duckdb-readonly');
+      const { warehouseFile } =
+        require('./adapters/warehouse/duckdb-local') as typeof import('./adapters/warehouse/duckdb-local');
+      /* eslint-enable @typescript-eslint/no-require-imports */
+      const ro = new ReadOnlyDuckDb(warehouseFile(cfg.home));
+      warehouse = ro;
+      close = () => ro.close();
+    }
+  }
+  // Locally the overview also reads the buckets and the stack's parked deliveries; the deployed
+  // dashboard's service account reads the Gold dataset only.
+  const health =
+    opts.health ??
+    (cfg.backend === 'local'
+      ? storeHealth({
+          store: createObjectStore(cfg),
+          bronzeBucket: cfg.bronzeBucket,
+          quarantineBucket: cfg.quarantineBucket,
+          parked: () =>
+            listParked(path.join(cfg.home, 'state', 'eventarc')).map((p) => ({
+              parkedAt: p.parkedAt,
+              id: p.event.id,
+              ...(p.event.subject ? { subject: p.event.subject } : {}),
+              target: p.target,
+              attempts: p.attempts,
+              lastError: p.lastError,
+            })),
+        })
+      : undefined);
+  const service = new DashboardService({
+    warehouse,
+    ...(health ? { health } : {}),
+    eventTables: eventTables(cfg.contractsDir),
+    versionTtlMs: cfg.backend === 'gcp' ? 10_000 : 250,
+  });
+  return { service, close };
+}
