@@ -9,11 +9,11 @@ import {
   BigQueryEngine,
   bigqueryParams,
   type BigQueryClientLike,
-} from '../../shared/adapters/warehouse/bigquery';
-import { PANELS } from '../../shared/dashboard/charts';
-import { PAGES } from '../../shared/dashboard/pages';
-import { DashboardService } from '../../shared/dashboard/service';
-import { checkBigQuery } from '../warehouse/bigquery-sql';
+} from '../../../shared/adapters/warehouse/bigquery';
+import { PANELS } from '../../../shared/dashboard/charts';
+import { PAGES } from '../../../shared/dashboard/pages';
+import { DashboardService } from '../../../shared/dashboard/service';
+import { checkBigQuery } from '../adapters/warehouse/bigquery-sql';
 
 /** What the client returns for DATE values (the adapter unwraps BigQuery* wrappers by name). */
 class BigQueryDate {

@@ -5,13 +5,13 @@
  * unknown parameters and injection attempts, and caching until the Gold table changes.
  */
 import assert from 'node:assert/strict';
-import { PANELS } from '../../shared/dashboard/charts';
-import { SAMPLE_REJECTS } from '../../shared/samples/warehouse';
-import { bronzeObjectName, writeBronzeParquet } from '../../shared/samples/bronze';
-import { loadDatasetContract } from '../../shared/contracts/dataset';
+import { PANELS } from '../../../shared/dashboard/charts';
+import { SAMPLE_REJECTS } from '../../../shared/samples/warehouse';
+import { bronzeObjectName, writeBronzeParquet } from '../../../shared/samples/bronze';
+import { loadDatasetContract } from '../../../shared/contracts/dataset';
 import { assertRows, groupBy, sum, type Row } from '../warehouse/expect';
 import { ecommerceGold, networkGold, rainfallGold, rainfallSilver, storeGold } from '../warehouse/oracle';
-import { seededHome, serveHome, type SeededHome, type ServedHome } from './support';
+import { seededHome, serveHome, type SeededHome, type ServedHome } from '../../support/dashboard';
 
 const n = (v: unknown): number => Number(v);
 const s = (v: unknown): string => String(v);
