@@ -17,6 +17,7 @@ output "topic_names" {
     events      = google_pubsub_topic.events.name
     refresh     = google_pubsub_topic.refresh.name
     dead_letter = google_pubsub_topic.dead_letter.name
+    pull        = google_pubsub_topic.pull.name
   }
 }
 

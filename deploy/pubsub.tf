@@ -14,6 +14,14 @@ resource "google_pubsub_topic" "refresh" {
   depends_on   = [google_kms_crypto_key_iam_member.pubsub_agent]
 }
 
+# Pull requests for API sources: one Cloud Scheduler job per source (generated/sources.tf.json)
+# publishes {"source": "<name>"}; pullSource's push subscription carries the dead-letter policy.
+resource "google_pubsub_topic" "pull" {
+  name         = "${var.name_prefix}-pull"
+  kms_key_name = var.kms_key_name
+  depends_on   = [google_kms_crypto_key_iam_member.pubsub_agent]
+}
+
 # Receives both the events routeEvent rejects (published by the function, with reasons) and the
 # messages Pub/Sub parks after max_delivery_attempts failed deliveries (with CloudPubSubDeadLetter*
 # attributes naming the source subscription).

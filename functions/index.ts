@@ -9,6 +9,7 @@ import { rawToBronze } from './raw-to-bronze';
 import { ingestHttp } from './ingest-http';
 import { routeEvent } from './route-event';
 import { loadWarehouse } from './load-warehouse';
+import { pullSource } from './pull-source';
 
 // Fail at cold start on an invalid option (functions-framework exits), not on every event.
 config();
@@ -17,5 +18,6 @@ ff.cloudEvent('rawToBronze', rawToBronze);
 ff.http('ingestHttp', ingestHttp);
 ff.cloudEvent('routeEvent', routeEvent);
 ff.cloudEvent('loadWarehouse', loadWarehouse);
+ff.cloudEvent('pullSource', pullSource);
 
-export { rawToBronze, ingestHttp, routeEvent, loadWarehouse };
+export { rawToBronze, ingestHttp, routeEvent, loadWarehouse, pullSource };

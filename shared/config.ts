@@ -133,6 +133,18 @@ export const OPTIONS = {
     parse: topicName,
     doc: 'Topic whose messages trigger a scheduled warehouse refresh.',
   } as OptionSpec<string>,
+  pullTopic: {
+    env: 'SMELTER_PULL_TOPIC',
+    default: 'pull',
+    parse: topicName,
+    doc: 'Topic whose messages (`{"source": "store"}`, optionally a window) trigger `pullSource` (Cloud Scheduler publishes one per source).',
+  } as OptionSpec<string>,
+  sourceSecretPrefix: {
+    env: 'SMELTER_SOURCE_SECRET_PREFIX',
+    default: 'smelter-source-',
+    parse: parsers.str(),
+    doc: "GCP: Secret Manager id of a source's secret is this prefix + the source name (`SMELTER_SOURCE_<NAME>_TOKEN` takes precedence).",
+  } as OptionSpec<string>,
   contractsDir: {
     env: 'SMELTER_CONTRACTS_DIR',
     default: () => path.join(packageRoot, 'contracts'),

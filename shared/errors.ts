@@ -29,6 +29,11 @@ export type ErrorCode =
   | 'AUDIT_FAILED'
   | 'SCHEMA_INCOMPATIBLE'
   | 'PUBSUB_UNAVAILABLE'
+  | 'UNKNOWN_SOURCE'
+  | 'SOURCE_HTTP_ERROR'
+  | 'SOURCE_UNAVAILABLE'
+  | 'SOURCE_BAD_RESPONSE'
+  | 'SOURCE_LIMIT'
   | 'INTERNAL';
 
 export class SmelterError extends Error {
@@ -57,6 +62,7 @@ const TRANSIENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'STORAGE_UNAVAILABLE',
   'WAREHOUSE_UNAVAILABLE',
   'PUBSUB_UNAVAILABLE',
+  'SOURCE_UNAVAILABLE',
   'INTERNAL',
 ]);
 

@@ -6,7 +6,7 @@
 import type { Config } from './config';
 
 export type BucketRef = 'raw' | 'bronze' | 'quarantine' | 'archive';
-export type TopicRef = 'events' | 'refresh' | 'deadLetter';
+export type TopicRef = 'events' | 'refresh' | 'deadLetter' | 'pull';
 
 export type Trigger =
   | { kind: 'storage.finalized'; bucket: BucketRef; eventType: 'google.cloud.storage.object.v1.finalized' }
@@ -24,7 +24,7 @@ export interface FunctionSpec {
   /** Deployed function name (kebab-case). */
   name: string;
   /** Exported handler name registered with functions-framework. */
-  entryPoint: 'rawToBronze' | 'ingestHttp' | 'routeEvent' | 'loadWarehouse';
+  entryPoint: 'rawToBronze' | 'ingestHttp' | 'routeEvent' | 'loadWarehouse' | 'pullSource';
   signature: 'cloudevent' | 'http';
   /** One or more triggers; each becomes an Eventarc trigger or a Terraform-owned push subscription. */
   triggers: Trigger[];
@@ -43,6 +43,8 @@ export interface FunctionSpec {
   createOnly?: BucketRef[];
   publishes: TopicRef[];
   bigquery: 'none' | 'bronze-write' | 'events-write' | 'warehouse';
+  /** Reads the secrets of the API sources (Secret Manager, one per source). */
+  sourceSecrets?: boolean;
   description: string;
 }
 
@@ -134,6 +136,31 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     bigquery: 'warehouse',
     description: 'Loads Bronze Parquet into BigQuery, merges Silver and rebuilds affected Gold partitions.',
   },
+  {
+    name: 'pull-source',
+    entryPoint: 'pullSource',
+    signature: 'cloudevent',
+    triggers: [
+      {
+        kind: 'pubsub',
+        topic: 'pull',
+        eventType: 'google.cloud.pubsub.topic.v1.messagePublished',
+        maxDeliveryAttempts: 5,
+        ackDeadlineSeconds: 600,
+      },
+    ],
+    memory: '512Mi',
+    timeoutSeconds: 540,
+    maxInstances: 5,
+    concurrency: 1,
+    // Bronze holds the pull state and run records (`_pull/<source>/…`) beside the manifests.
+    reads: ['bronze'],
+    writes: ['raw', 'bronze'],
+    publishes: [],
+    bigquery: 'none',
+    sourceSecrets: true,
+    description: 'Pulls API sources page by page into gzipped NDJSON parts in the raw bucket, on a schedule.',
+  },
 ];
 
 export function bucketName(cfg: Config, ref: BucketRef): string {
@@ -157,6 +184,8 @@ export function topicName(cfg: Config, ref: TopicRef): string {
       return cfg.refreshTopic;
     case 'deadLetter':
       return cfg.deadLetterTopic;
+    case 'pull':
+      return cfg.pullTopic;
   }
 }
 

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../../shared/paths';
 import { renderFunctions } from './render-functions';
+import { renderSources } from './render-sources';
 import { renderTables } from './render-tables';
 
 export const GENERATED_DIR = path.join(packageRoot, 'deploy', 'generated');
@@ -23,6 +24,7 @@ export function renderAll(opts: { contractsDir?: string } = {}): Record<string, 
   return {
     'functions.tf.json': toText(renderFunctions()),
     'bigquery_tables.tf.json': toText(renderTables(contractsDir)),
+    'sources.tf.json': toText(renderSources(contractsDir)),
   };
 }
 

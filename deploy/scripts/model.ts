@@ -16,7 +16,7 @@ import {
 
 /** Exhaustive lists of the refs (a missing or extra key is a type error). */
 const BUCKETS: Record<BucketRef, true> = { raw: true, bronze: true, quarantine: true, archive: true };
-const TOPICS: Record<TopicRef, true> = { events: true, refresh: true, deadLetter: true };
+const TOPICS: Record<TopicRef, true> = { events: true, refresh: true, deadLetter: true, pull: true };
 export const BUCKET_REFS = Object.keys(BUCKETS) as BucketRef[];
 export const TOPIC_REFS = Object.keys(TOPICS) as TopicRef[];
 
@@ -78,6 +78,8 @@ export function functionEnvironment(): Record<string, string> {
   for (const b of BUCKET_REFS) env[OPTIONS[bucketOption(b)].env] = ref(bucketAddress(b), 'name');
   for (const t of TOPIC_REFS) env[OPTIONS[topicOption(t)].env] = ref(topicAddress(t), 'name');
   env[OPTIONS.datasetPrefix.env] = '${local.dataset_prefix}';
+  // deploy/scripts/render-sources.ts names each source's secret <name_prefix>-source-<source>.
+  env[OPTIONS.sourceSecretPrefix.env] = '${var.name_prefix}-source-';
   env[OPTIONS.bigqueryLocation.env] = '${local.bq_location}';
   return env;
 }

@@ -22,6 +22,8 @@ export interface ObjectMeta {
 export interface WriteOptions {
   /** Create only if no live object has this name (GCS `ifGenerationMatch: 0`). Fails with PRECONDITION_FAILED. */
   ifAbsent?: boolean;
+  /** Replace only this live generation (GCS `ifGenerationMatch`): compare-and-swap of small state objects. */
+  ifGenerationMatch?: string;
   contentType?: string;
   metadata?: Record<string, string>;
 }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { loadConfig, type Config } from '../../shared/config';
 import { FUNCTIONS, bucketName, topicName, type FunctionSpec } from '../../shared/manifest';
 import { packageRoot } from '../../shared/paths';
+import { listSources, loadSourceContract } from '../../shared/pull/contract';
 import { BigQueryDialect } from '../../shared/warehouse/dialect';
 import { LAYERS } from '../../shared/warehouse/tables';
 import {
@@ -65,6 +66,10 @@ const EXPECTED_BIGQUERY: Record<
 };
 
 const IAM_TYPE = /_iam_(member|binding|policy|audit_config)$/;
+/** Bundled sources whose contract declares auth (each gets a Secret Manager secret). */
+const SECRET_SOURCES = listSources(path.join(packageRoot, 'contracts')).filter(
+  (s) => loadSourceContract(path.join(packageRoot, 'contracts'), s).auth.type !== 'none',
+);
 
 describe('deploy: Terraform configuration', function () {
   let m: TfModel;
@@ -211,7 +216,7 @@ describe('deploy: Terraform configuration', function () {
       );
     }
     const buckets = (['raw', 'bronze', 'quarantine', 'archive'] as const).map((b) => bucketName(cfg, b));
-    const topics = (['events', 'refresh', 'deadLetter'] as const).map((t) => topicName(cfg, t));
+    const topics = (['events', 'refresh', 'deadLetter', 'pull'] as const).map((t) => topicName(cfg, t));
     for (const [names, type] of [
       [buckets, 'google_storage_bucket'],
       [topics, 'google_pubsub_topic'],
@@ -499,7 +504,9 @@ describe('deploy: Terraform configuration', function () {
                   ? `dataset:${target(g.body.dataset_id, 'dataset_id').split('.')[1]}`
                   : g.type === 'google_project_iam_member'
                     ? 'project'
-                    : `${g.type}?`;
+                    : g.type === 'google_secret_manager_secret_iam_member'
+                      ? `secret:${target(g.body.secret_id, 'id')}`
+                      : `${g.type}?`;
           return `${scope} ${String(g.body.role)}`;
         })
         .sort();
@@ -521,6 +528,12 @@ describe('deploy: Terraform configuration', function () {
           ([layer, role]) => `dataset:${layer} ${role}`,
         ),
         ...(EXPECTED_BIGQUERY[f.bigquery].jobUser ? ['project roles/bigquery.jobUser'] : []),
+        // One secret per source with auth; only the puller may read them.
+        ...(f.sourceSecrets
+          ? SECRET_SOURCES.map(
+              (s) => `secret:google_secret_manager_secret.source_${s} roles/secretmanager.secretAccessor`,
+            )
+          : []),
       ].sort();
       assert.deepEqual(actual, expected, f.name);
     }
@@ -595,7 +608,7 @@ describe('deploy: Terraform configuration', function () {
   });
 
   it('schedules the refresh on the refresh topic, alerts, log metrics and outputs', function () {
-    const job = resourcesOfType(m, 'google_cloud_scheduler_job');
+    const job = resourcesOfType(m, 'google_cloud_scheduler_job').filter((j) => j.name === 'refresh');
     assert.equal(job.length, 1);
     assert.equal(
       seenAs(target(at(job[0]?.body as Body, 'pubsub_target.topic_name'), 'id')),
@@ -630,6 +643,33 @@ describe('deploy: Terraform configuration', function () {
     for (const f of FUNCTIONS) assert.equal(urls[f.name], `\${${address(fnOf(f))}.service_config[0].uri}`);
     const names = one(m.outputs.get('bucket_names')?.value);
     for (const b of ['raw', 'bronze', 'quarantine', 'archive']) assert.ok(names[b], `bucket_names.${b}`);
+  });
+
+  it('one Cloud Scheduler job per source on the pull topic at its contract schedule (UTC); one secret per source with auth', function () {
+    const jobs = resourcesOfType(m, 'google_cloud_scheduler_job').filter((j) => j.name.startsWith('pull_'));
+    const sources = listSources(path.join(packageRoot, 'contracts'));
+    assert.deepEqual(jobs.map((j) => j.name).sort(), sources.map((s) => `pull_${s}`).sort());
+    for (const j of jobs) {
+      const c = loadSourceContract(path.join(packageRoot, 'contracts'), j.name.slice(5));
+      assert.equal(j.body.schedule, c.schedule);
+      assert.equal(j.body.time_zone, 'Etc/UTC');
+      assert.equal(seenAs(target(at(j.body, 'pubsub_target.topic_name'), 'id')), cfg.pullTopic);
+      assert.equal(
+        at(j.body, 'pubsub_target.data'),
+        `\${base64encode(jsonencode({ source = "${c.source}" }))}`,
+      );
+    }
+    const secrets = resourcesOfType(m, 'google_secret_manager_secret');
+    assert.deepEqual(secrets.map((x) => x.name).sort(), SECRET_SOURCES.map((s) => `source_${s}`).sort());
+    for (const x of secrets) {
+      assert.equal(x.body.secret_id, `\${var.name_prefix}-source-${x.name.slice(7).replace(/_/g, '-')}`);
+      // No version: the value never passes through Terraform or its state.
+    }
+    assert.equal(resourcesOfType(m, 'google_secret_manager_secret_version').length, 0);
+    assert.equal(
+      (m.locals.smelter_env as Record<string, string>).SMELTER_SOURCE_SECRET_PREFIX,
+      '${var.name_prefix}-source-',
+    );
   });
 
   it('the backend is a partially configured GCS backend (bucket and prefix come from deploy.sh)', async function () {

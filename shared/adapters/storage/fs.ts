@@ -208,7 +208,7 @@ export class FsObjectStore implements ObjectStore {
       } finally {
         await fh.close();
       }
-      await this.commit(tmp, dest, bucket, name, opts.ifAbsent === true, asyncIo);
+      await this.place(tmp, dest, bucket, name, opts, asyncIo);
     } catch (err) {
       await fsp.unlink(tmp).catch(() => undefined);
       throw err instanceof SmelterError ? err : mapFsError(err, bucket, name);
@@ -246,7 +246,7 @@ export class FsObjectStore implements ObjectStore {
       } finally {
         fs.closeSync(t.fd);
       }
-      await this.commit(tmp, dest, bucket, name, opts.ifAbsent === true, syncIo);
+      await this.place(tmp, dest, bucket, name, opts, syncIo);
     } catch (err) {
       if (tmp) await syncIo.unlink(tmp).catch(() => undefined);
       throw err instanceof SmelterError ? err : mapFsError(err, bucket, name);
@@ -313,6 +313,57 @@ export class FsObjectStore implements ObjectStore {
       this.tmpReady = Promise.resolve();
       return { fd: fs.openSync(tmp, 'wx'), tmp };
     }
+  }
+
+  private place(
+    tmp: string,
+    dest: string,
+    bucket: string,
+    name: string,
+    opts: WriteOptions,
+    io: FsIo,
+  ): Promise<void> {
+    if (opts.ifGenerationMatch !== undefined && opts.ifGenerationMatch !== '0')
+      return this.commitReplacing(tmp, dest, bucket, name, opts.ifGenerationMatch);
+    return this.commit(tmp, dest, bucket, name, opts.ifAbsent === true || opts.ifGenerationMatch === '0', io);
+  }
+
+  /**
+   * Compare-and-swap: the live file is first renamed away (only one writer can win that rename), its
+   * generation checked, then the new file takes its place. A loser puts nothing back over a winner.
+   */
+  private async commitReplacing(
+    tmp: string,
+    dest: string,
+    bucket: string,
+    name: string,
+    expected: string,
+  ): Promise<void> {
+    const failed = (why: string, cause?: unknown): SmelterError =>
+      new SmelterError(
+        'PRECONDITION_FAILED',
+        `Generation ${expected} of gs://${bucket}/${name} is not live (${why})`,
+        {
+          kind: 'permanent',
+          ...(cause ? { cause } : {}),
+        },
+      );
+    const claim = this.tempPath('.claim');
+    try {
+      await fsp.rename(dest, claim);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw failed('no live object', err);
+      throw err;
+    }
+    const st = await fsp.stat(claim, { bigint: true });
+    if ((st.mtimeNs / 1000n).toString() !== expected) {
+      await fsp.link(claim, dest).catch(() => undefined);
+      await fsp.unlink(claim).catch(() => undefined);
+      throw failed(`live generation is ${(st.mtimeNs / 1000n).toString()}`);
+    }
+    await fsp.rename(tmp, dest);
+    await fsp.unlink(claim).catch(() => undefined);
   }
 
   /**

@@ -124,7 +124,9 @@ export class GcsObjectStore implements ObjectStore {
       validation: 'crc32c',
       contentType,
       metadata: { contentType, ...(opts.metadata ? { metadata: opts.metadata } : {}) },
-      ...(opts.ifAbsent ? { preconditionOpts: { ifGenerationMatch: 0 } } : {}),
+      ...(opts.ifAbsent || opts.ifGenerationMatch !== undefined
+        ? { preconditionOpts: { ifGenerationMatch: opts.ifAbsent ? 0 : Number(opts.ifGenerationMatch) } }
+        : {}),
     });
     // Tell the caller's source errors (passed through unchanged) from the upload's own (mapped). Either
     // failure is passed on to the other stream by the pipeline, so what counts is which came first.

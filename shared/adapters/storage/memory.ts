@@ -58,7 +58,19 @@ export class MemoryObjectStore implements ObjectStore {
     for await (const c of toReadable(source)) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
     const data = Buffer.concat(chunks);
     const b = this.bucket(bucket);
-    if (opts.ifAbsent && b.has(name))
+    if (
+      opts.ifGenerationMatch !== undefined &&
+      opts.ifGenerationMatch !== '0' &&
+      b.get(name)?.meta.generation !== opts.ifGenerationMatch
+    )
+      throw new SmelterError(
+        'PRECONDITION_FAILED',
+        `Generation ${opts.ifGenerationMatch} of gs://${bucket}/${name} is not live`,
+        {
+          kind: 'permanent',
+        },
+      );
+    if ((opts.ifAbsent || opts.ifGenerationMatch === '0') && b.has(name))
       throw new SmelterError('PRECONDITION_FAILED', `Object already exists: gs://${bucket}/${name}`, {
         kind: 'permanent',
       });

@@ -1,5 +1,5 @@
 /**
- * What the local Pub/Sub must contain, derived from the trigger manifest: the three topics and, for
+ * What the local Pub/Sub must contain, derived from the trigger manifest: the four topics and, for
  * every Pub/Sub trigger of a served function, a subscription delivering to that function at
  * `<function URL>/projects/<project>/topics/<topic>`, with a dead-letter policy; plus a pull
  * subscription on the dead-letter topic so dead letters can be inspected (`gcloud pubsub
@@ -40,7 +40,7 @@ export function planPubsub(
 ): PubsubPlan {
   const functions = opts.functions ?? FUNCTIONS;
   const dl = cfg.deadLetterTopic;
-  const names = [cfg.eventsTopic, dl, cfg.refreshTopic];
+  const names = [cfg.eventsTopic, dl, cfg.refreshTopic, cfg.pullTopic];
   const topics = [...new Set(names)].map((name) => ({ name, log: name === dl }));
   // SMELTER_LOCAL_MAX_ATTEMPTS is the local knob; the emulator enforces the platform's range.
   const maxDeliveryAttempts =

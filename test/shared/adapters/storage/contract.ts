@@ -218,6 +218,30 @@ export function objectStoreContract(name: string, makeStore: () => Promise<Store
       assert.equal((await readAll(await store.read(bucket, p('once/kept.txt')))).toString(), 'original');
     });
 
+    it('ifGenerationMatch replaces exactly the live generation (compare-and-swap)', async () => {
+      const first = await store.write(bucket, p('cas/state.json'), 'v1', { ifGenerationMatch: '0' });
+      await rejectsWith(
+        store.write(bucket, p('cas/state.json'), 'v1b', { ifGenerationMatch: '0' }),
+        'PRECONDITION_FAILED',
+        'permanent',
+      );
+      const second = await store.write(bucket, p('cas/state.json'), 'v2', {
+        ifGenerationMatch: first.generation,
+      });
+      assert.ok(BigInt(second.generation) > BigInt(first.generation));
+      await rejectsWith(
+        store.write(bucket, p('cas/state.json'), 'v3', { ifGenerationMatch: first.generation }),
+        'PRECONDITION_FAILED',
+        'permanent',
+      );
+      assert.equal((await readAll(await store.read(bucket, p('cas/state.json')))).toString(), 'v2');
+      await rejectsWith(
+        store.write(bucket, p('cas/missing.json'), 'x', { ifGenerationMatch: first.generation }),
+        'PRECONDITION_FAILED',
+        'permanent',
+      );
+    });
+
     it('reading a missing object rejects with a permanent NOT_FOUND', async () => {
       await rejectsWith(store.read(bucket, p('nowhere.txt')), 'NOT_FOUND', 'permanent');
       await rejectsWith(store.read(bucket, p('no/such/folder/x.txt')), 'NOT_FOUND', 'permanent');

@@ -95,7 +95,12 @@ describe('pubsub: Cloud SDK emulator', function () {
     assert.equal(process.env.PUBSUB_EMULATOR_HOST, emu!.host);
     const client = new PubsubClient({ projectId: h.cfg.project, emulatorHost: emu!.host });
     try {
-      assert.deepEqual((await client.listTopics()).sort(), ['events', 'events-dead-letter', 'refresh']);
+      assert.deepEqual((await client.listTopics()).sort(), [
+        'events',
+        'events-dead-letter',
+        'pull',
+        'refresh',
+      ]);
       const subs = await client.listSubscriptions();
       const trigger = subs.find((s) => s.name === 'route-event-events');
       assert.deepEqual(trigger, {

@@ -15,6 +15,7 @@ describe('pubsub: setup plan from the manifest', () => {
         ['events', false],
         ['events-dead-letter', true],
         ['refresh', false],
+        ['pull', false],
       ],
     );
     const trig = plan.subscriptions.filter((s) => s.role === 'trigger');
@@ -60,7 +61,7 @@ describe('pubsub: setup plan from the manifest', () => {
 
   it('skips functions that are not served', () => {
     const plan = planPubsub(cfg, { routeEvent: 'http://h:1' }, { mode: 'embedded' });
-    assert.deepEqual(plan.skipped, ['loadWarehouse']);
+    assert.deepEqual(plan.skipped, ['loadWarehouse', 'pullSource']);
     assert.equal(plan.subscriptions.filter((s) => s.role === 'trigger').length, 1);
   });
 });
