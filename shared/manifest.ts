@@ -156,6 +156,8 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     // Bronze holds the pull state and run records (`_pull/<source>/…`) beside the manifests.
     reads: ['bronze'],
     writes: ['raw', 'bronze'],
+    // Parts are created with ifGenerationMatch=0; the state and run records in bronze are replaced.
+    createOnly: ['raw'],
     publishes: [],
     bigquery: 'none',
     sourceSecrets: true,

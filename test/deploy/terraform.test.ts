@@ -43,6 +43,7 @@ const PROJECT_ROLE_ALLOW_LIST: Record<string, string> = {
 const CREATE_ONLY: Record<string, string[]> = {
   'ingest-http': ['raw'],
   'raw-to-bronze': ['bronze'],
+  'pull-source': ['raw'],
 };
 
 /** BigQuery access each manifest value implies, written out independently of the generator. */

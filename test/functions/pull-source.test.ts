@@ -14,7 +14,7 @@ import { readRunRecord } from '../../shared/pull/state';
 import { resetRuntime } from '../../shared/runtime';
 import { serve } from '../support/http';
 import { testHome, type TestHome } from '../support/home';
-import { apiServer, captureLog, json, readParts, type ApiServer } from '../pull/support';
+import { apiServer, captureLog, json, readParts, type ApiServer } from '../support/pull';
 
 const TOKEN = 'tok-Very-Secret-42';
 

@@ -3,15 +3,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { isSmelterError } from '../../shared/errors';
+import { isSmelterError } from '../../../shared/errors';
 import {
   listSources,
   loadSourceContract,
   validateSourceContract,
   withEnvOverrides,
-} from '../../shared/pull/contract';
-import { cronMatches, nextCronTime, parseCron } from '../../shared/pull/cron';
-import { packageRoot } from '../../shared/paths';
+} from '../../../shared/pull/contract';
+import { cronMatches, nextCronTime, parseCron } from '../../../shared/pull/cron';
+import { packageRoot } from '../../../shared/paths';
 
 const CONTRACTS = path.join(packageRoot, 'contracts');
 const base = {

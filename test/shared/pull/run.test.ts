@@ -5,14 +5,22 @@
  */
 import assert from 'node:assert/strict';
 import type http from 'node:http';
-import { NodeHttpClient } from '../../shared/adapters/http/node-http';
-import { MemoryObjectStore } from '../../shared/adapters/storage/memory';
-import { isSmelterError } from '../../shared/errors';
-import type { SourceContract } from '../../shared/pull/contract';
-import { runPull, windowsBetween, type PullDeps } from '../../shared/pull/run';
-import { readState, stateObjectName } from '../../shared/pull/state';
-import type { ObjectStore } from '../../shared/storage/object-store';
-import { apiServer, captureLog, contract, fakeClock, json, readParts, type ApiServer } from './support';
+import { NodeHttpClient } from '../../../shared/adapters/http/node-http';
+import { MemoryObjectStore } from '../../../shared/adapters/storage/memory';
+import { isSmelterError } from '../../../shared/errors';
+import type { SourceContract } from '../../../shared/pull/contract';
+import { runPull, windowsBetween, type PullDeps } from '../../../shared/pull/run';
+import { readState, stateObjectName } from '../../../shared/pull/state';
+import type { ObjectStore } from '../../../shared/storage/object-store';
+import {
+  apiServer,
+  captureLog,
+  contract,
+  fakeClock,
+  json,
+  readParts,
+  type ApiServer,
+} from '../../support/pull';
 
 const N = 95;
 const rows = Array.from({ length: N }, (_, i) => ({

@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import type http from 'node:http';
-import { NodeHttpClient } from '../../shared/adapters/http/node-http';
-import { isSmelterError } from '../../shared/errors';
-import { SourceHttp, retryAfterMs } from '../../shared/pull/fetch';
-import { apiServer, captureLog, contract, fakeClock, json, type ApiServer } from './support';
+import { NodeHttpClient } from '../../../shared/adapters/http/node-http';
+import { isSmelterError } from '../../../shared/errors';
+import { SourceHttp, retryAfterMs } from '../../../shared/pull/fetch';
+import { apiServer, captureLog, contract, fakeClock, json, type ApiServer } from '../../support/pull';
 
 const SECRET = 's3cr3t-T0ken/+=';
 
