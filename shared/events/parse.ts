@@ -69,6 +69,20 @@ export function decodeMessageData(data: string | undefined, limits: DecodeLimits
   }
   const parsed = parseJsonSafely(text, limits.maxDepth ?? MAX_JSON_DEPTH);
   if (!parsed.ok) return fail(parsed.violation.code, parsed.violation.reason, bytes);
+  // Valid JSON, but neither DuckDB nor BigQuery stores a string holding half a UTF-16 pair: refused here,
+  // with its path, rather than failing the warehouse write of every event batched with it.
+  const lone = loneSurrogatePath(parsed.value, text);
+  if (lone)
+    return {
+      ok: false,
+      violation: {
+        path: lone,
+        code: 'lone_surrogate',
+        reason: 'a string holds an unpaired UTF-16 surrogate (a \\uD800–\\uDFFF escape without its pair)',
+      },
+      bytes,
+      size: bytes.length,
+    };
   return { ok: true, value: parsed.value, bytes, text };
 }
 
@@ -148,6 +162,42 @@ export function forbiddenKeyPaths(value: unknown, text?: string): string[] {
     }
   }
   return out;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** True when `s` holds a UTF-16 surrogate without its pair (it has no UTF-8 encoding). */
+export const hasLoneSurrogate = (s: string): boolean => LONE_SURROGATE.test(s);
+
+/** Replaces unpaired surrogates by U+FFFD (text we write ourselves, e.g. into a dead letter). */
+export const wellFormed = (s: string): string =>
+  hasLoneSurrogate(s) ? s.replace(new RegExp(LONE_SURROGATE.source, 'g'), '\uFFFD') : s;
+
+/**
+ * The path of the first key or string value holding an unpaired surrogate. UTF-8 text cannot carry one,
+ * only a `\u` escape can: without one in the text there is nothing to walk.
+ */
+export function loneSurrogatePath(value: unknown, text?: string): string | undefined {
+  if (text !== undefined && !text.includes('\\u')) return undefined;
+  const stack: [unknown, string][] = [[value, '$']];
+  while (stack.length) {
+    const [v, at] = stack.pop() as [unknown, string];
+    if (typeof v === 'string') {
+      if (hasLoneSurrogate(v)) return at;
+      continue;
+    }
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], `${at}[${i}]`]);
+      continue;
+    }
+    for (const [k, child] of Object.entries(v)) {
+      const p = jsonPath(at, wellFormed(k));
+      if (hasLoneSurrogate(k)) return p;
+      stack.push([child, p]);
+    }
+  }
+  return undefined;
 }
 
 /** `$.a.b`, or `$["odd key"]` for keys that are not identifiers. */

@@ -9,6 +9,7 @@ export type ViolationCode =
   | 'not_base64'
   | 'too_large'
   | 'not_utf8'
+  | 'lone_surrogate'
   | 'not_json'
   | 'too_deep'
   | 'not_object'

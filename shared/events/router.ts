@@ -16,7 +16,13 @@ import { MicroBatcher, type BatcherStats } from './batcher';
 import type { ContractLookup } from './contract';
 import { archiveKey } from './archive';
 import { messageFromCloudEvent, messageKey } from './message';
-import { DEAD_LETTER_MAX_DATA_BYTES, decodeBase64Head, decodeMessageData, MAX_JSON_DEPTH } from './parse';
+import {
+  DEAD_LETTER_MAX_DATA_BYTES,
+  decodeBase64Head,
+  decodeMessageData,
+  MAX_JSON_DEPTH,
+  wellFormed,
+} from './parse';
 import type {
   AcceptedEvent,
   DeadLetterMessage,
@@ -223,17 +229,22 @@ export class EventRouter {
     const kept =
       bytes.length > DEAD_LETTER_MAX_DATA_BYTES ? bytes.subarray(0, DEAD_LETTER_MAX_DATA_BYTES) : bytes;
     const total = size ?? bytes.length;
+    // The record's text must be storable even when the message's is not (the bytes stay in data_base64).
+    const text = (s: string | null): string | null => (s === null ? null : wellFormed(s));
+    const attributes = Object.fromEntries(
+      Object.entries(msg.attributes).map(([k, v]) => [wellFormed(k), wellFormed(v)]),
+    );
     return {
-      message_id: msg.messageId,
+      message_id: wellFormed(msg.messageId),
       publish_time: msg.publishTime,
-      event_type: eventType,
-      event_id: eventId,
-      attributes: JSON.stringify(msg.attributes),
+      event_type: text(eventType),
+      event_id: text(eventId),
+      attributes: JSON.stringify(attributes),
       data_base64: kept.toString('base64'),
       data_bytes: total,
       data_truncated: kept.length < total,
-      reasons,
-      subscription: msg.subscription ?? null,
+      reasons: reasons.map((r) => ({ ...r, path: wellFormed(r.path), reason: wellFormed(r.reason) })),
+      subscription: text(msg.subscription ?? null),
       delivery_attempt: msg.deliveryAttempt ?? null,
       dead_lettered_at: new Date(this.now()).toISOString(),
     };
@@ -422,7 +433,11 @@ export class EventRouter {
           messageKey({ messageId: it.record.message_id, publishTime: it.record.publish_time }),
           JSON.parse(it.record.attributes) as Record<string, string>,
         );
-      else attrs.set(messageKey(it.event.message), it.event.message.attributes);
+      else
+        attrs.set(
+          messageKey({ ...it.event.message, messageId: wellFormed(it.event.message.messageId) }),
+          it.event.message.attributes,
+        );
     }
     const attributesOf = (r: DeadLetterRecord): Record<string, string> =>
       attrs.get(messageKey({ messageId: r.message_id, publishTime: r.publish_time })) ?? {};
@@ -450,6 +465,7 @@ export function deadLetterMessage(
 ): DeadLetterMessage {
   const clip = (s: string): string =>
     Buffer.byteLength(s) > 1024 ? Buffer.from(s).subarray(0, 1000).toString('utf8') : s;
+  attributes = Object.fromEntries(Object.entries(attributes).map(([k, v]) => [wellFormed(k), wellFormed(v)]));
   const attrs: Record<string, string> = {
     source_message_id: clip(rec.message_id),
     reason_codes: clip([...new Set(rec.reasons.map((r) => r.code))].join(',')),

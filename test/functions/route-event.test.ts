@@ -330,6 +330,49 @@ describe('routeEvent (local backend, through functions-framework)', function () 
     assert.equal(topicLines().length, cases.length + 1);
   });
 
+  it('isolates an event no warehouse can store (a lone surrogate): its batch-mates land, it is dead-lettered with the reason', async () => {
+    await setup({ SMELTER_BATCH_MAX_ROWS: '100' });
+    // Valid JSON ("\ud800" escapes), valid against the contract, but not storable text.
+    const poison = `{"event_type":"order","event_id":"ord-bad",${JSON.stringify(order(9)).slice(1, -1).replace('"C-0"', '"C-\\ud800"')}}`;
+    assert.ok(poison.includes('\\ud800'));
+    const good = [order(1), order(2), inventory(1), activity(1)];
+    const statuses = await Promise.all([
+      ...good.map((e, i) => served.post(msg(e, `m-${i}`))),
+      served.post(msg(poison, 'm-bad')),
+    ]);
+    assert.deepEqual(statuses, [204, 204, 204, 204, 204]);
+    assert.equal((await count('orders')) + (await count('inventory')) + (await count('user_activity')), 4);
+    const dead = await deadLetters();
+    assert.deepEqual(
+      dead.map((d) => [d.message_id, d.reasons.map((r) => [r.path, r.code])]),
+      [['m-bad', [['$.customer_id', 'lone_surrogate']]]],
+    );
+    assert.equal(Buffer.from(dead[0]?.data_base64 ?? '', 'base64').toString('utf8'), poison);
+    assert.equal(topicLines().length, 1);
+  });
+
+  it('dead-letters, with the reason, a row the warehouse refuses and stores the rest of its batch', async () => {
+    await setup({ SMELTER_BATCH_MAX_ROWS: '100' });
+    // Past validation a row can still be refused (here: a message id DuckDB cannot store as text).
+    const statuses = await Promise.all([
+      served.post(msg(order(1), 'm-1'), 'structured'),
+      served.post(msg(order(2), 'm-\udc00-2'), 'structured'),
+      served.post(msg(order(3), 'm-3'), 'structured'),
+    ]);
+    assert.deepEqual(statuses, [204, 204, 204]);
+    const stored = await query<{ event_id: string }>('SELECT event_id FROM events.orders ORDER BY 1');
+    assert.deepEqual(
+      stored.map((r) => r.event_id),
+      ['ord-1', 'ord-3'],
+    );
+    const dead = await deadLetters();
+    assert.equal(dead.length, 1);
+    assert.equal(dead[0]?.message_id, 'm-\ufffd-2');
+    assert.equal(dead[0]?.event_id, 'ord-2');
+    assert.equal(dead[0]?.reasons[0]?.code, 'warehouse_rejected');
+    assert.match(dead[0]?.reasons[0]?.reason ?? '', /DuckDB refused the row for events\.orders/);
+  });
+
   it('answers 500 and acknowledges nothing when the warehouse is unavailable, then stores on redelivery', async () => {
     await setup();
     const rt = getRuntime();

@@ -12,6 +12,8 @@
  *   dead-letters them (code `warehouse_rejected`) — retrying the same row cannot succeed;
  * - partial failure, rows `stopped` (not inserted only because others were invalid): re-inserted once
  *   at once, without the invalid rows;
+ * - the whole request refused for what it carries (HTTP 400, 413 — e.g. text BigQuery cannot parse):
+ *   bisected, so only the rows refused on their own are rejected and their batch-mates stored;
  * - anything else — 5xx, 429, network errors, quota, 403, 404 (table or dataset missing: deploy has not
  *   created it) — throws a transient WAREHOUSE_UNAVAILABLE, so the platform redelivers until it heals.
  */
@@ -131,6 +133,7 @@ export class BigQueryEventWarehouse implements EventWarehouse {
       return [];
     } catch (err) {
       const e = err as Error & { name?: string; code?: unknown; errors?: InsertErrorEntry[] };
+      if (e.code === 400 || e.code === 413) return this.bisect(table, rows, err);
       if (e.name !== 'PartialFailureError' || !Array.isArray(e.errors)) throw mapError(err, where);
       const index = new Map(rows.map((r, i) => [r, i]));
       const byId = new Map(rows.map((r, i) => [r.insertId, i]));
@@ -160,6 +163,27 @@ export class BigQueryEventWarehouse implements EventWarehouse {
       }
       return rejected;
     }
+  }
+
+  /**
+   * BigQuery refused the whole request for what it carries (400: e.g. text it cannot parse; 413: too
+   * large): the halves go separately, so only the rows it refuses on their own are rejected.
+   */
+  private async bisect(table: string, rows: RawRow[], err: unknown): Promise<WarehouseRejection[]> {
+    if (rows.length === 1) {
+      const e = err as Error & { code?: unknown };
+      return [
+        {
+          index: 0,
+          reason: `BigQuery refused the row for ${this.opts.datasetId}.${table} (HTTP ${String(e.code)}): ${e.message.slice(0, 500)}`,
+        },
+      ];
+    }
+    const mid = Math.ceil(rows.length / 2);
+    const rejected = await this.insertChunk(table, rows.slice(0, mid), true);
+    for (const r of await this.insertChunk(table, rows.slice(mid), true))
+      rejected.push({ index: mid + r.index, reason: r.reason });
+    return rejected;
   }
 }
 

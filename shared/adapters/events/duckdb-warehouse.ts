@@ -91,6 +91,17 @@ const isDuplicateKey = (err: unknown): boolean =>
     String(err),
   );
 
+/**
+ * DuckDB refused what a row holds (malformed JSON text such as an unpaired surrogate, a value its column
+ * cannot take) — retrying the same row cannot help. Anything else (I/O, memory, a closed database) is
+ * the database's state: transient.
+ */
+const isRefusedData = (err: unknown): boolean =>
+  /^(Invalid Input|Conversion|Out of Range|Mismatch Type) Error:/.test(errorText(err));
+
+const errorText = (err: unknown): string =>
+  (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').slice(0, 500);
+
 interface Write {
   plan: TablePlan;
   json: string;
@@ -207,7 +218,7 @@ export class DuckDbEventWarehouse implements EventWarehouse {
     const plan = await this.eventPlan(contract);
     const wh = await this.opened(contract.table);
     const win = recentIdsFor(wh.instance, `${this.schema}.${contract.table}`, this.dedupWindowMs);
-    await win.exclusive(async () => {
+    return win.exclusive(async (): Promise<WarehouseRejection[]> => {
       try {
         // One long-lived connection and prepared INSERT per table: connecting and re-parsing the
         // statement for every flush cost more CPU than the insert of a small batch.
@@ -221,11 +232,19 @@ export class DuckDbEventWarehouse implements EventWarehouse {
         win.loaded ??= this.loadWindow(conn, contract.table, win);
         await win.loaded;
         const fresh = await this.unseen(conn, contract.table, win, rows);
-        if (fresh.length === 0) return;
-        insert.bindVarchar(1, JSON.stringify(fresh));
-        await insert.run();
+        if (fresh.length === 0) return [];
+        const refused = await this.insertIsolating(insert, fresh);
         const at = this.now();
-        for (const r of fresh) win.add(String(r.event_id), at);
+        for (const r of fresh) if (!refused.has(r)) win.add(String(r.event_id), at);
+        if (refused.size === 0) return [];
+        // A row stands for every row of the batch with its event_id (unseen keeps the first).
+        const reasonOf = new Map([...refused].map(([r, why]) => [String(r.event_id), why]));
+        return rows.flatMap((r, index) => {
+          const why = reasonOf.get(String(r.event_id));
+          return why === undefined
+            ? []
+            : [{ index, reason: `DuckDB refused the row for ${this.schema}.${contract.table}: ${why}` }];
+        });
       } catch (err) {
         // A broken session is rebuilt on the next write; a failed load is retried too.
         const broken = win.session;
@@ -238,7 +257,35 @@ export class DuckDbEventWarehouse implements EventWarehouse {
         throw this.unavailable(contract.table, err);
       }
     });
-    return [];
+  }
+
+  /**
+   * Inserts the rows in one statement; when DuckDB refuses it for what a row holds (not for its own
+   * state), bisects so the refused rows are isolated and the others stored. A statement is atomic, so a
+   * failed attempt left nothing behind. Resolves with the refused rows and DuckDB's reason.
+   */
+  private async insertIsolating(
+    insert: DuckDBPreparedStatement,
+    rows: readonly EventRow[],
+  ): Promise<Map<EventRow, string>> {
+    const refused = new Map<EventRow, string>();
+    const attempt = async (part: readonly EventRow[]): Promise<void> => {
+      try {
+        insert.bindVarchar(1, JSON.stringify(part));
+        await insert.run();
+      } catch (err) {
+        if (!isRefusedData(err)) throw err;
+        if (part.length === 1) {
+          refused.set(part[0] as EventRow, errorText(err));
+          return;
+        }
+        const mid = Math.ceil(part.length / 2);
+        await attempt(part.slice(0, mid));
+        await attempt(part.slice(mid));
+      }
+    };
+    await attempt(rows);
+    return refused;
   }
 
   async insertDeadLetters(rows: readonly DeadLetterRecord[]): Promise<void> {

@@ -240,6 +240,17 @@ describe('message decoding', () => {
     assert.equal(code(b64('{"a":"' + '['.repeat(100) + '"}')), 'ok'); // brackets inside strings do not count
   });
 
+  it('refuses an unpaired UTF-16 surrogate in a key or a string, with its path; a pair is fine', () => {
+    const at = (text: string): string => {
+      const d = decodeMessageData(b64(text), limits);
+      return d.ok ? 'ok' : `${d.violation.code} ${d.violation.path}`;
+    };
+    assert.equal(at('{"a":"x\\ud800"}'), 'lone_surrogate $.a');
+    assert.equal(at('{"a":[1,{"b":"\\udc00y"}]}'), 'lone_surrogate $.a[1].b');
+    assert.equal(at('{"k\\udbff":1}'), 'lone_surrogate $["k\ufffd"]');
+    assert.equal(at('{"a":"\\ud83d\\ude00 and \\\\ud800"}'), 'ok'); // a pair, and an escaped backslash
+  });
+
   it('keeps only the head of an oversize message', () => {
     const d = decodeMessageData(b64('y'.repeat(5000)), limits);
     assert.ok(!d.ok);

@@ -9,7 +9,16 @@ import { BigQueryEventWarehouse } from '../../../../shared/adapters/events/bigqu
 import { config } from '../../../../shared/config';
 import { isSmelterError } from '../../../../shared/errors';
 import { EventContractRegistry, type EventContract } from '../../../../shared/events/contract';
-import type { DeadLetterRecord, EventRow } from '../../../../shared/events/ports';
+import type {
+  DeadLetterMessage,
+  DeadLetterRecord,
+  EventRow,
+  IncomingMessage,
+} from '../../../../shared/events/ports';
+import { EventRouter } from '../../../../shared/events/router';
+import { MemoryObjectStore } from '../../../../shared/adapters/storage/memory';
+import { ObjectStoreArchive } from '../../../../shared/adapters/events/archive-store';
+import { b64, captureLogger, order } from '../../../support/events';
 
 interface InsertAllBody {
   rows: { insertId: string; json: Record<string, unknown> }[];
@@ -122,6 +131,80 @@ describe('BigQuery event warehouse (client boundary)', () => {
       wh.insertEvents(orders, rows(1)),
       (e: unknown) => isSmelterError(e) && e.kind === 'transient',
     );
+  });
+
+  /** insertAll as BigQuery answers a body holding text it cannot parse: HTTP 400 for the whole request. */
+  const refuseUnparsable =
+    (stored: string[]) =>
+    async (req: { json: InsertAllBody }): Promise<unknown> => {
+      // JSON.stringify writes an unpaired surrogate, and only that, as a \uD8xx–\uDFxx escape.
+      if (req.json.rows.some((r) => /\\ud[89a-f][0-9a-f]{2}/i.test(JSON.stringify(r.json))))
+        throw Object.assign(new Error('Invalid JSON payload received. Invalid \\u escape.'), {
+          code: 400,
+          errors: [{ reason: 'invalid', message: 'Invalid JSON payload received.' }],
+        });
+      stored.push(...req.json.rows.map((r) => r.insertId));
+      return [{}];
+    };
+
+  it('bisects a request BigQuery refuses as a whole (400): only the row it refuses alone is rejected', async () => {
+    const stored: string[] = [];
+    request.callsFake(refuseUnparsable(stored));
+    const batch = rows(7);
+    (batch[4] as EventRow).customer_id = 'C-\ud800';
+    const rejected = await wh.insertEvents(orders, batch);
+    assert.deepEqual(
+      rejected.map((r) => r.index),
+      [4],
+    );
+    assert.match(rejected[0]?.reason ?? '', /smelter_events\.orders \(HTTP 400\): Invalid JSON payload/);
+    assert.deepEqual(stored.sort(), ['e-0', 'e-1', 'e-2', 'e-3', 'e-5', 'e-6']);
+  });
+
+  it('through the router: a row BigQuery refuses is dead-lettered with the reason, its batch-mates land', async () => {
+    const stored: string[] = [];
+    request.callsFake(refuseUnparsable(stored));
+    const deadRows: DeadLetterRecord[] = [];
+    const dl: sinon.SinonStub = sinon.stub(wh.table('dead_letter'), 'request');
+    dl.callsFake(async (req: { json: InsertAllBody }) => {
+      deadRows.push(...req.json.rows.map((r) => r.json as unknown as DeadLetterRecord));
+      return [{}];
+    });
+    const topic: DeadLetterMessage[] = [];
+    const router = new EventRouter(
+      {
+        contracts: new EventContractRegistry(config().contractsDir),
+        warehouse: wh,
+        archive: new ObjectStoreArchive(new MemoryObjectStore(), 'archive'),
+        deadLetters: { kind: 'memory', publish: async (m) => void topic.push(...m), close: async () => {} },
+        log: captureLogger().log,
+      },
+      { maxEventBytes: 1 << 20, maxEventAgeMs: 3600_000, batchMaxRows: 100, batchMaxMs: 0 },
+    );
+    const message = (payload: unknown, id: string): IncomingMessage => ({
+      data: b64(payload),
+      attributes: {},
+      messageId: id,
+      publishTime: new Date().toISOString(),
+    });
+    const poison = JSON.stringify(order(8)).replace('"C-2"', '"C-\\udbff"');
+    const outcomes = await Promise.all([
+      router.route(message(order(1), 'm-1')),
+      router.route(message(order(2), 'm-\udfff')), // passes the contract; BigQuery cannot parse it
+      router.route(message(poison, 'm-3')), // refused up front
+      router.route(message(order(4), 'm-4')),
+    ]);
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ['stored', 'dead-lettered', 'dead-lettered', 'stored'],
+    );
+    assert.deepEqual(stored.sort(), ['ord-1', 'ord-4']);
+    assert.deepEqual(deadRows.map((d) => [d.message_id, d.reasons.map((r) => r.code)]).sort(), [
+      ['m-3', ['lone_surrogate']],
+      ['m-\ufffd', ['warehouse_rejected']],
+    ]);
+    assert.equal(topic.length, 2);
+    await router.close();
   });
 
   it('writes dead letters to <prefix>_events.dead_letter with a hash of (message_id, publish_time) as the insert id', async () => {

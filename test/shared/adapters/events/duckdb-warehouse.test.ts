@@ -97,6 +97,34 @@ describe('DuckDB event warehouse (local)', () => {
     );
   });
 
+  it('refuses only the rows DuckDB cannot store (a lone UTF-16 surrogate) and stores their batch-mates', async () => {
+    const a = new DuckDbEventWarehouse(open);
+    const batch = [
+      row(1),
+      row(2, { customer_id: 'C-\ud800' }),
+      row(3),
+      row(4, { order_id: 'O-\udfff4' }),
+      row(5),
+    ];
+    const rejected = await a.insertEvents(orders, batch);
+    assert.deepEqual(
+      rejected.map((r) => r.index),
+      [1, 3],
+    );
+    for (const r of rejected) assert.match(r.reason, /events\.orders/);
+    const stored = await wh.query<{ event_id: string }>('SELECT event_id FROM events.orders ORDER BY 1');
+    assert.deepEqual(
+      stored.map((r) => r.event_id),
+      ['ord-1', 'ord-3', 'ord-5'],
+    );
+    // A redelivery of the same batch stores nothing twice and refuses the same rows.
+    assert.deepEqual(
+      (await a.insertEvents(orders, batch)).map((r) => r.index),
+      [1, 3],
+    );
+    assert.equal((await wh.query('SELECT * FROM events.orders')).length, 3);
+  });
+
   it('keys dead letters by (message_id, publish_time): a reused id after an emulator restart is a new row', async () => {
     const a = new DuckDbEventWarehouse(open);
     await a.insertDeadLetters([dead('1', '2024-05-01T10:00:00.000Z'), dead('2', '2024-05-01T10:00:00.000Z')]);
