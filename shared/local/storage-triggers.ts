@@ -7,11 +7,15 @@
  * manager writes progressively); objects written through the object-store driver are atomic and go at
  * once. Settled generations (delivered or parked) are kept in a ledger, so a restart only delivers what
  * arrived meanwhile — and what was still queued or waiting for a retry when the stack stopped.
+ *
+ * A file whose name no object name can address (a newline, a tab, bytes that are not UTF-8) is never
+ * delivered: it is copied to the quarantine bucket with the reason (`_failed/_unaddressable/…`).
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import type { FsObjectStore } from '../adapters/storage/fs';
+import type { FsObjectStore, UnaddressableFile } from '../adapters/storage/fs';
 import { STORAGE_FINALIZED, type StorageObjectData } from '../cloudevents';
 import { bucketName, FUNCTIONS } from '../manifest';
 import type { ObjectMeta } from '../storage/object-store';
@@ -161,8 +165,12 @@ export class StorageTriggers implements StackPart {
     const u = this.unsettled.get(eventId);
     if (!u || --u.left > 0) return;
     this.unsettled.delete(eventId);
+    this.record(u.ledgerKey);
+  }
+
+  private record(ledgerKey: string): void {
     const w = fsp
-      .appendFile(this.ledgerFile, u.ledgerKey + '\n')
+      .appendFile(this.ledgerFile, ledgerKey + '\n')
       .catch((err: unknown) => this.ctx?.log.warn('cannot record a delivered event', { err }))
       .finally(() => this.ledgerWrites.delete(w));
     this.ledgerWrites.add(w);
@@ -226,6 +234,81 @@ export class StorageTriggers implements StackPart {
       this.unsettled.set(event.id, { ledgerKey, left: queues.length });
       for (const q of queues) q.enqueue(event);
     }
+    await this.quarantineUnaddressable(bucket, now, stableMs, live);
     for (const k of this.seen.keys()) if (k.startsWith(bucket + '\0') && !live.has(k)) this.seen.delete(k);
+  }
+
+  /**
+   * Files no object name can address (newline, tab, invalid UTF-8…) cannot be delivered: once stable,
+   * each generation is copied to the quarantine bucket with a record of why, as rawToBronze does for a
+   * file it cannot use, so `smelter status` counts it. The original stays where it was put.
+   */
+  private async quarantineUnaddressable(
+    bucket: string,
+    now: number,
+    stableMs: number,
+    live: Set<string>,
+  ): Promise<void> {
+    const store = this.store as FsObjectStore;
+    for await (const f of store.unaddressable(bucket)) {
+      const shown = f.name.toString('utf8'); // lossy: for the ignore rule, logs and the record only
+      if (IGNORED.test(shown)) continue;
+      const key = `${bucket}\0unaddressable\0${f.name.toString('hex')}`;
+      live.add(key);
+      const ledgerKey = `${key}\0${f.generation}`;
+      if (this.delivered.has(ledgerKey)) continue;
+      const prev = this.seen.get(key);
+      if (!prev || prev.generation !== f.generation || prev.size !== f.size) {
+        this.seen.set(key, { generation: f.generation, size: f.size, since: now });
+        continue;
+      }
+      if (now - prev.since < stableMs) continue;
+      try {
+        await this.quarantineFile(bucket, f, shown);
+        this.seen.delete(key);
+        this.delivered.add(ledgerKey);
+        this.record(ledgerKey);
+      } catch (err) {
+        this.ctx?.log.warn('cannot quarantine a file with an unusable name; retrying at the next scan', {
+          bucket,
+          name: shown,
+          err,
+        });
+      }
+    }
+  }
+
+  private async quarantineFile(bucket: string, f: UnaddressableFile, shown: string): Promise<void> {
+    const { cfg, log } = this.ctx as StackContext;
+    const store = this.store as FsObjectStore;
+    const base = (shown.split('/').pop() ?? '').replace(/[^A-Za-z0-9._-]/g, '_').slice(-100);
+    const hash = createHash('sha256').update(f.name).digest('hex').slice(0, 16);
+    const dir = `_failed/_unaddressable/${bucket}/${/^\.*$/.test(base) ? '_' : base}-${hash}-g${f.generation}`;
+    const copy = `${dir}/original`;
+    await store.write(cfg.quarantineBucket, copy, fs.createReadStream(f.path));
+    const record = {
+      source: {
+        bucket,
+        name: shown,
+        nameBase64: f.name.toString('base64'),
+        generation: f.generation,
+        uri: `gs://${bucket}/${JSON.stringify(shown).slice(1, -1)}`,
+      },
+      error: {
+        code: 'INVALID_OBJECT_NAME',
+        message: `${f.reason}: quarantined by the local bucket watcher, never delivered (rename the file to process it)`,
+      },
+      copy: `gs://${cfg.quarantineBucket}/${copy}`,
+      quarantinedAt: new Date().toISOString(),
+    };
+    await store.write(cfg.quarantineBucket, `${dir}/error.json`, JSON.stringify(record, null, 2) + '\n', {
+      contentType: 'application/json',
+    });
+    log.warn('quarantined a file whose name no object name can address', {
+      bucket,
+      name: shown,
+      reason: f.reason,
+      quarantine: `gs://${cfg.quarantineBucket}/${dir}/error.json`,
+    });
   }
 }

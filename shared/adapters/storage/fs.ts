@@ -487,6 +487,43 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * Files in the bucket folder that no object name can address (a name with a newline, a tab or bytes
+   * that are not UTF-8; a backslash; an over-long name): `list` cannot yield them, yet they are there.
+   * Their names are raw bytes; `path` is the file's path as bytes (opened as is).
+   */
+  async *unaddressable(bucket: string): AsyncIterable<UnaddressableFile> {
+    const root = Buffer.from(this.bucketDir(bucket));
+    const sep = Buffer.from('/');
+    const walk = async function* (dir: Buffer, rel: Buffer | undefined): AsyncIterable<UnaddressableFile> {
+      let entries: fs.Dirent<Buffer>[];
+      try {
+        entries = await fsp.readdir(dir, { withFileTypes: true, encoding: 'buffer' });
+      } catch {
+        return; // gone meanwhile, or not a folder
+      }
+      for (const e of entries) {
+        const name = rel ? Buffer.concat([rel, sep, e.name]) : e.name;
+        const full = Buffer.concat([dir, sep, e.name]);
+        if (e.isDirectory()) yield* walk(full, name);
+        else if (e.isFile()) {
+          const why = unaddressableReason(name);
+          if (!why) continue;
+          const st = await fsp.stat(full, { bigint: true }).catch(() => undefined);
+          if (st?.isFile())
+            yield {
+              name,
+              path: full,
+              reason: why,
+              size: Number(st.size),
+              generation: (st.mtimeNs / 1000n).toString(),
+            };
+        }
+      }
+    };
+    yield* walk(root, undefined);
+  }
+
   async delete(bucket: string, name: string): Promise<boolean> {
     const p = await this.objectPath(bucket, name);
     try {
@@ -508,6 +545,33 @@ export class FsObjectStore implements ObjectStore {
       dir = path.dirname(dir);
     }
     return true;
+  }
+}
+
+export interface UnaddressableFile {
+  /** The name as stored: raw bytes, `/` between folders. */
+  name: Buffer;
+  path: Buffer;
+  reason: string;
+  size: number;
+  generation: string;
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Why no object name maps onto this file name, or undefined when one does. */
+function unaddressableReason(name: Buffer): string | undefined {
+  let text: string;
+  try {
+    text = strictUtf8.decode(name);
+  } catch {
+    return 'the file name is not valid UTF-8';
+  }
+  try {
+    assertPathSafeObjectName(text);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
   }
 }
 

@@ -9,12 +9,13 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startLocalStack, stackExtensions, type LocalStack } from '../../../cli/local/stack';
+import { statusCommand } from '../../../cli/commands/status';
 import { getLocalWarehouse } from '../../../shared/adapters/warehouse/duckdb-local';
 import { bronzeNames, type BronzeManifest } from '../../../shared/ingest/bronze';
 import { createLogger } from '../../../shared/log';
 import { readObjectJson } from '../../../shared/storage/object-store';
 import { resetWarehouses } from '../../../shared/warehouse/open';
-import { testHome, type TestHome } from '../../support/home';
+import { readAll, testHome, type TestHome } from '../../support/home';
 import { rainfallCsv, sleep, SpyPart, waitFor } from '../../support/local';
 
 const log = createLogger({ format: 'silent' });
@@ -184,6 +185,75 @@ describe('local stack: storage triggers (Eventarc stand-in)', function () {
     const quarantined: string[] = [];
     for await (const m of h.store.list(h.cfg.quarantineBucket)) quarantined.push(m.name);
     assert.deepEqual(quarantined, []);
+  });
+
+  it('quarantines, with the reason, files whose names no object name can address, and status counts them', async () => {
+    const s = await start();
+    const spy = spies[0] as SpyPart;
+    const csv = rainfallCsv(2);
+    const dir = Buffer.from(rawPath('rainfall'));
+    await fsp.mkdir(rawPath('rainfall'), { recursive: true });
+    const odd: [Buffer, RegExp][] = [
+      [Buffer.from('new\nline.csv'), /control character/],
+      [Buffer.from('tab\there.csv'), /control character/],
+      [Buffer.from([0x62, 0x61, 0x64, 0xff, 0x2e, 0x63, 0x73, 0x76]), /not valid UTF-8/], // bad\xff.csv
+      [Buffer.from('back\\slash.csv'), /backslash/],
+    ];
+    for (const [name] of odd) await fsp.writeFile(Buffer.concat([dir, Buffer.from('/'), name]), csv);
+    const sentinel = await putByHand('rainfall/sentinel.csv', csv);
+    await waitFor('sentinel converted', () => manifestOf('rainfall/sentinel.csv', sentinel.generation));
+    await s.triggers.idle();
+
+    interface Rec {
+      source: { bucket: string; name: string; nameBase64: string; uri: string };
+      error: { code: string; message: string };
+      copy: string;
+    }
+    const records: Rec[] = [];
+    for await (const m of h.store.list(h.cfg.quarantineBucket, '_failed/_unaddressable/'))
+      if (m.name.endsWith('/error.json'))
+        records.push((await readObjectJson<Rec>(h.store, h.cfg.quarantineBucket, m.name)) as Rec);
+    assert.equal(records.length, odd.length, 'one quarantine record per odd file');
+    for (const [name, why] of odd) {
+      const r = records.find((x) =>
+        Buffer.from(x.source.nameBase64, 'base64').equals(Buffer.concat([Buffer.from('rainfall/'), name])),
+      );
+      assert.ok(r, `record for ${JSON.stringify(name.toString())}`);
+      assert.equal(r.source.bucket, h.cfg.rawBucket);
+      assert.equal(r.error.code, 'INVALID_OBJECT_NAME');
+      assert.match(r.error.message, why);
+      const copy = r.copy.replace(`gs://${h.cfg.quarantineBucket}/`, '');
+      assert.equal((await readAll(await h.store.read(h.cfg.quarantineBucket, copy))).toString(), csv);
+    }
+    // Never delivered; only the sentinel was.
+    assert.deepEqual(
+      spy.endpoint.requests.map((r) => r.headers['ce-subject']),
+      ['objects/rainfall/sentinel.csv'],
+    );
+    // A restart does not quarantine them again.
+    await stop();
+    await start();
+    await stack?.triggers.idle();
+    let n = 0;
+    for await (const m of h.store.list(h.cfg.quarantineBucket, '_failed/_unaddressable/'))
+      if (m.name.endsWith('/error.json')) n++;
+    assert.equal(n, odd.length);
+
+    const lines: string[] = [];
+    assert.equal(
+      await statusCommand.run({
+        args: [],
+        flags: { json: true },
+        out: (l) => lines.push(l),
+        err: () => undefined,
+      }),
+      0,
+    );
+    const report = JSON.parse(lines.join('\n')) as { quarantine: { failedFiles: { code: string }[] } };
+    assert.equal(
+      report.quarantine.failedFiles.filter((f) => f.code === 'INVALID_OBJECT_NAME').length,
+      odd.length,
+    );
   });
 
   it('after a restart, delivers what arrived while down and does not redeliver old generations', async () => {
