@@ -9,13 +9,17 @@
  * - after `maxDeliveryAttempts` the message is dead-lettered: published to the dead-letter topic with
  *   the `CloudPubSubDeadLetterSource*` attributes real Pub/Sub adds (measured on the emulator too);
  * - pull subscriptions (the dead-letter inspection one) keep messages until pulled with `ack`;
- * - every message reaching a dead-letter topic is appended to `<home>/state/topics/<topic>.ndjson`.
- * Backlogs live in memory: stopping the stack drops undelivered messages, like stopping the emulator.
+ * - every message reaching a dead-letter topic is appended to `<home>/state/topics/<topic>.ndjson`;
+ * - `publish` resolves once the message is in a write-ahead log on disk (backlog-log.ts, fsynced in
+ *   groups): what a push subscription has not settled when the process stops or crashes is delivered
+ *   by the next bus on the same home. Pull subscriptions (dead-letter inspection) stay in memory; their
+ *   messages are in the topic's NDJSON record anyway.
  */
 import type { SubscriptionSpec } from '../../adapters/pubsub/client';
 import { SmelterError } from '../../errors';
 import type { Logger } from '../../log';
 import type { LocalPubsub } from '../stack';
+import { BacklogLog, backlogDir, type LoggedMessage } from './backlog-log';
 import { backoffMs, postPush, pushBody, type PushMessage, type PushResult } from './push';
 import { TopicLog } from './topic-log';
 
@@ -28,6 +32,8 @@ export interface EmbeddedPubsubOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** Test seam: the HTTP push. */
   post?: (endpoint: string, body: string, timeoutMs: number) => Promise<PushResult>;
+  /** Keep accepted messages in a write-ahead log under `<home>/state/pubsub/embedded` (default true). */
+  durable?: boolean;
 }
 
 interface Delivery {
@@ -69,11 +75,30 @@ export class EmbeddedPubsub implements LocalPubsub {
   private readonly backoff: { initialMs: number; maxMs: number };
   private readonly post: NonNullable<EmbeddedPubsubOptions['post']>;
   private idleWaiters: (() => void)[] = [];
+  /** Messages some push subscription has not settled (delivered or dead-lettered) yet, by id. */
+  private readonly unsettled = new Map<string, LoggedMessage>();
+  /** Unsettled messages of an earlier bus, waiting for their subscription to be created. */
+  private readonly recovered = new Map<string, PushMessage[]>();
+  private readonly wal: BacklogLog | undefined;
 
   constructor(private readonly opts: EmbeddedPubsubOptions) {
     this.concurrency = Math.max(1, opts.concurrency ?? 32);
     this.backoff = opts.backoff ?? { initialMs: 500, maxMs: 8000 };
     this.post = opts.post ?? postPush;
+    if (opts.durable === false) return;
+    this.wal = new BacklogLog(backlogDir(opts.home), () => this.unsettled.values());
+    for (const m of this.wal.recovered) {
+      this.unsettled.set(m.msg.id, m);
+      for (const sub of m.subs) {
+        const list = this.recovered.get(sub) ?? [];
+        list.push(m.msg);
+        this.recovered.set(sub, list);
+      }
+    }
+    if (this.wal.recovered.length)
+      opts.log?.notice(
+        `embedded Pub/Sub: ${this.wal.recovered.length} message(s) accepted by an earlier run and not yet delivered will be delivered`,
+      );
   }
 
   /** `log`: append every message of this topic to its NDJSON record (dead-letter topics). */
@@ -119,14 +144,36 @@ export class EmbeddedPubsub implements LocalPubsub {
     };
     this.subs.set(spec.name, s);
     topic.subs.push(s);
+    const earlier = this.recovered.get(spec.name);
+    if (earlier && spec.pushEndpoint) {
+      this.recovered.delete(spec.name);
+      for (const msg of earlier) s.ready.push({ msg, attempts: 0 });
+      this.pump(s);
+    }
     return 'created';
   }
 
+  /** Resolves with the message id once the message is durably accepted. */
   async publish(topic: string, data: Buffer, attributes: Record<string, string> = {}): Promise<string> {
-    return this.publishSync(topic, data, attributes);
+    const { id, durable } = this.accept(topic, data, attributes);
+    await durable;
+    return id;
   }
 
+  /** Publishes without waiting for the log (the benchmark's publisher); a crash may lose the last group. */
   publishSync(topic: string, data: Buffer, attributes: Record<string, string> = {}): string {
+    const { id, durable } = this.accept(topic, data, attributes);
+    durable.catch((err: unknown) =>
+      this.opts.log?.error('embedded Pub/Sub: a message could not be logged', { id, err }),
+    );
+    return id;
+  }
+
+  private accept(
+    topic: string,
+    data: Buffer,
+    attributes: Record<string, string>,
+  ): { id: string; durable: Promise<void> } {
     if (this.closed) throw new SmelterError('PUBSUB_UNAVAILABLE', 'The embedded Pub/Sub is stopped');
     const t = this.requireTopic(topic);
     const msg: PushMessage = {
@@ -137,13 +184,29 @@ export class EmbeddedPubsub implements LocalPubsub {
     };
     t.published++;
     t.log?.append(msg);
+    const push = t.subs.filter((s) => s.spec.pushEndpoint);
+    let durable = Promise.resolve();
+    if (push.length && this.wal) {
+      const logged: LoggedMessage = { topic, msg, subs: push.map((s) => s.spec.name) };
+      this.unsettled.set(msg.id, logged);
+      durable = this.wal.append(logged);
+    }
     for (const s of t.subs) {
       if (s.spec.pushEndpoint) {
         s.ready.push({ msg, attempts: 0 });
         this.pump(s);
       } else if (s.held.length < MAX_HELD) s.held.push(msg);
     }
-    return msg.id;
+    return { id: msg.id, durable };
+  }
+
+  /** The subscription is done with the message (delivered or dead-lettered). */
+  private settle(s: SubscriptionState, msg: PushMessage): void {
+    const u = this.unsettled.get(msg.id);
+    if (!u) return;
+    u.subs = u.subs.filter((n) => n !== s.spec.name);
+    if (!u.subs.length) this.unsettled.delete(msg.id);
+    this.wal?.ack(msg.id, s.spec.name);
   }
 
   /** Reads a pull subscription; messages stay there unless `ack`. */
@@ -201,21 +264,27 @@ export class EmbeddedPubsub implements LocalPubsub {
     };
   }
 
-  /** Stops deliveries; queued messages are dropped (logged). */
+  /** Stops deliveries; what is undelivered stays in the log for the next bus on this home. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    let dropped = 0;
+    let undelivered = 0;
     for (const s of this.subs.values()) {
       for (const t of s.waiting) clearTimeout(t);
-      dropped += s.ready.length + s.waiting.size;
+      undelivered += s.ready.length + s.waiting.size;
       s.waiting.clear();
       s.ready.length = 0;
     }
-    if (dropped) this.opts.log?.warn(`embedded Pub/Sub stopped with ${dropped} undelivered message(s)`);
     const until = Date.now() + 5000;
     while ([...this.subs.values()].some((s) => s.inFlight > 0) && Date.now() < until)
       await new Promise((r) => setTimeout(r, 10));
+    await this.wal?.close(this.unsettled.size > 0);
+    if (undelivered)
+      this.opts.log?.warn(
+        this.wal
+          ? `embedded Pub/Sub stopped with ${undelivered} undelivered message(s); the next start delivers them`
+          : `embedded Pub/Sub stopped with ${undelivered} undelivered message(s), dropped`,
+      );
     this.notifyIdle();
   }
 
@@ -248,8 +317,10 @@ export class EmbeddedPubsub implements LocalPubsub {
       r = { ok: false, status: 0, error: (e as Error).message };
     }
     s.inFlight--;
-    if (r.ok) s.delivered++;
-    else if (!this.closed) this.failed(s, d, r);
+    if (r.ok) {
+      s.delivered++;
+      this.settle(s, d.msg);
+    } else if (!this.closed) this.failed(s, d, r);
     this.pump(s);
     if (this.isIdle()) this.notifyIdle();
   }
@@ -272,6 +343,7 @@ export class EmbeddedPubsub implements LocalPubsub {
         CloudPubSubDeadLetterSourceSubscriptionProject: this.opts.project,
         CloudPubSubDeadLetterSourceTopicPublishTime: d.msg.publishTime,
       });
+      this.settle(s, d.msg);
       return;
     }
     const t = setTimeout(

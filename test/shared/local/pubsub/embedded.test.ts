@@ -3,11 +3,19 @@
  * server, redelivery with backoff, dead-lettering after N attempts, bounded concurrency.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { createLogger } from '../../../../shared/log';
 import { EmbeddedPubsub } from '../../../../shared/local/pubsub/embedded';
+import {
+  BacklogLog,
+  backlogDir,
+  readLog,
+  type LoggedMessage,
+} from '../../../../shared/local/pubsub/backlog-log';
 import { startLocalPubsub, type SmelterPubsub } from '../../../../shared/local/pubsub/local-pubsub';
 import { topicLogFile, type TopicLogEntry } from '../../../../shared/local/pubsub/topic-log';
 import { functionSpec } from '../../../../shared/manifest';
@@ -145,6 +153,111 @@ describe('pubsub: embedded delivery', () => {
       server.closeAllConnections();
       server.close();
     }
+  });
+
+  it('loses nothing a publish acknowledged when the process is killed with SIGKILL', async function () {
+    this.timeout(60_000);
+    const n = 500;
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(__dirname, 'fixtures', 'publish-and-wait.ts'), h.home, String(n)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<NodeJS.Signals | null>((r) => child.on('exit', (_code, sig) => r(sig)));
+    while (!out.includes('\n')) {
+      assert.equal(child.exitCode, null, 'the publisher died early');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill('SIGKILL');
+    assert.equal(await exited, 'SIGKILL');
+    const acknowledged = JSON.parse(out) as string[];
+    assert.equal(acknowledged.length, n);
+
+    // The next bus on this home delivers every acknowledged message, with its id and attributes.
+    const url = `${served.url}/projects/p/topics/t`;
+    const bus = new EmbeddedPubsub({ project: 'p', home: h.home, backoff: { initialMs: 5, maxMs: 20 } });
+    try {
+      bus.createTopic('t');
+      bus.createSubscription({ name: 's', topic: 't', pushEndpoint: url });
+      await bus.idle();
+      const got = new Set(sink.events.map((e) => e.data?.message.messageId));
+      assert.deepEqual(
+        acknowledged.filter((id) => !got.has(id)),
+        [],
+        'every acknowledged message is delivered',
+      );
+      const first = sink.events.find((e) => e.data?.message.messageId === acknowledged[7]);
+      assert.equal(decoded(first!), 'message 7');
+      assert.deepEqual(first?.data?.message.attributes, { i: '7' });
+    } finally {
+      await bus.close();
+    }
+    // Delivered and settled: a third bus has nothing left to deliver.
+    const before = sink.events.length;
+    const again = new EmbeddedPubsub({ project: 'p', home: h.home });
+    again.createTopic('t');
+    again.createSubscription({ name: 's', topic: 't', pushEndpoint: url });
+    await again.idle();
+    await again.close();
+    assert.equal(sink.events.length, before);
+  });
+
+  it('a bus closed with undelivered messages leaves them to the next one', async () => {
+    const dead = 'http://127.0.0.1:9/projects/p/topics/t';
+    const bus = new EmbeddedPubsub({ project: 'p', home: h.home, backoff: { initialMs: 1000, maxMs: 1000 } });
+    bus.createTopic('t');
+    bus.createSubscription({ name: 's', topic: 't', pushEndpoint: dead });
+    const ids = await Promise.all([1, 2, 3].map((i) => bus.publish('t', Buffer.from(String(i)))));
+    await bus.close();
+    const next = new EmbeddedPubsub({ project: 'p', home: h.home, backoff: { initialMs: 5, maxMs: 20 } });
+    try {
+      next.createTopic('t');
+      next.createSubscription({ name: 's', topic: 't', pushEndpoint: `${served.url}/projects/p/topics/t` });
+      await next.idle();
+      assert.deepEqual(
+        ids.filter((id) => !sink.attempts.has(id)),
+        [],
+      );
+    } finally {
+      await next.close();
+    }
+  });
+
+  it('the write-ahead log rewrites itself with only the unsettled messages when it outgrows its limit', async () => {
+    const dir = backlogDir(h.home);
+    const live = new Map<string, LoggedMessage>();
+    const wal = new BacklogLog(dir, () => live.values(), 2048);
+    for (let i = 0; i < 100; i++) {
+      const m: LoggedMessage = {
+        topic: 't',
+        msg: { id: `m${i}`, data: Buffer.from('x'.repeat(50)), attributes: {}, publishTime: 'now' },
+        subs: ['a', 'b'],
+      };
+      live.set(m.msg.id, m);
+      await wal.append(m);
+      if (i % 10) {
+        // settled by both subscriptions
+        wal.ack(m.msg.id, 'a');
+        wal.ack(m.msg.id, 'b');
+        live.delete(m.msg.id);
+      } else {
+        wal.ack(m.msg.id, 'a');
+        m.subs = ['b'];
+      }
+    }
+    await wal.close(true);
+    assert.ok(fs.statSync(wal.path).size < 4096, 'rewritten, not grown to ~10 kB');
+    assert.deepEqual(
+      readLog(wal.path).map((m) => [m.msg.id, m.subs]),
+      Array.from({ length: 10 }, (_, i) => [`m${i * 10}`, ['b']]),
+    );
+    const next = new BacklogLog(dir, () => []);
+    assert.equal(next.recovered.length, 10);
+    assert.deepEqual(fs.readdirSync(dir), [path.basename(next.path)], 'the old log is gone');
+    await next.close(false);
+    assert.deepEqual(fs.readdirSync(dir), []);
   });
 
   it('drops messages of topics without subscriptions, refuses unknown topics', async () => {
