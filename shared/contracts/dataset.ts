@@ -8,7 +8,10 @@ import { permanent } from '../errors';
 import { type ColumnType, type FieldSpec, isScalar, typeProblems } from './types';
 
 export interface ColumnSpec extends FieldSpec {
-  /** Source header names / JSON keys mapping to this column (matched after header normalisation). */
+  /**
+   * Source header names / JSON keys mapping to this column (matched after header normalisation; over
+   * JSON in the usual key spellings). A dotted alias is a path into nested objects: `address.city`.
+   */
   aliases?: string[];
   /** Value used when the source value is missing or empty (the seed's `fillna(0)`). */
   default?: string | number | boolean;
@@ -24,7 +27,15 @@ export interface ColumnSpec extends FieldSpec {
   accepted?: (string | number)[];
   min?: number;
   max?: number;
+  /**
+   * Date/timestamp columns: the value of a record that has none. `window_end`: the last instant of the
+   * pull window the object holds (its `window_to` metadata, set by pullSource), else the ingestion
+   * time; `ingested_at`: the ingestion time.
+   */
+  fallback?: 'window_end' | 'ingested_at';
 }
+
+export const FALLBACKS = ['window_end', 'ingested_at'] as const;
 
 export interface DatasetContract {
   dataset: string;
@@ -41,6 +52,11 @@ export interface DatasetContract {
   nullValues?: string[];
   /** What to do with source columns the contract does not declare. */
   unknownColumns?: 'ignore' | 'reject';
+  /**
+   * JSON sources: the path of the records array in a wrapped document (`users` for
+   * `{"users":[…],"total":…}`, `data.items`); documents without it are records themselves.
+   */
+  records?: string;
   /** Where this contract was read from. */
   file?: string;
 }
@@ -84,6 +100,18 @@ export function validateDatasetContract(raw: unknown, where: string): DatasetCon
       problems.push(`${at}.default: only scalar columns take defaults`);
     if (col.format !== undefined && col.type !== 'date' && col.type !== 'timestamp')
       problems.push(`${at}.format: only date and timestamp columns take a format`);
+    if (col.fallback !== undefined) {
+      if (!(FALLBACKS as readonly string[]).includes(col.fallback))
+        problems.push(`${at}.fallback: one of ${FALLBACKS.join(', ')}`);
+      else if (col.type !== 'date' && col.type !== 'timestamp')
+        problems.push(`${at}.fallback: only date and timestamp columns take a fallback`);
+      if (col.default !== undefined)
+        problems.push(`${at}.fallback: a column takes a default or a fallback, not both`);
+    }
+    problems.push(
+      ...aliasProblems(col.aliases, `${at}.aliases`),
+      ...structAliasProblems(col.type, `${at}.type`),
+    );
   }
   for (const k of c.primaryKey ?? []) if (!names.has(k)) problems.push(`primaryKey: unknown column ${k}`);
   if (!Array.isArray(c.primaryKey) || c.primaryKey.length === 0)
@@ -100,6 +128,8 @@ export function validateDatasetContract(raw: unknown, where: string): DatasetCon
   if (c.orderBy !== undefined && !names.has(c.orderBy)) problems.push(`orderBy: unknown column ${c.orderBy}`);
   if (c.unknownColumns !== undefined && c.unknownColumns !== 'ignore' && c.unknownColumns !== 'reject')
     problems.push('unknownColumns: "ignore" or "reject"');
+  if (c.records !== undefined && (typeof c.records !== 'string' || !PATH.test(c.records)))
+    problems.push('records: a key or a dotted path of keys, e.g. "users" or "data.items"');
   const d = c.csv?.delimiter;
   if (d !== undefined && (typeof d !== 'string' || d.length !== 1))
     problems.push('csv.delimiter: one character');
@@ -108,6 +138,32 @@ export function validateDatasetContract(raw: unknown, where: string): DatasetCon
       details: { problems },
     });
   return c as DatasetContract;
+}
+
+/** A JSON key path: dot-separated non-empty keys. */
+const PATH = /^[^.\s]+(\.[^.\s]+)*$/;
+
+function aliasProblems(aliases: unknown, where: string): string[] {
+  if (aliases === undefined) return [];
+  if (!Array.isArray(aliases)) return [`${where}: a list of names`];
+  return aliases.flatMap((a, i) =>
+    typeof a === 'string' && a.trim() !== '' && (!a.includes('.') || PATH.test(a))
+      ? []
+      : [`${where}[${i}]: a non-empty name, or a dotted path such as "address.city"`],
+  );
+}
+
+/** Struct fields take aliases too (dataset contracts only: JSON keys of the nested objects). */
+function structAliasProblems(t: unknown, where: string): string[] {
+  if (!t || typeof t !== 'object') return [];
+  const o = t as { struct?: unknown; array?: unknown };
+  if (Array.isArray(o.struct))
+    return o.struct.flatMap((f: unknown) => {
+      const ff = (f ?? {}) as { name?: unknown; aliases?: unknown; type?: unknown };
+      const at = `${where}.${String(ff.name)}`;
+      return [...aliasProblems(ff.aliases, `${at}.aliases`), ...structAliasProblems(ff.type, at)];
+    });
+  return o.array !== undefined ? structAliasProblems(o.array, `${where}[]`) : [];
 }
 
 interface CacheEntry {

@@ -11,6 +11,8 @@ export interface FieldSpec {
   /** Required columns must be present and non-null (after defaults). */
   required?: boolean;
   description?: string;
+  /** Dataset contracts: other JSON keys (or dotted paths) of a struct field, as for columns. */
+  aliases?: string[];
 }
 
 export const SCALAR_TYPES: readonly ScalarType[] = [

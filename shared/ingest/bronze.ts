@@ -19,6 +19,7 @@ import { gsUri, readObjectJson, type ObjectMeta, type ObjectStore } from '../sto
 import { getEngine, runPiped, randomId, scannedRows, type EngineOptions } from './engine';
 import { csvDelimiterFor, parseCsvHeader } from './format';
 import { classifySourceError, openSource, type OpenedSource } from './source';
+import { unwrapRecords } from './unwrap';
 import { buildConversionSql, lit, type ConversionSql, type Lineage, type ReadSpec } from './sql';
 
 export interface SourceRef {
@@ -196,6 +197,7 @@ export async function rawToBronzeFlow(source: SourceRef, deps: BronzeDeps): Prom
       sourceUri: gsUri(source.bucket, source.name),
       generation: source.generation,
       ingestedAt: now().toISOString(),
+      ...windowEnd(stat),
     },
     log: rlog,
     ...(deps.onProgress ? { onProgress: deps.onProgress } : {}),
@@ -284,10 +286,12 @@ async function openInput(job: BronzeJob): Promise<Input> {
     maxDecompressedBytes: cfg.maxDecompressedBytes,
     maxLineBytes: cfg.maxLineBytes,
   };
-  const open = (): Promise<OpenedSource> => openSource(job.store, job.source, limits);
+  const open = async (): Promise<OpenedSource> =>
+    recordsOf(job, await openSource(job.store, job.source, limits));
   const src = await open();
   const spec: ReadSpec = {
-    format: src.format === 'empty' ? 'ndjson' : src.format,
+    // Unwrapped documents reach DuckDB as NDJSON (see recordsOf).
+    format: src.format === 'empty' || unwraps(job, src.format) ? 'ndjson' : src.format,
     maxLineBytes: cfg.maxLineBytes,
   };
   if (src.format === 'csv') {
@@ -302,6 +306,33 @@ async function openInput(job: BronzeJob): Promise<Input> {
     spec.delimiter = delimiter;
   }
   return { src, spec, open };
+}
+
+const NDJSON_NAME = /\.(ndjson|jsonl)(\.gz|\.gzip)?$/i;
+
+/**
+ * A contract's `records` path applies to JSON documents; NDJSON files (.ndjson/.jsonl, as pullSource
+ * writes) hold one record per line already.
+ */
+function unwraps(job: BronzeJob, format: OpenedSource['format']): boolean {
+  return (
+    job.contract.records !== undefined &&
+    (format === 'json-array' || (format === 'ndjson' && !NDJSON_NAME.test(job.source.name)))
+  );
+}
+
+/** The source's records as NDJSON, streamed out of wrapped documents by unwrapRecords (never held whole). */
+function recordsOf(job: BronzeJob, src: OpenedSource): OpenedSource {
+  if (!unwraps(job, src.format)) return src;
+  const path = (job.contract.records as string).split('.');
+  const records = unwrapRecords(src.stream, path, { maxRecordBytes: job.cfg.maxLineBytes });
+  return { ...src, stream: Readable.from(records, { objectMode: false }) };
+}
+
+/** The end of the pull window an object holds (pullSource's `window_to` metadata), if valid. */
+function windowEnd(stat: ObjectMeta): { windowEnd?: string } {
+  const v = stat.metadata?.window_to;
+  return v && Number.isFinite(Date.parse(v)) ? { windowEnd: new Date(Date.parse(v)).toISOString() } : {};
 }
 
 /**
@@ -368,11 +399,14 @@ async function writeParquet(job: BronzeJob, out: Readable): Promise<ObjectMeta> 
  * with contract violations).
  */
 async function contractRejects(job: BronzeJob, spec: ReadSpec): Promise<QuarantineRow[]> {
-  const src = await openSource(job.store, job.source, {
-    maxObjectBytes: job.cfg.maxObjectBytes,
-    maxDecompressedBytes: job.cfg.maxDecompressedBytes,
-    maxLineBytes: job.cfg.maxLineBytes,
-  });
+  const src = recordsOf(
+    job,
+    await openSource(job.store, job.source, {
+      maxObjectBytes: job.cfg.maxObjectBytes,
+      maxDecompressedBytes: job.cfg.maxDecompressedBytes,
+      maxLineBytes: job.cfg.maxLineBytes,
+    }),
+  );
   const ordered = await getEngine(engineOptions(job.cfg, true));
   const conn = await ordered.db.connect();
   try {

@@ -9,7 +9,7 @@
 import { permanent } from '../errors';
 import type { ColumnSpec, DatasetContract } from '../contracts/dataset';
 import { normaliseHeader } from '../contracts/dataset';
-import { duckdbType, isScalar } from '../contracts/types';
+import { type ColumnType, duckdbType, isScalar } from '../contracts/types';
 import type { InputFormat } from './format';
 
 export const q = (ident: string): string => `"${ident.replace(/"/g, '""')}"`;
@@ -19,6 +19,8 @@ export interface Lineage {
   sourceUri: string;
   generation: string;
   ingestedAt: string;
+  /** The end (exclusive) of the pull window the object holds, when a pull wrote it. */
+  windowEnd?: string;
 }
 
 export interface ReadSpec {
@@ -33,14 +35,61 @@ export interface ReadSpec {
   csvContractColumns?: (string | undefined)[];
   /** CSV only: contract-wide null markers, handed to DuckDB's reader. */
   nullValues?: string[];
+  /** JSON only, filled by buildConversionSql: the paths extracted from each record. */
+  jsonPaths?: { scalar: string[]; nested: string[] };
 }
 
 interface Bound {
   col: ColumnSpec;
   /** CSV only: DuckDB parses the value natively (typed read_csv column; cast errors become DuckDB rejects). */
   native?: boolean;
-  /** SQL yielding the raw text value (NULL when absent). */
+  /** SQL yielding the raw text value (NULL when absent); nested types: the value's JSON text. */
   rawExpr: string;
+  /** SQL literal of the column's fallback (contract `fallback`), used when the value is missing. */
+  fallback?: string;
+}
+
+/**
+ * JSON key spellings matching a column name or alias: as written, and its words in snake_case,
+ * camelCase, PascalCase, kebab-case, UPPER_SNAKE and run together — the conventions APIs use, so
+ * `first_name` matches `firstName` over JSON as CSV header normalisation does.
+ */
+export function keySpellings(name: string): string[] {
+  const words = normaliseHeader(name).split('_').filter(Boolean);
+  if (words.length === 0) return [name];
+  const cap = (w: string): string => w.charAt(0).toUpperCase() + w.slice(1);
+  const [head, ...rest] = words as [string, ...string[]];
+  return [
+    ...new Set([
+      name,
+      words.join('_'),
+      head + rest.map(cap).join(''),
+      words.map(cap).join(''),
+      words.join('-'),
+      words.join('_').toUpperCase(),
+      words.join(''),
+    ]),
+  ];
+}
+
+/** At most this many JSON paths per column (spellings of nested paths multiply). */
+const MAX_PATHS = 64;
+
+/**
+ * JSONPaths (`$."address"."city"`) of a column: its name and each alias, where a dotted alias is a
+ * path into nested objects (`address.city`), each segment in every spelling of keySpellings.
+ */
+export function jsonPaths(names: string[]): string[] {
+  const out = new Set<string>();
+  for (const name of names) {
+    let paths = [''];
+    for (const seg of name.split('.')) {
+      paths = paths.flatMap((p) => keySpellings(seg).map((k) => `${p}."${k.replace(/"/g, '\\"')}"`));
+      if (paths.length > MAX_PATHS) paths = paths.slice(0, MAX_PATHS);
+    }
+    for (const p of paths) out.add(`$${p}`);
+  }
+  return [...out];
 }
 
 /** Column position in the CSV header for each contract column (after normalisation and aliases). */
@@ -124,7 +173,7 @@ function bindRaw(contract: DatasetContract, spec: ReadSpec): { bound: Bound[]; f
     for (const col of contract.columns) {
       const i = pos.get(col.name);
       if (i === undefined) {
-        if (col.required && col.default === undefined)
+        if (col.required && col.default === undefined && col.fallback === undefined)
           fileProblems.push(`required column "${col.name}" is missing from the header`);
         bound.push({ col, rawExpr: 'NULL::VARCHAR' });
       } else {
@@ -136,17 +185,22 @@ function bindRaw(contract: DatasetContract, spec: ReadSpec): { bound: Bound[]; f
     }
     return { bound, fileProblems };
   }
-  // JSON: one parse per record for all scalar paths, one for nested paths.
-  contract.columns.forEach((col) => {
-    const keys = [col.name, ...(col.aliases ?? [])];
-    const exprs = keys.map((k) => {
-      const path = lit(`$."${k.replace(/"/g, '\\"')}"`);
-      return isScalar(col.type) && col.type !== 'json'
-        ? `json_extract_string(_o, ${path})`
-        : `json_extract(_o, ${path})::VARCHAR`;
+  // JSON: every path of every column is extracted by one call per record (json_extract_string for
+  // scalars into _s, json_extract for nested values into _n), each column taking its first present one.
+  const scalarPaths: string[] = [];
+  const nestedPaths: string[] = [];
+  for (const col of contract.columns) {
+    const nested = !isScalar(col.type) || col.type === 'json';
+    const list = nested ? nestedPaths : scalarPaths;
+    const refs = jsonPaths([col.name, ...(col.aliases ?? [])]).map((p) => {
+      list.push(p);
+      return `${nested ? '_n' : '_s'}[${list.length}]`;
     });
-    bound.push({ col, rawExpr: exprs.length === 1 ? (exprs[0] as string) : `coalesce(${exprs.join(', ')})` });
-  });
+    const first = refs.length === 1 ? (refs[0] as string) : `coalesce(${refs.join(', ')})`;
+    // A JSON null is a missing value (json_extract gives it as the text 'null').
+    bound.push({ col, rawExpr: nested ? `nullif(${first}::VARCHAR, 'null')` : first });
+  }
+  spec.jsonPaths = { scalar: scalarPaths, nested: nestedPaths };
   return { bound, fileProblems };
 }
 
@@ -172,9 +226,46 @@ function cleaned(b: Bound, contract: DatasetContract): string {
   return v;
 }
 
-function castExpr(col: ColumnSpec, r: string): string {
+/**
+ * Nested values (structs, arrays) are built field by field from the record's JSON: struct fields match
+ * keys like columns do (spellings, aliases), and each scalar inside converts like a column. `bad` is
+ * true when a present value does not fit (a wrong JSON kind, a field that does not convert), so a
+ * nested value is never silently emptied. `v` is JSON text; `depth` names lambda variables.
+ */
+function nestedValue(t: ColumnType, v: string, depth = 0): { value: string; bad: string } {
+  const present = `(${v} IS NOT NULL AND json_type(${v}) <> 'NULL')`;
+  if (isScalar(t)) {
+    if (t === 'json') return { value: `${v}::JSON`, bad: 'false' };
+    const text = `json_extract_string(${v}, '$')`;
+    const value = t === 'string' ? text : castExpr({ name: '_', type: t }, text);
+    return { value, bad: t === 'string' ? 'false' : `(${text} IS NOT NULL AND ${value} IS NULL)` };
+  }
+  if ('struct' in t) {
+    const fields = t.struct.map((f) => {
+      const paths = jsonPaths([f.name, ...(f.aliases ?? [])]);
+      const fv =
+        paths.length === 1
+          ? `json_extract(${v}, ${lit(paths[0] as string)})`
+          : `coalesce(${paths.map((p) => `json_extract(${v}, ${lit(p)})`).join(', ')})`;
+      return { name: f.name, ...nestedValue(f.type, fv, depth + 1) };
+    });
+    return {
+      value: `(CASE WHEN json_type(${v}) = 'OBJECT' THEN struct_pack(${fields.map((f) => `${q(f.name)} := ${f.value}`).join(', ')}) END)`,
+      bad: `(${present} AND (json_type(${v}) <> 'OBJECT' OR ${fields.map((f) => `coalesce(${f.bad}, false)`).join(' OR ')}))`,
+    };
+  }
+  const x = `_x${depth}`;
+  const el = nestedValue(t.array, x, depth + 1);
+  const items = `json_extract(${v}, '$[*]')`;
+  return {
+    value: `(CASE WHEN json_type(${v}) = 'ARRAY' THEN list_transform(${items}, ${x} -> ${el.value}) END)`,
+    bad: `(${present} AND (json_type(${v}) <> 'ARRAY' OR coalesce(list_bool_or(list_transform(${items}, ${x} -> coalesce(${el.bad}, false))), false)))`,
+  };
+}
+
+function castExpr(col: Pick<ColumnSpec, 'type' | 'format'> & { name: string }, r: string): string {
   const t = col.type;
-  if (!isScalar(t)) return `TRY_CAST(TRY_CAST(${r} AS JSON) AS ${duckdbType(t)})`;
+  if (!isScalar(t)) return nestedValue(t, r).value;
   switch (t) {
     case 'string':
       return r;
@@ -239,6 +330,7 @@ export function buildConversionSql(
       `File does not match the ${contract.dataset} contract: ${fileProblems.join('; ')}`,
       { details: { problems: fileProblems } },
     );
+  for (const b of bound) if (b.col.fallback) b.fallback = fallbackLiteral(b.col, lineage);
   const rejectsTable = `rejects_${id}`;
   const rejectsScan = `rejects_scan_${id}`;
   const checks = contractChecks(contract, bound, spec.format !== 'csv');
@@ -274,6 +366,17 @@ function outputColumns(contract: DatasetContract): { name: string; type: string 
   ];
 }
 
+/**
+ * A missing event time: `window_end` is the last instant of the pull window the object holds (its end
+ * is exclusive), so the record stays in its window's partition; `ingested_at`, or a file no pull
+ * wrote, takes the ingestion time.
+ */
+function fallbackLiteral(col: ColumnSpec, lineage: Lineage): string {
+  const end = col.fallback === 'window_end' && lineage.windowEnd ? Date.parse(lineage.windowEnd) : NaN;
+  const at = Number.isFinite(end) ? new Date(end - 1).toISOString() : lineage.ingestedAt;
+  return `CAST(${lit(at)}::TIMESTAMPTZ AS ${duckdbType(col.type)})`;
+}
+
 function lineageColumns(lineage: Lineage): string[] {
   return [
     `${lit(lineage.sourceUri)} AS _source_uri`,
@@ -302,22 +405,27 @@ function stagedQuery(
   // value of every file.
   const typedCols = bound.map((b, i) => {
     const cast = identity(b) ? `r_${i}` : castExpr(b.col, `r_${i}`);
-    return b.col.default === undefined
+    const missing = b.col.default !== undefined ? defaultLiteral(b.col) : b.fallback;
+    return missing === undefined
       ? `${cast} AS t_${i}`
-      : `CASE WHEN r_${i} IS NULL THEN ${defaultLiteral(b.col)} ELSE ${cast} END AS t_${i}`;
+      : `CASE WHEN r_${i} IS NULL THEN ${missing} ELSE ${cast} END AS t_${i}`;
   });
   // NDJSON blank lines are not records.
   const skipBlank = spec.format === 'ndjson' ? ` WHERE j IS NOT NULL AND trim(j) <> ''` : '';
   // JSON functions raise on invalid input: only records that parse as objects reach the extractors.
   const objects = isJson
-    ? `, obj AS (SELECT *, CASE WHEN coalesce(json_valid(j), false) THEN (CASE WHEN json_type(j) = 'OBJECT' THEN j END) END AS _o FROM src${skipBlank})`
+    ? `, obj AS (SELECT *, CASE WHEN coalesce(json_valid(j), false) THEN (CASE WHEN json_type(j) = 'OBJECT' THEN j END) END AS _o FROM src${skipBlank})` +
+      `, ext AS (SELECT *${extractList('json_extract_string', '_s', spec.jsonPaths?.scalar)}${extractList('json_extract', '_n', spec.jsonPaths?.nested)} FROM obj)`
     : '';
   return (path, numbered, storeRejects) => `
     WITH src AS (SELECT ${numbered ? 'row_number() OVER () AS _rec, ' : ''}* FROM ${readerSql(spec, path, storeRejects ? rejects : undefined)})${objects},
-    raw AS (SELECT ${numbered ? '_rec, ' : ''}${rawCols.join(', ')} FROM ${isJson ? 'obj' : 'src'}),
+    raw AS (SELECT ${numbered ? '_rec, ' : ''}${rawCols.join(', ')} FROM ${isJson ? 'ext' : 'src'}),
     typed AS (SELECT *, ${typedCols.join(', ')} FROM raw)
     SELECT * FROM typed`;
 }
+
+const extractList = (fn: string, as: string, paths: string[] | undefined): string =>
+  paths?.length ? `, ${fn}(_o, [${paths.map(lit).join(', ')}]) AS ${as}` : '';
 
 /** One (condition, reason) pair per possible violation: record-level (JSON), then per column. */
 function contractChecks(contract: DatasetContract, bound: Bound[], isJson: boolean): Check[] {
@@ -341,7 +449,14 @@ function recordChecks(contract: DatasetContract): Check[] {
     },
   ];
   if (contract.unknownColumns === 'reject') {
-    const known = contract.columns.flatMap((c) => [c.name, ...(c.aliases ?? [])]);
+    // A key is known when it is (a spelling of) a column name or the first segment of an alias.
+    const known = [
+      ...new Set(
+        contract.columns.flatMap((c) =>
+          [c.name, ...(c.aliases ?? [])].flatMap((a) => keySpellings(a.split('.')[0] as string)),
+        ),
+      ),
+    ];
     const unknown = `list_filter(json_keys(_o), k -> NOT list_contains([${known.map(lit).join(', ')}], k))`;
     checks.push({
       cond: `len(${unknown}) > 0`,
@@ -359,12 +474,15 @@ function valueChecks(b: Bound, i: number): Check[] {
   // and a string always converts.
   if (!identity(b))
     checks.push({
-      cond: `r_${i} IS NOT NULL AND t_${i} IS NULL`,
+      // A nested value is also bad when a part of it does not convert.
+      cond: isScalar(c.type)
+        ? `r_${i} IS NOT NULL AND t_${i} IS NULL`
+        : `r_${i} IS NOT NULL AND (t_${i} IS NULL OR ${nestedValue(c.type, `r_${i}`).bad})`,
       column: c.name,
       reason: `'cannot convert ' || to_json(r_${i})::VARCHAR || ' to ${typeof c.type === 'string' ? c.type : duckdbType(c.type).toLowerCase()}'`,
     });
-  // A default fills a missing value; a present but unconvertible one is reported above.
-  if (c.required && c.default === undefined)
+  // A default or fallback fills a missing value; a present but unconvertible one is reported above.
+  if (c.required && c.default === undefined && c.fallback === undefined)
     checks.push({ cond: `r_${i} IS NULL`, column: c.name, reason: `'missing required value'` });
   if (c.accepted?.length) {
     const vals = c.accepted.map((v) => (typeof v === 'number' ? String(v) : lit(v))).join(', ');

@@ -4,7 +4,11 @@
  * samples/, the warehouse tests (which recompute every Gold table from these rows independently) and
  * the warehouse benchmark. Same seed → same rows.
  */
+import fs from 'node:fs';
+import path from 'node:path';
+import { daysBetween, networkApiDay } from './network-api';
 import { mulberry32, stations } from './rainfall';
+import { storeApiData } from './store-api';
 
 export type Row = Record<string, unknown>;
 
@@ -378,32 +382,37 @@ export function ecommerceSample(
 
 // ------------------------------------------------------------------ bundled sample files
 
-function csv(rows: Row[]): string {
-  const cols = Object.keys(rows[0] ?? {});
-  const cell = (v: unknown): string => {
-    if (v === null || v === undefined) return '';
-    const s = String(v);
-    return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-  };
-  return [cols.join(','), ...rows.map((r) => cols.map((c) => cell(r[c])).join(','))].join('\n') + '\n';
-}
-
 /**
- * The files under samples/ (regenerate with `npx tsx -e "…writeSampleFiles('samples')"`): store API
- * exports (JSON arrays), network measurements (CSV) and e-commerce events (NDJSON for `smelter publish
- * --file`, without routeEvent's metadata columns).
+ * The files under samples/, in the shapes of the real sources (regenerate with
+ * `npx tsx -e "require('./shared/samples/domains').writeSampleFiles('samples')"`): one page of each
+ * store endpoint as the dummyjson API answers it (`{"users":[…],"total":…,"skip":0,"limit":…}`), a week
+ * of speed tests as data.gov.gr's query API answers it (a bare JSON array), and e-commerce events
+ * (NDJSON for `smelter publish --file`, without routeEvent's metadata columns).
  */
 export function sampleFiles(): Record<string, string> {
-  const store = storeSample();
+  const store = storeApiData({ users: 30, products: 30, carts: 20, seed: 5 });
+  const page = (key: string, records: unknown[]): string =>
+    JSON.stringify({ [key]: records, total: records.length, skip: 0, limit: records.length }, null, 1) + '\n';
+  const measurements = daysBetween('2024-04-01', '2024-04-07').flatMap((d) =>
+    networkApiDay(d, { seed: 5, devices: 40 }),
+  );
   const shop = ecommerceSample();
   const events = [...shop.orders, ...shop.inventory, ...shop.user_activity]
     .sort((a, b) => String(a.event_time).localeCompare(String(b.event_time)))
     .map((e) => Object.fromEntries(Object.entries(e).filter(([k]) => !k.startsWith('_'))));
   return {
-    'store/users.json': JSON.stringify(store.users, null, 1) + '\n',
-    'store/products.json': JSON.stringify(store.products, null, 1) + '\n',
-    'store/carts.json': JSON.stringify(store.carts, null, 1) + '\n',
-    'network/measurements.csv': csv(networkRows()),
+    'store/users.json': page('users', store.users),
+    'store/products.json': page('products', store.products),
+    'store/carts.json': page('carts', store.carts),
+    'network/measurements.json': JSON.stringify(measurements, null, 1) + '\n',
     'ecommerce/events.ndjson': events.map((e) => JSON.stringify(e)).join('\n') + '\n',
   };
+}
+
+/** Writes sampleFiles() under `dir` (the bundled samples/ folder). */
+export function writeSampleFiles(dir: string): void {
+  for (const [name, text] of Object.entries(sampleFiles())) {
+    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    fs.writeFileSync(path.join(dir, name), text);
+  }
 }

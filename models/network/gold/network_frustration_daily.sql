@@ -1,33 +1,19 @@
 -- model: gold.network_frustration_daily
 -- kind: incremental_by_time_range
--- description: The frustration index per day, region and ISP: the share of sessions whose average
---   download speed is below 10 Mbps (the speed under which video calls and HD streaming degrade).
---   A session is counted on each day it has measurements, in the region/ISP of its first one.
+-- description: The single-threshold frustration index per day, region and ISP (kept for the readers
+--   of this table): the share of sessions whose average download speed is below 10 Mbps, i.e. the two
+--   lowest steps of gold.network_frustration_staircase (sessions as defined by silver.network_sessions).
 -- time_column: measured_date
 -- unique_key: measured_date, region, isp
 -- cluster_by: region, isp
--- inputs: silver.network_measurements
-WITH m AS (
-  SELECT *
-  FROM @ref(silver.network_measurements)
-  WHERE measured_date >= @start_date AND measured_date < @end_date
-),
-sessions AS (
-  SELECT
-    measured_date,
-    session_id,
-    MIN_BY(region, measured_at) AS region,
-    MIN_BY(isp, measured_at) AS isp,
-    AVG(@cast(download_mbps, numeric)) AS avg_download_mbps
-  FROM m
-  GROUP BY measured_date, session_id
-)
+-- inputs: gold.network_frustration_staircase
 SELECT
-  measured_date,
+  session_date AS measured_date,
   region,
   isp,
-  COUNT(*) AS sessions,
-  COUNTIF(avg_download_mbps < 10) AS frustrated_sessions,
-  @safe_divide(COUNTIF(avg_download_mbps < 10), COUNT(*)) AS frustration_index
-FROM sessions
-GROUP BY measured_date, region, isp
+  MAX(total_sessions) AS sessions,
+  SUM(CASE WHEN max_mbps <= 10 THEN sessions ELSE 0 END) AS frustrated_sessions,
+  @safe_divide(SUM(CASE WHEN max_mbps <= 10 THEN sessions ELSE 0 END), MAX(total_sessions)) AS frustration_index
+FROM @ref(gold.network_frustration_staircase)
+WHERE session_date >= @start_date AND session_date < @end_date
+GROUP BY session_date, region, isp

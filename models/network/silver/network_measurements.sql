@@ -7,7 +7,7 @@
 -- time_column: measured_date
 -- cluster_by: region, isp
 -- inputs: bronze.network_measurements
--- audit: not_null(user_id, session_id, measured_at, region, isp, download_mbps, upload_mbps, latency_ms)
+-- audit: not_null(user_id, measured_at, region, isp, download_mbps, upload_mbps, latency_ms)
 -- audit: expression(download_mbps >= 0 AND upload_mbps >= 0 AND latency_ms >= 0)
 -- audit: row_count_balance(bronze.network_measurements)
 WITH batch AS (

@@ -77,12 +77,14 @@ describe('warehouse: Gold equals an independent computation over the raw inputs'
   }));
   const rainFile1 = [...rain.filter((r) => (r.date as string) < '2024-02-20'), ...edge];
   const store = storeSample({ users: 30, products: 18, carts: 90, days: 14 });
-  // Sessions whose average download is exactly 10 Mbps (not frustrated) and just below.
-  const netEdge = [10, 10, 9.9, 9.8].map((download_mbps, i) => ({
+  // Session bounds: a gap of exactly 30 minutes continues a session, 30 min 1 s starts a new one, and
+  // midnight splits one. Session averages on the staircase's bounds (2, 10, 30, 100 Mbps open their
+  // step) and just below.
+  const edgeTest = (i: number, user: string, at: string, download_mbps: number): Row => ({
     measurement_id: `edge-${i}`,
-    user_id: 'u-edge',
-    session_id: i < 2 ? 'edge-a' : 'edge-b',
-    measured_at: `2024-04-03T1${i}:00:00.000Z`,
+    user_id: user,
+    session_id: null,
+    measured_at: at,
     region: 'Nord',
     isp: 'MobiLink',
     connection_type: 'mobile',
@@ -91,7 +93,18 @@ describe('warehouse: Gold equals an independent computation over the raw inputs'
     latency_ms: 40,
     jitter_ms: 1,
     packet_loss_pct: 0,
-  }));
+  });
+  const netEdge = [
+    edgeTest(0, 'u-edge', '2024-04-03T10:00:00.000Z', 10),
+    edgeTest(1, 'u-edge', '2024-04-03T10:30:00.000Z', 10),
+    edgeTest(2, 'u-edge', '2024-04-03T11:00:01.000Z', 9.9),
+    edgeTest(3, 'u-edge', '2024-04-03T11:10:00.000Z', 10),
+    edgeTest(4, 'u-edge', '2024-04-03T23:50:00.000Z', 2),
+    edgeTest(5, 'u-edge', '2024-04-04T00:05:00.000Z', 1.99),
+    edgeTest(6, 'u-edge-2', '2024-04-03T12:00:00.000Z', 30),
+    edgeTest(7, 'u-edge-2', '2024-04-03T15:00:00.000Z', 99.99),
+    edgeTest(8, 'u-edge-2', '2024-04-03T18:00:00.000Z', 100),
+  ];
   const net = [...networkRows({ users: 20, days: 18 }), ...netEdge];
   const shop = ecommerceSample({ users: 20, orders: 40, days: 20 });
   const objects: { bucket: string; name: string; generation: string }[] = [];
@@ -163,8 +176,29 @@ describe('warehouse: Gold equals an independent computation over the raw inputs'
       assertRows(name, await table(t, name), rows, GOLD_KEYS[name] as string[]);
   });
 
-  it('network: regional metrics per day, frustration index, user retention', async () => {
+  it('network: sessions, regional metrics per day, frustration staircase and index, user retention', async () => {
     const expected = networkGold(net);
+    const sessions = expected['silver.network_sessions'] as Row[];
+    // The edge sessions: 30 minutes apart continue, 30 min 1 s apart start anew, midnight splits.
+    assert.deepEqual(
+      sessions
+        .filter((x) => String(x.user_id).startsWith('u-edge'))
+        .map((x) => [x.session_id, x.measurements])
+        .sort(),
+      [
+        ['u-edge-2/2024-04-03/1', 1],
+        ['u-edge-2/2024-04-03/2', 1],
+        ['u-edge-2/2024-04-03/3', 1],
+        ['u-edge/2024-04-03/1', 2],
+        ['u-edge/2024-04-03/2', 2],
+        ['u-edge/2024-04-03/3', 1],
+        ['u-edge/2024-04-04/1', 1],
+      ],
+    );
+    const steps = (expected['gold.network_frustration_staircase'] as Row[]).filter(
+      (x) => x.session_date === '2024-04-03' && x.region === 'Nord' && x.isp === 'MobiLink',
+    );
+    assert.ok(steps.length === 5 && steps.every((x) => Number(x.sessions) >= 0));
     for (const [name, rows] of Object.entries(expected))
       assertRows(name, await table(t, name), rows, GOLD_KEYS[name] as string[]);
   });

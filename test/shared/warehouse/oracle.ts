@@ -337,6 +337,56 @@ export function storeGold(x: { users: Row[]; products: Row[]; carts: Row[] }): R
 
 // ------------------------------------------------------------------ network
 
+const SESSION_GAP_MS = 30 * 60_000;
+/** Speed tiers of the staircase: [tier, label, min (inclusive), max (exclusive)]. */
+const TIERS: [number, string, number, number | null][] = [
+  [1, '< 2 Mbps', 0, 2],
+  [2, '2-10 Mbps', 2, 10],
+  [3, '10-30 Mbps', 10, 30],
+  [4, '30-100 Mbps', 30, 100],
+  [5, '>= 100 Mbps', 100, null],
+];
+
+/** Sessions: a user's tests of one UTC day, split where two consecutive tests are > 30 minutes apart. */
+export function networkSessions(rows: Row[]): Row[] {
+  const m = rows.map((r): Row => ({ ...r, measured_date: utcDate(s(r.measured_at)) }));
+  const out: Row[] = [];
+  for (const g of groupBy(m, (r) => `${s(r.user_id)}|${s(r.measured_date)}`).values()) {
+    const sorted = [...g].sort(
+      (a, b) =>
+        Date.parse(s(a.measured_at)) - Date.parse(s(b.measured_at)) ||
+        s(a.measurement_id).localeCompare(s(b.measurement_id)),
+    );
+    const sessions: Row[][] = [];
+    let prev = -Infinity;
+    for (const r of sorted) {
+      const t = Date.parse(s(r.measured_at));
+      if (t - prev > SESSION_GAP_MS) sessions.push([]);
+      (sessions[sessions.length - 1] as Row[]).push(r);
+      prev = t;
+    }
+    sessions.forEach((tests, k) => {
+      const head = tests[0] as Row;
+      out.push({
+        session_date: head.measured_date,
+        session_id: `${s(head.user_id)}/${s(head.measured_date)}/${k + 1}`,
+        user_id: head.user_id,
+        region: head.region,
+        isp: head.isp,
+        connection_type: head.connection_type ?? null,
+        started_at: head.measured_at,
+        ended_at: (tests[tests.length - 1] as Row).measured_at,
+        measurements: tests.length,
+        avg_download_mbps: avg(tests.map((r) => n(r.download_mbps))),
+        avg_upload_mbps: avg(tests.map((r) => n(r.upload_mbps))),
+        avg_latency_ms: avg(tests.map((r) => n(r.latency_ms))),
+        min_download_mbps: Math.min(...tests.map((r) => n(r.download_mbps))),
+      });
+    });
+  }
+  return out;
+}
+
 export function networkGold(rows: Row[]): Record<string, Row[]> {
   const m = rows.map((r): Row => ({ ...r, measured_date: utcDate(s(r.measured_at)) }));
   const regional = [...groupBy(m, (r) => `${s(r.measured_date)}|${s(r.region)}|${s(r.isp)}`).values()].map(
@@ -353,28 +403,45 @@ export function networkGold(rows: Row[]): Record<string, Row[]> {
       max_latency_ms: Math.max(...g.map((r) => n(r.latency_ms))),
     }),
   );
-  const sessions = [...groupBy(m, (r) => `${s(r.measured_date)}|${s(r.session_id)}`).values()].map((g) => {
-    const first = [...g].sort((a, b) => s(a.measured_at).localeCompare(s(b.measured_at)))[0] as Row;
-    return {
-      measured_date: g[0]?.measured_date,
-      region: first.region,
-      isp: first.isp,
-      avg: avg(g.map((r) => n(r.download_mbps))),
-    };
-  });
+  const sessions = networkSessions(rows);
+  const staircase: Row[] = [];
+  for (const g of groupBy(sessions, (x) => `${s(x.session_date)}|${s(x.region)}|${s(x.isp)}`).values()) {
+    let below = 0;
+    for (const [tier, label, min, max] of TIERS) {
+      const count = g.filter(
+        (x) => n(x.avg_download_mbps) >= min && (max === null || n(x.avg_download_mbps) < max),
+      ).length;
+      below += count;
+      staircase.push({
+        session_date: g[0]?.session_date,
+        region: g[0]?.region,
+        isp: g[0]?.isp,
+        tier,
+        tier_label: label,
+        min_mbps: min,
+        max_mbps: max,
+        sessions: count,
+        total_sessions: g.length,
+        share: count / g.length,
+        cumulative_share: below / g.length,
+      });
+    }
+  }
   const frustration = [
-    ...groupBy(sessions, (x) => `${s(x.measured_date)}|${s(x.region)}|${s(x.isp)}`).values(),
+    ...groupBy(sessions, (x) => `${s(x.session_date)}|${s(x.region)}|${s(x.isp)}`).values(),
   ].map((g) => ({
-    measured_date: g[0]?.measured_date,
+    measured_date: g[0]?.session_date,
     region: g[0]?.region,
     isp: g[0]?.isp,
     sessions: g.length,
-    frustrated_sessions: g.filter((x) => x.avg < 10).length,
-    frustration_index: g.filter((x) => x.avg < 10).length / g.length,
+    frustrated_sessions: g.filter((x) => n(x.avg_download_mbps) < 10).length,
+    frustration_index: g.filter((x) => n(x.avg_download_mbps) < 10).length / g.length,
   }));
   const cells = retentionCells(m.map((r) => ({ user: s(r.user_id), date: s(r.measured_date) })));
   return {
+    'silver.network_sessions': sessions,
     'gold.network_regional_daily': regional,
+    'gold.network_frustration_staircase': staircase,
     'gold.network_frustration_daily': frustration,
     'gold.network_retention_cells': cells,
     'gold.network_user_retention': retentionView(cells),
@@ -401,6 +468,8 @@ export const GOLD_KEYS: Record<string, string[]> = {
   'gold.store_category_daily': ['cart_date', 'category'],
   'gold.store_customers': ['user_id'],
   'gold.network_regional_daily': ['measured_date', 'region', 'isp'],
+  'silver.network_sessions': ['session_date', 'session_id'],
+  'gold.network_frustration_staircase': ['session_date', 'region', 'isp', 'tier'],
   'gold.network_frustration_daily': ['measured_date', 'region', 'isp'],
   'gold.network_retention_cells': ['activity_week', 'cohort_week'],
   'gold.network_user_retention': ['activity_week', 'cohort_week'],
