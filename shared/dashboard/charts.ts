@@ -465,9 +465,9 @@ const ECOMMERCE: Panel[] = [
     title: 'Funnel',
     description: 'Sessions with a page view, an add to cart and a purchase, over the selected days.',
     sql: `WITH f AS (SELECT * FROM @ref(gold.ecommerce_funnel_daily) WHERE ${inRange('event_date')})
-      SELECT 1 AS step_order, 'page view' AS step, @cast(SUM(page_view_sessions), int64) AS sessions FROM f
-      UNION ALL SELECT 2, 'add to cart', @cast(SUM(add_to_cart_sessions), int64) FROM f
-      UNION ALL SELECT 3, 'purchase', @cast(SUM(purchase_sessions), int64) FROM f
+      SELECT 1 AS step_order, 'page view' AS step, @cast(SUM(page_view_sessions), int64) AS sessions FROM f HAVING COUNT(*) > 0
+      UNION ALL SELECT 2, 'add to cart', @cast(SUM(add_to_cart_sessions), int64) FROM f HAVING COUNT(*) > 0
+      UNION ALL SELECT 3, 'purchase', @cast(SUM(purchase_sessions), int64) FROM f HAVING COUNT(*) > 0
       ORDER BY step_order`,
     params: DATE_RANGE,
     sources: ['gold.ecommerce_funnel_daily'],

@@ -22,11 +22,11 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** A first port with the ten ports `up` uses (functions on base…base+3, admin on base+9) free. */
+/** A first port with the ports `up` uses (functions on base…base+3, admin on base+9, dashboard on base+10) free. */
 async function freeBase(): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const base = 20_000 + Math.floor(Math.random() * 40_000);
-    const checks = await Promise.all(Array.from({ length: 10 }, (_, k) => portFree(base + k)));
+    const checks = await Promise.all(Array.from({ length: 11 }, (_, k) => portFree(base + k)));
     if (checks.every(Boolean)) return base;
   }
   throw new Error('no free port range');
@@ -117,6 +117,15 @@ describe('smelter up (child process)', function () {
     assert.equal(report.stack.endpoints.rawToBronze, `http://127.0.0.1:${base}`);
     assert.equal(report.stack.admin, `http://127.0.0.1:${base + 9}`);
     assert.ok(report.stack.live.deliveries, 'live delivery counters from the admin endpoint');
+
+    // The dashboard: in the banner, served by the stack (which owns the DuckDB file), found by `smelter dashboard`.
+    const dash = `http://127.0.0.1:${base + 10}`;
+    assert.match(upOut, new RegExp(`dashboard\\s+${dash.replace(/\./g, '\\.')}`));
+    const cat = await fetch(`${dash}/api/catalogue`);
+    assert.equal(cat.status, 200);
+    const d = await run(['dashboard'], env);
+    assert.equal(d.code, 0, d.stderr);
+    assert.match(d.stdout, new RegExp(`serves the dashboard: ${dash.replace(/\./g, '\\.')}`));
 
     // A second `up` on the same home refuses to start.
     const again = await run(['up', '--no-sample'], env);
