@@ -34,6 +34,7 @@ export type ErrorCode =
   | 'SOURCE_UNAVAILABLE'
   | 'SOURCE_BAD_RESPONSE'
   | 'SOURCE_LIMIT'
+  | 'BAD_REQUEST'
   | 'INTERNAL';
 
 export class SmelterError extends Error {

@@ -6,6 +6,7 @@ import { dropCommand } from './drop';
 import { publishCommand } from './publish';
 import { queryCommand } from './query';
 import { refreshCommand } from './refresh';
+import { replayCommand } from './replay';
 import { statusCommand } from './status';
 import { upCommand } from './up';
 
@@ -19,5 +20,6 @@ export const COMMANDS: Command[] = [
   queryCommand,
   refreshCommand,
   backfillCommand,
+  replayCommand,
   configCommand,
 ];

@@ -51,14 +51,14 @@ const lazy = {
 };
 /* eslint-enable @typescript-eslint/no-require-imports */
 
-interface OutMessage {
+export interface OutMessage {
   data: Buffer;
   attributes: Record<string, string>;
   eventId: string | null;
   gen?: GeneratedMessage;
 }
 
-interface Target {
+export interface Target {
   describe: string;
   publish(topic: string, batch: OutMessage[]): Promise<string[]>;
   landed?(q: LandedQuery): Promise<LandedReport>;
@@ -271,7 +271,7 @@ async function publishAll(
   return ids;
 }
 
-async function waitLanded(
+export async function waitLanded(
   target: Target,
   q: LandedQuery,
   timeoutMs: number,
@@ -284,7 +284,7 @@ async function waitLanded(
   }
 }
 
-function printLanded(out: (s: string) => void, r: LandedReport, waitedMs: number): void {
+export function printLanded(out: (s: string) => void, r: LandedReport, waitedMs: number): void {
   const rows = Object.entries(r.rows);
   out(`Landed after ${(waitedMs / 1000).toFixed(2)} s:`);
   out(`  rows: ${rows.length ? rows.map(([t, n]) => `events.${t} ${n}`).join(', ') : 'none'}`);
@@ -301,7 +301,7 @@ function printLanded(out: (s: string) => void, r: LandedReport, waitedMs: number
 
 // ---- targets --------------------------------------------------------------------------------------
 
-async function openTarget(
+export async function openTarget(
   cfg: Config,
   log: Logger,
   topic: string,

@@ -1,0 +1,218 @@
+/**
+ * `smelter replay` as a user runs it (bin/smelter.js in a child process, no stack running): quarantined
+ * rows and dead letters go through the chain again after a contract fix, exactly once.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { packageRoot } from '../../../shared/paths';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function smelter(args: string[], env: Record<string, string>): Promise<Run> {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SMELTER_')));
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(packageRoot, 'bin', 'smelter.js'), ...args], {
+      cwd: packageRoot,
+      // No emulator: the in-process embedded Pub/Sub keeps the test fast and self-contained.
+      env: {
+        ...base,
+        METADATA_SERVER_DETECTION: 'none',
+        SMELTER_PUBSUB_EMULATOR: 'off',
+        SMELTER_LOG_LEVEL: 'ERROR',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const lastJson = (r: Run): Record<string, unknown> => {
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    throw new Error(`not JSON: ${r.stdout}\n${r.stderr}`);
+  }
+};
+
+const editJson = (file: string, edit: (j: Record<string, unknown>) => void): void => {
+  const j = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  edit(j);
+  fs.writeFileSync(file, JSON.stringify(j, null, 2));
+};
+
+describe('smelter replay (after a contract fix)', function () {
+  this.timeout(120_000);
+  let tmp: string;
+  let env: Record<string, string>;
+  let contracts: string;
+
+  beforeEach(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-replay-'));
+    contracts = path.join(tmp, 'contracts');
+    fs.cpSync(path.join(packageRoot, 'contracts'), contracts, { recursive: true });
+    env = { SMELTER_HOME: path.join(tmp, 'home'), SMELTER_CONTRACTS_DIR: contracts };
+  });
+  afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('quarantined rows: the file is replayed once, the fixed row lands in Silver, the good rows stay single', async function () {
+    const csv = path.join(tmp, 'obs.csv');
+    fs.writeFileSync(
+      csv,
+      [
+        'station_id,station_name,region,lat,lon,date,rain_mm,measured_at',
+        'ST0001,Station 1,North,50.1,4.2,2024-01-01,3.5,2024-01-01T06:00:00Z',
+        'ST0002,Station 2,South,48.9,2.3,2024-01-01,0,2024-01-01T06:00:00Z',
+        'ST0003,Station 3,East,47.0,5.0,2024-01-01,trace,2024-01-01T06:00:00Z',
+      ].join('\n') + '\n',
+    );
+    const drop = await smelter(['drop', csv, '--dataset', 'rainfall', '--wait', '--json'], env);
+    assert.equal(drop.code, 0, drop.stderr);
+    assert.equal(lastJson(drop).rejected, 1);
+
+    // Before the fix: a dry run says what would happen and copies nothing.
+    const dry = await smelter(['replay', 'quarantine', '--dataset', 'rainfall', '--dry-run', '--json'], env);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.deepEqual([lastJson(dry).found, lastJson(dry).replayed, lastJson(dry).dryRun], [1, 1, true]);
+    assert.ok(!fs.existsSync(path.join(env.SMELTER_HOME as string, 'buckets', 'raw', 'rainfall', '_replay')));
+
+    // The fix: "trace" means no measurable rain.
+    editJson(path.join(contracts, 'datasets', 'rainfall.json'), (j) => {
+      const col = (j.columns as { name: string; nullValues?: string[] }[]).find((c) => c.name === 'rain_mm');
+      assert.ok(col);
+      col.nullValues = [...(col.nullValues ?? []), 'trace'];
+    });
+    const replay = await smelter(['replay', 'quarantine', '--dataset', 'rainfall', '--wait', '--json'], env);
+    assert.equal(replay.code, 0, replay.stderr + replay.stdout);
+    assert.deepEqual([lastJson(replay).replayed, lastJson(replay).alreadyReplayed], [1, 0]);
+
+    const again = await smelter(['replay', 'quarantine', '--dataset', 'rainfall', '--json'], env);
+    assert.deepEqual([lastJson(again).replayed, lastJson(again).alreadyReplayed], [0, 1]);
+    const status = await smelter(['status', '--json'], env);
+    assert.deepEqual((JSON.parse(status.stdout) as { replayed: unknown }).replayed, {
+      deadLetters: 0,
+      quarantine: { rainfall: 1 },
+    });
+
+    const q = await smelter(
+      ['query', 'SELECT station_id, rain_mm FROM silver.rainfall ORDER BY station_id', '--json'],
+      env,
+    );
+    assert.equal(q.code, 0, q.stderr);
+    assert.deepEqual(
+      (lastJson(q) as unknown as { station_id: string; rain_mm: number }[]).map((r) => [
+        r.station_id,
+        Number(r.rain_mm),
+      ]),
+      [
+        ['ST0001', 3.5],
+        ['ST0002', 0],
+        ['ST0003', 0],
+      ],
+    );
+  });
+
+  it('dead letters: replayed with lineage, land after the fix, and a second replay adds nothing', async function () {
+    const bad = {
+      event_type: 'inventory',
+      event_id: 'inv-transfer-1',
+      event_time: '2026-11-30T10:00:00Z',
+      product_id: 'P1',
+      warehouse_id: 'W1',
+      change_type: 'transfer',
+      quantity_change: 5,
+      quantity_after: 12,
+    };
+    const good = { ...bad, event_id: 'inv-restock-1', change_type: 'restock' };
+    const events = path.join(tmp, 'events.ndjson');
+    fs.writeFileSync(events, `${JSON.stringify(bad)}\n${JSON.stringify(good)}\n`);
+    const pub = await smelter(['publish', '--file', events, '--wait', '--json'], env);
+    assert.equal(pub.code, 0, pub.stderr);
+    assert.equal((lastJson(pub).landed as { deadLetters: number }).deadLetters, 1);
+
+    editJson(path.join(contracts, 'events', 'inventory.json'), (j) => {
+      const f = (j.fields as { name: string; accepted?: string[] }[]).find((x) => x.name === 'change_type');
+      assert.ok(f?.accepted);
+      f.accepted.push('transfer');
+    });
+    const dry = await smelter(
+      ['replay', 'dead-letters', '--reason', 'not_accepted', '--dry-run', '--json'],
+      env,
+    );
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.deepEqual([lastJson(dry).matched, lastJson(dry).replayed], [1, 1]);
+    const none = await smelter(['replay', 'dead-letters', '--type', 'order', '--dry-run', '--json'], env);
+    assert.equal(lastJson(none).matched, 0);
+
+    const replay = await smelter(
+      ['replay', 'dead-letters', '--reason', 'not_accepted', '--wait', '--json'],
+      env,
+    );
+    assert.equal(replay.code, 0, replay.stderr + replay.stdout);
+    const r = lastJson(replay);
+    assert.equal(r.replayed, 1);
+    assert.deepEqual((r.landed as { rows: Record<string, number> }).rows, { inventory: 1 });
+
+    const again = await smelter(['replay', 'dead-letters', '--json'], env);
+    assert.deepEqual([lastJson(again).replayed, lastJson(again).alreadyReplayed], [0, 1]);
+
+    const q = await smelter(
+      [
+        'query',
+        'SELECT event_id, change_type, _message_id FROM events.inventory ORDER BY event_id',
+        '--json',
+      ],
+      env,
+    );
+    assert.equal(q.code, 0, q.stderr);
+    const rows = lastJson(q) as unknown as { event_id: string; change_type: string; _message_id: string }[];
+    assert.deepEqual(
+      rows.map((x) => [x.event_id, x.change_type]),
+      [
+        ['inv-restock-1', 'restock'],
+        ['inv-transfer-1', 'transfer'],
+      ],
+    );
+    // Lineage: the ledger names the dead letter and the message that replayed it.
+    const ledger = path.join(
+      env.SMELTER_HOME as string,
+      'buckets',
+      'quarantine',
+      '_replayed',
+      'dead-letters',
+    );
+    const markers = fs
+      .readdirSync(ledger)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => JSON.parse(fs.readFileSync(path.join(ledger, f), 'utf8')) as Record<string, unknown>);
+    assert.equal(markers.length, 1);
+    assert.equal(markers[0]?.eventId, 'inv-transfer-1');
+    assert.deepEqual(markers[0]?.reasons, ['not_accepted']);
+    assert.equal(markers[0]?.replayedAs, rows[1]?._message_id);
+  });
+
+  it('refuses filters that are not codes, types or times', async function () {
+    for (const args of [
+      ['--reason', "x' OR 1=1 --"],
+      ['--type', 'order; DROP TABLE x'],
+      ['--since', 'yesterday-ish'],
+    ]) {
+      const r = await smelter(['replay', 'dead-letters', ...args, '--dry-run'], env);
+      assert.notEqual(r.code, 0, args.join(' '));
+      assert.match(r.stderr, /--(reason|type|since)/);
+    }
+  });
+});
