@@ -15,6 +15,51 @@ import { isSmelterError } from '../../../../shared/errors';
 import { discoverEmulator } from '../../../../shared/local/pubsub/discovery';
 import { startEmulator, type EmulatorHandle } from '../../../../shared/local/pubsub/emulator';
 import { b64, captureLogger, order } from '../../../support/events';
+import { runDeadLetterContract, type TopicMessage } from './dead-letter-contract';
+import { PubsubClient } from '../../../../shared/adapters/pubsub/client';
+
+runDeadLetterContract({
+  name: 'topic file',
+  async open() {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-dl-'));
+    const publisher = new FileDeadLetterPublisher(home, 'events-dead-letter');
+    return {
+      publisher,
+      async received(n) {
+        const read = (): TopicMessage[] =>
+          fs.existsSync(publisher.file)
+            ? fs
+                .readFileSync(publisher.file, 'utf8')
+                .split('\n')
+                .filter(Boolean)
+                .map(
+                  (l) =>
+                    JSON.parse(l) as { messageId: string; data: string; attributes: Record<string, string> },
+                )
+                .map((e) => ({
+                  id: e.messageId,
+                  data: Buffer.from(e.data, 'base64'),
+                  attributes: e.attributes,
+                }))
+            : [];
+        // publish resolved after the append: everything is there already.
+        const got = read();
+        assert.ok(got.length >= n, `${got.length} of ${n} messages on the topic file`);
+        return got;
+      },
+      broken: () => {
+        // Its home is a file: the topic folder cannot be created.
+        const notADir = path.join(home, 'not-a-dir');
+        fs.writeFileSync(notADir, '');
+        return new FileDeadLetterPublisher(notADir, 'events-dead-letter');
+      },
+      async close() {
+        await publisher.close();
+        fs.rmSync(home, { recursive: true, force: true });
+      },
+    };
+  },
+});
 
 describe('dead-letter topic adapters', () => {
   let home: string;
@@ -45,31 +90,17 @@ describe('dead-letter topic adapters', () => {
     await Promise.all([withEmulator.close(), gcp.close()]);
   });
 
-  it('appends Pub/Sub-shaped lines to <home>/state/topics/<topic>.ndjson, never interleaved', async () => {
+  it('appends TopicLogEntry lines to <home>/state/topics/<topic>.ndjson', async () => {
     const p = new FileDeadLetterPublisher(home, 'events-dead-letter');
     assert.equal(p.file, topicFile(home, 'events-dead-letter'));
     assert.equal(p.file, path.join(home, 'state', 'topics', 'events-dead-letter.ndjson'));
-    const big = Buffer.alloc(200_000, 'a');
-    await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        p.publish([{ data: i % 2 ? big : Buffer.from(`m${i}`), attributes: { n: String(i) } }]),
-      ),
-    );
-    const lines = fs.readFileSync(p.file, 'utf8').split('\n').filter(Boolean);
-    assert.equal(lines.length, 20);
-    const parsed = lines.map(
-      (l) =>
-        JSON.parse(l) as { messageId: string; publishTime: string; data: string; attributes: { n: string } },
-    );
-    assert.deepEqual(
-      parsed.map((x) => Number(x.attributes.n)).sort((a, b) => a - b),
-      [...Array(20).keys()],
-    );
-    assert.equal(
-      Buffer.from(parsed.find((x) => x.attributes.n === '0')?.data ?? '', 'base64').toString(),
-      'm0',
-    );
-    assert.equal(new Set(parsed.map((x) => x.messageId)).size, 20);
+    await p.publish([{ data: Buffer.from('m0'), attributes: { n: '0' } }]);
+    const [line, ...rest] = fs.readFileSync(p.file, 'utf8').split('\n').filter(Boolean);
+    assert.equal(rest.length, 0);
+    const e = JSON.parse(line ?? '') as Record<string, unknown>;
+    assert.deepEqual(Object.keys(e).sort(), ['attributes', 'data', 'loggedAt', 'messageId', 'publishTime']);
+    assert.equal(e.data, Buffer.from('m0').toString('base64'));
+    assert.ok(Number.isFinite(Date.parse(String(e.publishTime))));
     await p.close();
   });
 
@@ -98,6 +129,7 @@ describe('dead-letter topic adapters', () => {
   describe('on the Pub/Sub emulator', function () {
     this.timeout(30_000);
     let emu: EmulatorHandle | undefined;
+    let topics = 0;
     const saved = process.env.PUBSUB_EMULATOR_HOST;
 
     before(async function () {
@@ -116,35 +148,29 @@ describe('dead-letter topic adapters', () => {
       else process.env.PUBSUB_EMULATOR_HOST = saved;
     });
 
-    it('publishes dead letters that a subscriber receives with data and attributes', async () => {
-      const cfg = loadConfig({
-        SMELTER_HOME: home,
-        SMELTER_PROJECT: 'smelter-test',
-        SMELTER_DEAD_LETTER_TOPIC: 'dl-test',
-      });
-      const client = new PubSub({ projectId: 'smelter-test' });
-      const [topic] = await client.createTopic('dl-test');
-      const [sub] = await topic.createSubscription('dl-test-inspect');
-      const p = createDeadLetterPublisher(cfg);
-      assert.equal(p.kind, 'pubsub');
-      const got = new Promise<Message>((resolve) =>
-        sub.on('message', (m: Message) => {
-          m.ack();
-          resolve(m);
-        }),
-      );
-      await p.publish([
-        {
-          data: Buffer.from('{"reasons":[]}'),
-          attributes: { source_message_id: 'm-1', reason_codes: 'not_json' },
-        },
-      ]);
-      const m = await got;
-      assert.equal(m.data.toString(), '{"reasons":[]}');
-      assert.deepEqual(m.attributes, { source_message_id: 'm-1', reason_codes: 'not_json' });
-      await sub.close();
-      await p.close();
-      await client.close();
+    runDeadLetterContract({
+      name: 'Pub/Sub (emulator)',
+      async open() {
+        const topic = `dl-${++topics}`;
+        const client = new PubsubClient({ projectId: 'smelter-test', emulatorHost: emu!.host });
+        await client.ensureTopic(topic);
+        await client.ensureSubscription({ name: `${topic}-inspect`, topic });
+        const publisher = new PubSubDeadLetterPublisher({ projectId: 'smelter-test', topic });
+        const seen: TopicMessage[] = [];
+        return {
+          publisher,
+          async received(n) {
+            while (seen.length < n) seen.push(...(await client.pull(`${topic}-inspect`, 100, { ack: true })));
+            return seen;
+          },
+          broken: () =>
+            new PubSubDeadLetterPublisher({ projectId: 'smelter-test', topic: `${topic}-missing` }),
+          async close() {
+            await publisher.close().catch(() => undefined);
+            await client.close();
+          },
+        };
+      },
     });
 
     it('routeEvent dead-letters an invalid event to the emulator topic (published = stored + dead-lettered)', async () => {
