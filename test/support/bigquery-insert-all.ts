@@ -4,6 +4,7 @@
  * BigQuery emulator exists for our machines; this answers as the documented service does, on the tables
  * deploy creates (bigqueryTableSpec):
  * - a table that does not exist → HTTP 404;
+ * - a body holding text JSON cannot carry (an unpaired UTF-16 surrogate) → HTTP 400 for the whole request;
  * - a row with a field the table lacks, a REQUIRED field missing, or an unparseable TIMESTAMP → `invalid`;
  *   with skipInvalidRows false the other rows of the request come back `stopped` and nothing is stored;
  * - an insertId already stored is not stored again (BigQuery's best-effort dedup, here without expiry);
@@ -84,6 +85,12 @@ export class FakeInsertAll {
     this.requests.push({ table: where, body: req.json });
     const failure = this.failures.shift();
     if (failure) throw failure;
+    // JSON.stringify escapes an unpaired surrogate, and only that, as \uD800–\uDFFF.
+    if (/\\ud[89a-f][0-9a-f]{2}/i.test(JSON.stringify(req.json)))
+      throw Object.assign(new Error('Invalid JSON payload received. Invalid \\u escape.'), {
+        code: 400,
+        errors: [{ reason: 'invalid', message: 'Invalid JSON payload received.' }],
+      });
     const t = this.tables.get(where);
     if (!t)
       throw Object.assign(new Error(`Not found: Table smelter-test:${where.replace('.', ':')}`), {

@@ -1,4 +1,7 @@
-/** The local DuckDB event warehouse: table creation under concurrency, keys, and the dead-letter re-key. */
+/**
+ * The local DuckDB event warehouse beyond the contract (warehouse-contract.ts): table creation under
+ * concurrency, re-keying tables of older layouts, and the insert-id dedup window.
+ */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -82,64 +85,6 @@ describe('DuckDB event warehouse (local)', () => {
       );
       assert.deepEqual(n, { o: '1', d: '1' }, schema);
     }
-  });
-
-  it('stores an event once however often its batch is redelivered, also mixed with new events', async () => {
-    const a = new DuckDbEventWarehouse(open);
-    await a.insertEvents(orders, [row(1), row(2)]);
-    await a.insertEvents(orders, [row(2), row(3), row(1)]);
-    await a.insertEvents(orders, [row(3), row(3)]);
-    await a.insertEvents(orders, [row(4), row(4)]); // twice in one batch, new to the table
-    const ids = await wh.query<{ event_id: string }>('SELECT event_id FROM events.orders ORDER BY 1');
-    assert.deepEqual(
-      ids.map((r) => r.event_id),
-      ['ord-1', 'ord-2', 'ord-3', 'ord-4'],
-    );
-  });
-
-  it('refuses only the rows DuckDB cannot store (a lone UTF-16 surrogate) and stores their batch-mates', async () => {
-    const a = new DuckDbEventWarehouse(open);
-    const batch = [
-      row(1),
-      row(2, { customer_id: 'C-\ud800' }),
-      row(3),
-      row(4, { order_id: 'O-\udfff4' }),
-      row(5),
-    ];
-    const rejected = await a.insertEvents(orders, batch);
-    assert.deepEqual(
-      rejected.map((r) => r.index),
-      [1, 3],
-    );
-    for (const r of rejected) assert.match(r.reason, /events\.orders/);
-    const stored = await wh.query<{ event_id: string }>('SELECT event_id FROM events.orders ORDER BY 1');
-    assert.deepEqual(
-      stored.map((r) => r.event_id),
-      ['ord-1', 'ord-3', 'ord-5'],
-    );
-    // A redelivery of the same batch stores nothing twice and refuses the same rows.
-    assert.deepEqual(
-      (await a.insertEvents(orders, batch)).map((r) => r.index),
-      [1, 3],
-    );
-    assert.equal((await wh.query('SELECT * FROM events.orders')).length, 3);
-  });
-
-  it('keys dead letters by (message_id, publish_time): a reused id after an emulator restart is a new row', async () => {
-    const a = new DuckDbEventWarehouse(open);
-    await a.insertDeadLetters([dead('1', '2024-05-01T10:00:00.000Z'), dead('2', '2024-05-01T10:00:00.000Z')]);
-    // The emulator restarted: message ids start from "1" again, with later publish times.
-    await a.insertDeadLetters([dead('1', '2024-05-01T11:00:00.000Z')]);
-    // A redelivery of the same message is still recorded once.
-    await a.insertDeadLetters([dead('1', '2024-05-01T11:00:00.000Z'), dead('2', '2024-05-01T10:00:00.000Z')]);
-    const rows = await wh.query<{ message_id: string; t: string }>(
-      `SELECT message_id, strftime(publish_time, '%H') AS t FROM events.dead_letter ORDER BY 1, 2`,
-    );
-    assert.deepEqual(rows, [
-      { message_id: '1', t: '10' },
-      { message_id: '1', t: '11' },
-      { message_id: '2', t: '10' },
-    ]);
   });
 
   it('re-keys a dead-letter table of the first layout (message_id only), keeping its rows', async () => {

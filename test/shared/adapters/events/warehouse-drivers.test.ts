@@ -12,7 +12,6 @@ import { contracts, runEventWarehouseContract } from './warehouse-contract';
 
 runEventWarehouseContract({
   name: 'DuckDB',
-  isolatesRefusedRows: false,
   async open() {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-ewh-'));
     let down = false;

@@ -33,8 +33,8 @@ runLocalPubsubContract({
   maxAttempts: 3,
   pullDeadLetters: (ps) =>
     (ps as unknown as { bus: EmbeddedPubsub }).bus.pull('events-dead-letter-pull', 10, { ack: true }),
-  // Backlogs live in memory (issue 10 item 6 makes them durable).
-  durable: false,
+  // Unsettled messages wait in a write-ahead log under the home for the next bus.
+  durable: true,
 });
 
 describe('pubsub: embedded delivery', () => {
