@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { runningStack } from '../../shared/local/stack';
-import { rainfallCsvStream } from '../../shared/samples/rainfall';
 import type { Command } from '../command';
 import { cliEnv } from '../env';
+import { bringInSamples } from '../local/samples';
 import { startLocalStack } from '../local/stack';
 
 export const upCommand: Command = {
@@ -36,15 +36,7 @@ export const upCommand: Command = {
     out(`Bronze Parquet appears in ${stack.ctx.store.bucketDir(cfg.bronzeBucket)}`);
     out('Try: npx smelter drop my.csv --dataset rainfall --wait    npx smelter status    Ctrl-C to stop');
     out('');
-    if (!flags['no-sample']) {
-      const name = 'rainfall/sample/rainfall-sample.csv';
-      if (!(await stack.ctx.store.stat(cfg.rawBucket, name))) {
-        await stack.ctx.store.write(cfg.rawBucket, name, rainfallCsvStream({ stations: 20, days: 60 }), {
-          contentType: 'text/csv',
-        });
-        out(`Dropped a sample: gs://${cfg.rawBucket}/${name}`);
-      }
-    }
+    if (!flags['no-sample']) for (const s of await bringInSamples(stack.ctx)) out(`Sample: ${s}`);
     await new Promise<void>((resolve) => {
       const stop = (): void => resolve();
       process.once('SIGINT', stop);

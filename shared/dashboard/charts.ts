@@ -756,11 +756,12 @@ const NETWORK: Panel[] = [
     ],
     spec: {
       ...SIZE,
+      height: 300,
       mark: { type: 'bar', tooltip: true },
       encoding: {
-        x: { field: 'region', type: 'nominal', title: null, axis: { labelAngle: 0 } },
-        xOffset: { field: 'isp', type: 'nominal' },
-        y: { field: 'avg_download_mbps', type: 'quantitative', title: 'download (Mbps)' },
+        y: { field: 'region', type: 'nominal', title: null },
+        yOffset: { field: 'isp', type: 'nominal' },
+        x: { field: 'avg_download_mbps', type: 'quantitative', title: 'download (Mbps)' },
         color: { field: 'isp', type: 'nominal', title: 'ISP' },
       },
     },
@@ -795,6 +796,54 @@ const NETWORK: Panel[] = [
           type: 'quantitative',
           title: 'frustrated sessions',
           axis: { format: '.0%' },
+        },
+        color: { field: 'region', type: 'nominal' },
+      },
+    },
+    empty: 'No sessions in this range.',
+  },
+  {
+    id: 'network.staircase',
+    kind: 'sql',
+    page: 'network',
+    title: 'Frustration staircase',
+    description:
+      'Share of sessions at or below each download-speed step, per region over the selected days: the lower a region’s staircase starts, the fewer frustrated users.',
+    sql: `SELECT region, tier, tier_label, SUM(sessions) AS sessions,
+        @safe_divide(SUM(sessions), SUM(SUM(sessions)) OVER (PARTITION BY region)) AS share,
+        @safe_divide(
+          SUM(SUM(sessions)) OVER (PARTITION BY region ORDER BY tier ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+          SUM(SUM(sessions)) OVER (PARTITION BY region)) AS cumulative_share
+      FROM @ref(gold.network_frustration_staircase)
+      WHERE ${inRange('session_date')} AND ${eq('region', 'region')} AND ${eq('isp', 'isp')}
+      GROUP BY region, tier, tier_label ORDER BY region, tier`,
+    params: NETWORK_FILTERS,
+    sources: ['gold.network_frustration_staircase'],
+    fields: [
+      n('region', 'Region'),
+      int('tier', 'Step'),
+      n('tier_label', 'Download speed'),
+      int('sessions', 'Sessions'),
+      q('share', 'Share', '.0%'),
+      q('cumulative_share', 'At or below', '.0%'),
+    ],
+    spec: {
+      ...SIZE,
+      mark: { type: 'line', interpolate: 'step-after', point: true, tooltip: true },
+      encoding: {
+        x: {
+          field: 'tier_label',
+          type: 'ordinal',
+          sort: { field: 'tier' },
+          title: 'average download of the session',
+          axis: { labelAngle: 0 },
+        },
+        y: {
+          field: 'cumulative_share',
+          type: 'quantitative',
+          title: 'sessions at or below',
+          axis: { format: '.0%' },
+          scale: { domain: [0, 1] },
         },
         color: { field: 'region', type: 'nominal' },
       },

@@ -127,7 +127,8 @@ async function renderPanel(panel, section) {
       data: { name: 'table' },
       datasets: { table: answer.rows },
       // Width follows the panel (measured once per render); heights in steps grow with the data.
-      width: Math.max(240, chart.clientWidth - 8),
+      // (with 'pad', axes and legend come on top of the width: leave them room)
+      width: Math.max(240, chart.clientWidth - (typeof panel.spec.height === 'number' ? 8 : 170)),
       autosize: { type: typeof panel.spec.height === 'number' ? 'fit-x' : 'pad', contains: 'padding' },
       config: { view: { stroke: null }, axis: { labelFontSize: 11 }, legend: { labelFontSize: 11 } },
     };

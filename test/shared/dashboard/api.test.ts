@@ -278,6 +278,33 @@ describe('dashboard API', function () {
         sessions: sum(g.map((r) => n(r.sessions))),
         frustration_index: sum(g.map((r) => n(r.frustrated_sessions))) / sum(g.map((r) => n(r.sessions))),
       }));
+      const from = '2024-04-05';
+      const st = [
+        ...groupBy(
+          table('gold.network_frustration_staircase').filter((r) => inRange(r.session_date, from)),
+          (r) => s(r.region),
+        ).values(),
+      ].flatMap((g) => {
+        const total = sum(g.map((r) => n(r.sessions)));
+        let below = 0;
+        return [1, 2, 3, 4, 5].map((tier) => {
+          const c = sum(g.filter((r) => n(r.tier) === tier).map((r) => n(r.sessions)));
+          below += c;
+          return {
+            region: g[0]?.region,
+            tier,
+            sessions: c,
+            share: c / total,
+            cumulative_share: below / total,
+          };
+        });
+      });
+      const stair = (await chart('network.staircase', { from })).rows;
+      assertRows('staircase', stair, st, ['region', 'tier']);
+      assert.ok(
+        stair.some((r) => n(r.cumulative_share) > 0 && n(r.cumulative_share) < 1),
+        'a real staircase',
+      );
       assertRows('frustration', (await chart('network.frustration')).rows, fr, ['measured_date', 'region']);
       assertRows(
         'retention',
@@ -368,7 +395,9 @@ describe('dashboard API', function () {
               (x) => `ecommerce.${x}`,
             ),
             ['segments', 'category_daily'].map((x) => `store.${x}`),
-            ['download_daily', 'regional', 'frustration', 'retention'].map((x) => `network.${x}`),
+            ['download_daily', 'regional', 'frustration', 'staircase', 'retention'].map(
+              (x) => `network.${x}`,
+            ),
             ['ingest', 'loads', 'events', 'quarantine', 'audits', 'refreshes', 'dead_letters', 'parked'].map(
               (x) => `overview.${x}`,
             ),
