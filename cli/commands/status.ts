@@ -1,13 +1,18 @@
+import path from 'node:path';
 import { FsObjectStore } from '../../shared/adapters/storage/fs';
+import type { Config } from '../../shared/config';
+import { createDashboard } from '../../shared/dashboard-runtime';
+import { PANELS } from '../../shared/dashboard/charts';
+import type { PanelAnswer } from '../../shared/dashboard/service';
+import { formatOverview } from '../../shared/dashboard/summary';
 import type { BronzeManifest } from '../../shared/ingest/bronze';
 import { listParked } from '../../shared/local/delivery';
-import { runningStack } from '../../shared/local/stack';
-import path from 'node:path';
+import { runningStack, type StackInfo } from '../../shared/local/stack';
 import { readObjectJson } from '../../shared/storage/object-store';
+import { warehouseStatusSection } from '../../shared/warehouse/admin';
 import type { Command } from '../command';
 import { cliEnv } from '../env';
 import { callAdmin } from '../local/admin';
-import { warehouseStatusSection } from '../../shared/warehouse/admin';
 
 /** Extra sections (warehouse, Pub/Sub) registered by other subsystems: name → provider. */
 export const statusProviders: { name: string; get: (ctx: { adminUrl?: string }) => Promise<unknown> }[] = [
@@ -20,138 +25,173 @@ export const statusProviders: { name: string; get: (ctx: { adminUrl?: string }) 
   },
 ];
 
+const OVERVIEW = PANELS.filter((p) => p.page === 'overview');
+
+/**
+ * The overview's panels, answered where the warehouse is: by the running stack's dashboard (it owns
+ * the DuckDB file), else by a dashboard service in this process (DuckDB read-only, or BigQuery).
+ */
+async function overview(cfg: Config, stack: StackInfo | undefined): Promise<PanelAnswer[]> {
+  if (stack?.dashboard) {
+    const base = stack.dashboard;
+    return Promise.all(
+      OVERVIEW.map(async (p) => {
+        const res = await fetch(`${base}/api/charts/${p.id}`);
+        return (await res.json()) as PanelAnswer;
+      }),
+    );
+  }
+  const { service, close } = await createDashboard(cfg);
+  try {
+    const out: PanelAnswer[] = [];
+    for (const p of OVERVIEW) out.push(await service.answer(p.id));
+    return out;
+  } finally {
+    await close();
+  }
+}
+
+// ------------------------------------------------------------------ full detail (--json)
+
+async function bucketStats(
+  cfg: Config,
+  store: FsObjectStore,
+): Promise<Record<string, { objects: number; bytes: number }>> {
+  const buckets: Record<string, { objects: number; bytes: number }> = {};
+  for (const b of [cfg.rawBucket, cfg.bronzeBucket, cfg.quarantineBucket, cfg.archiveBucket]) {
+    const s = { objects: 0, bytes: 0 };
+    for await (const m of store.list(b)) {
+      s.objects++;
+      s.bytes += m.size;
+    }
+    buckets[b] = s;
+  }
+  return buckets;
+}
+
+async function bronzeDetail(cfg: Config, store: FsObjectStore): Promise<unknown> {
+  const manifests: BronzeManifest[] = [];
+  for await (const m of store.list(cfg.bronzeBucket)) {
+    if (!m.name.endsWith('.manifest.json')) continue;
+    const man = await readObjectJson<BronzeManifest>(store, cfg.bronzeBucket, m.name);
+    if (man) manifests.push(man);
+  }
+  manifests.sort((a, b) => b.ingestedAt.localeCompare(a.ingestedAt));
+  const datasets: Record<string, { files: number; rows: number; rejected: number; last?: string }> = {};
+  for (const m of manifests) {
+    const d = (datasets[m.dataset] ??= { files: 0, rows: 0, rejected: 0 });
+    d.files++;
+    d.rows += m.rows;
+    d.rejected += m.rejected;
+    d.last ??= m.ingestedAt;
+  }
+  return {
+    datasets,
+    recent: manifests.slice(0, 10).map((m) => ({
+      source: m.source.uri,
+      output: m.output.uri,
+      rows: m.rows,
+      rejected: m.rejected,
+      ingestedAt: m.ingestedAt,
+      durationMs: m.durationMs,
+    })),
+  };
+}
+
+async function quarantineDetail(cfg: Config, store: FsObjectStore): Promise<unknown> {
+  const failedFiles: { object: string; code: string; message: string }[] = [];
+  let rejectFiles = 0;
+  for await (const m of store.list(cfg.quarantineBucket)) {
+    if (m.name.endsWith('.rejects.ndjson')) rejectFiles++;
+    if (m.name.startsWith('_failed/') && m.name.endsWith('/error.json')) {
+      const e = await readObjectJson<{ source: { uri: string }; error: { code: string; message: string } }>(
+        store,
+        cfg.quarantineBucket,
+        m.name,
+      );
+      if (e) failedFiles.push({ object: e.source.uri, code: e.error.code, message: e.error.message });
+    }
+  }
+  return { rejectFiles, failedFiles };
+}
+
+async function extraSections(stack: StackInfo | undefined): Promise<Record<string, unknown>> {
+  const extra: Record<string, unknown> = {};
+  for (const p of statusProviders) {
+    try {
+      extra[p.name] = await p.get({ ...(stack?.admin ? { adminUrl: stack.admin } : {}) });
+    } catch (e) {
+      extra[p.name] = { error: (e as Error).message };
+    }
+  }
+  return extra;
+}
+
+async function stackDetail(stack: StackInfo | undefined): Promise<unknown> {
+  if (!stack) return null;
+  const live = stack.admin ? await callAdmin(stack.admin, 'status').catch(() => undefined) : undefined;
+  return {
+    pid: stack.pid,
+    startedAt: stack.startedAt,
+    endpoints: stack.endpoints,
+    admin: stack.admin,
+    dashboard: stack.dashboard,
+    pubsub: stack.pubsub,
+    live,
+  };
+}
+
+async function detail(cfg: Config, stack: StackInfo | undefined, answers: PanelAnswer[]): Promise<unknown> {
+  const store = new FsObjectStore(cfg.home);
+  return {
+    home: cfg.home,
+    stack: await stackDetail(stack),
+    buckets: await bucketStats(cfg, store),
+    bronze: await bronzeDetail(cfg, store),
+    quarantine: await quarantineDetail(cfg, store),
+    parked: listParked(path.join(cfg.home, 'state', 'eventarc')).map((p) => ({
+      id: p.event.id,
+      subject: p.event.subject,
+      target: p.target,
+      attempts: p.attempts,
+      lastError: p.lastError,
+      parkedAt: p.parkedAt,
+    })),
+    overview: Object.fromEntries(answers.map((a) => [a.id, a.error ? { error: a.error } : a.rows])),
+    ...(await extraSections(stack)),
+  };
+}
+
+// ------------------------------------------------------------------ the readable summary
+
+function header(cfg: Config, stack: StackInfo | undefined): string[] {
+  const out = [`Smelter — ${cfg.backend === 'gcp' ? `project ${cfg.project}` : cfg.home}`];
+  if (!stack) {
+    out.push(cfg.backend === 'local' ? 'Stack: not running (npm start)' : 'Backend: gcp');
+    return out;
+  }
+  out.push(`Stack: running (pid ${stack.pid}, since ${stack.startedAt})`);
+  for (const [fn, url] of Object.entries(stack.endpoints)) out.push(`  ${fn.padEnd(14)} ${url}`);
+  if (stack.dashboard) out.push(`  ${'dashboard'.padEnd(14)} ${stack.dashboard}`);
+  return out;
+}
+
 export const statusCommand: Command = {
   name: 'status',
-  summary: 'Show the stack, bucket contents, recent conversions, quarantine, parked events and the warehouse',
-  usage: 'status [--json]',
+  summary:
+    'Pipeline health like the dashboard overview: files, loads, events, dead letters, quarantine, audits',
+  usage: 'status [--json]   (--json: the full detail — buckets, recent conversions, warehouse tables, …)',
   async run({ flags, out }) {
     const { cfg } = cliEnv();
-    const store = new FsObjectStore(cfg.home);
-    const stack = runningStack(cfg.home);
-    const buckets: Record<string, { objects: number; bytes: number }> = {};
-    for (const b of [cfg.rawBucket, cfg.bronzeBucket, cfg.quarantineBucket, cfg.archiveBucket]) {
-      const s = { objects: 0, bytes: 0 };
-      for await (const m of store.list(b)) {
-        s.objects++;
-        s.bytes += m.size;
-      }
-      buckets[b] = s;
-    }
-    const manifests: BronzeManifest[] = [];
-    for await (const m of store.list(cfg.bronzeBucket)) {
-      if (!m.name.endsWith('.manifest.json')) continue;
-      const man = await readObjectJson<BronzeManifest>(store, cfg.bronzeBucket, m.name);
-      if (man) manifests.push(man);
-    }
-    manifests.sort((a, b) => b.ingestedAt.localeCompare(a.ingestedAt));
-    const datasets: Record<string, { files: number; rows: number; rejected: number; last?: string }> = {};
-    for (const m of manifests) {
-      const d = (datasets[m.dataset] ??= { files: 0, rows: 0, rejected: 0 });
-      d.files++;
-      d.rows += m.rows;
-      d.rejected += m.rejected;
-      d.last ??= m.ingestedAt;
-    }
-    const failed: { object: string; code: string; message: string }[] = [];
-    let rejectFiles = 0;
-    for await (const m of store.list(cfg.quarantineBucket)) {
-      if (m.name.endsWith('.rejects.ndjson')) rejectFiles++;
-      if (m.name.startsWith('_failed/') && m.name.endsWith('/error.json')) {
-        const e = await readObjectJson<{ source: { uri: string }; error: { code: string; message: string } }>(
-          store,
-          cfg.quarantineBucket,
-          m.name,
-        );
-        if (e) failed.push({ object: e.source.uri, code: e.error.code, message: e.error.message });
-      }
-    }
-    const parked = listParked(path.join(cfg.home, 'state', 'eventarc'));
-    const extra: Record<string, unknown> = {};
-    for (const p of statusProviders) {
-      try {
-        extra[p.name] = await p.get({ ...(stack?.admin ? { adminUrl: stack.admin } : {}) });
-      } catch (e) {
-        extra[p.name] = { error: (e as Error).message };
-      }
-    }
-    let live: unknown;
-    if (stack?.admin) live = await callAdmin(stack.admin, 'status').catch(() => undefined);
-    const report = {
-      home: cfg.home,
-      stack: stack
-        ? {
-            pid: stack.pid,
-            startedAt: stack.startedAt,
-            endpoints: stack.endpoints,
-            admin: stack.admin,
-            pubsub: stack.pubsub,
-            live,
-          }
-        : null,
-      buckets,
-      bronze: {
-        datasets,
-        recent: manifests.slice(0, 10).map((m) => ({
-          source: m.source.uri,
-          output: m.output.uri,
-          rows: m.rows,
-          rejected: m.rejected,
-          ingestedAt: m.ingestedAt,
-          durationMs: m.durationMs,
-        })),
-      },
-      quarantine: { rejectFiles, failedFiles: failed },
-      parked: parked.map((p) => ({
-        id: p.event.id,
-        subject: p.event.subject,
-        target: p.target,
-        attempts: p.attempts,
-        lastError: p.lastError,
-        parkedAt: p.parkedAt,
-      })),
-      ...extra,
-    };
+    const stack = cfg.backend === 'local' ? runningStack(cfg.home) : undefined;
+    const answers = await overview(cfg, stack);
     if (flags.json) {
-      out(JSON.stringify(report, null, 2));
+      out(JSON.stringify(await detail(cfg, stack, answers), null, 2));
       return 0;
     }
-    out(`SMELTER_HOME ${cfg.home}`);
-    out(
-      stack
-        ? `stack: running (pid ${stack.pid}, since ${stack.startedAt})`
-        : 'stack: not running (npm start)',
-    );
-    if (stack) for (const [fn, url] of Object.entries(stack.endpoints)) out(`  ${fn.padEnd(14)} ${url}`);
-    out('\nbuckets:');
-    for (const [b, s] of Object.entries(buckets))
-      out(`  ${b.padEnd(12)} ${String(s.objects).padStart(6)} objects ${String(s.bytes).padStart(12)} bytes`);
-    out('\nbronze by dataset:');
-    if (!Object.keys(datasets).length) out('  (nothing converted yet)');
-    for (const [d, s] of Object.entries(datasets))
-      out(`  ${d.padEnd(16)} ${s.files} files, ${s.rows} rows, ${s.rejected} rejected, last ${s.last}`);
-    if (manifests.length) {
-      out('\nrecent conversions:');
-      for (const m of manifests.slice(0, 5))
-        out(
-          `  ${m.ingestedAt}  ${m.source.uri} → ${m.rows} rows, ${m.rejected} rejected (${m.durationMs} ms)`,
-        );
-    }
-    out(`\nquarantine: ${rejectFiles} reject files, ${failed.length} failed files`);
-    for (const f of failed.slice(0, 10)) out(`  ${f.object}: ${f.code}: ${f.message}`);
-    out(`\nparked events: ${parked.length}`);
-    for (const p of parked.slice(0, 10))
-      out(
-        `  ${p.parkedAt} ${p.event.subject ?? p.event.id} → ${p.target} after ${p.attempts} attempts: ${p.lastError}`,
-      );
-    for (const [k, v] of Object.entries(extra)) {
-      out(`\n${k}:`);
-      out(
-        JSON.stringify(v, null, 2)
-          .split('\n')
-          .map((l) => '  ' + l)
-          .join('\n'),
-      );
-    }
+    for (const l of header(cfg, stack)) out(l);
+    for (const l of formatOverview(answers)) out(l);
+    out('Full detail: smelter status --json    Charts: smelter dashboard');
     return 0;
   },
 };

@@ -272,24 +272,28 @@ const OVERVIEW: Panel[] = [
     id: 'overview.refreshes',
     kind: 'sql',
     page: 'overview',
-    title: 'Recent model runs',
-    description: 'The last warehouse refreshes (ops.model_runs): models run, rows written, failures.',
-    sql: `SELECT trigger, @cast(MAX(finished_at), string) AS finished_at, COUNT(*) AS runs,
-        SUM(COALESCE(rows, 0)) AS rows_written,
-        SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed
-      FROM @ref(ops.model_runs) GROUP BY trigger ORDER BY MAX(finished_at) DESC LIMIT 8`,
+    title: 'Model runs',
+    description:
+      'The last run of every Silver and Gold model (ops.model_runs): when, what triggered it, its outcome; models whose last run failed first.',
+    sql: `SELECT model, status, @cast(finished_at, string) AS last_run, trigger AS last_trigger, rows AS rows_written, failures
+      FROM (SELECT model, status, finished_at, trigger, rows,
+          SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) OVER (PARTITION BY model) AS failures,
+          ROW_NUMBER() OVER (PARTITION BY model ORDER BY finished_at DESC) AS rn
+        FROM @ref(ops.model_runs)) AS r
+      WHERE rn = 1 ORDER BY CASE WHEN status = 'ok' THEN 1 ELSE 0 END, finished_at DESC, model`,
     params: [],
     sources: [],
     fields: [
-      n('trigger', 'Trigger'),
-      n('finished_at', 'Finished at'),
-      int('runs', 'Model runs'),
-      int('rows_written', 'Rows written'),
-      int('failed', 'Failed'),
+      n('model', 'Model'),
+      n('status', 'Last outcome'),
+      n('last_run', 'Last run'),
+      n('last_trigger', 'Triggered by'),
+      int('rows_written', 'Rows'),
+      int('failures', 'Failed runs (all time)'),
     ],
     spec: null,
     empty: 'No model has run yet: `smelter refresh` runs them, `smelter up` does it on a schedule.',
-    problem: { field: 'failed', text: 'failed runs' },
+    problem: { field: 'status', notEqual: 'ok', text: 'last run failed' },
   },
 ];
 
