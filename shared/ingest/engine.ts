@@ -169,6 +169,9 @@ export async function runPiped<T>(
       cancelled = true;
       conn.interrupt();
       input.destroy();
+      // pipeline() waits for 'end' from an input that had already ended (EOF pushed, not yet drained)
+      // when destroyed: fail the feed's far side too, so the feed settles.
+      endInput.destroy();
       reader.unpipe(toConsumer);
       toConsumer.destroy(why);
       reader.resume();
