@@ -175,6 +175,12 @@ export const OPTIONS = {
     parse: parsers.bytes(),
     doc: 'Largest decompressed size of a gzipped object: stops gzip bombs.',
   } as OptionSpec<number>,
+  maxDecompressionRatio: {
+    env: 'SMELTER_MAX_DECOMPRESSION_RATIO',
+    default: 100,
+    parse: parsers.int(1),
+    doc: 'Largest decompressed ÷ stored size of a gzipped object, checked past the first 16 MiB: stops gzip bombs under the size cap (real CSV and JSON compress 3–20×).',
+  } as OptionSpec<number>,
   maxLineBytes: {
     env: 'SMELTER_MAX_LINE_BYTES',
     default: 8 * 1024 ** 2,

@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'OBJECT_TOO_LARGE'
   | 'DECOMPRESSED_TOO_LARGE'
   | 'LINE_TOO_LONG'
+  | 'COUNT_MISMATCH'
   | 'BAD_DATA'
   | 'BAD_EVENT'
   | 'ENGINE_FAILED'

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import os from 'node:os';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import type { Config } from '../config';
 import { DATASET_NAME, loadDatasetContract, type DatasetContract } from '../contracts/dataset';
 import { errorMessage, isSmelterError, permanent, SmelterError, transient } from '../errors';
@@ -18,6 +18,7 @@ import type { Logger } from '../log';
 import { gsUri, readObjectJson, type ObjectMeta, type ObjectStore } from '../storage/object-store';
 import { getEngine, runPiped, randomId, scannedRows, type EngineOptions } from './engine';
 import { csvDelimiterFor, parseCsvHeader } from './format';
+import { recordGuard, type RecordTally } from './records';
 import { classifySourceError, openSource, type OpenedSource } from './source';
 import { unwrapRecords } from './unwrap';
 import { buildConversionSql, lit, type ConversionSql, type Lineage, type ReadSpec } from './sql';
@@ -172,21 +173,9 @@ export async function rawToBronzeFlow(source: SourceRef, deps: BronzeDeps): Prom
     return quarantineFile(file, err);
   }
 
-  const stat = await store.stat(source.bucket, source.name);
-  if (!stat || stat.generation !== source.generation) {
-    // A newer generation has its own event; this one can never be read again.
-    rlog.warn('source generation is no longer live; skipping', { live: stat?.generation });
-    return { status: 'skipped', reason: 'generation superseded or deleted' };
-  }
+  const stat = await liveSource(file);
+  if (!('size' in stat)) return stat;
   file.stat = stat;
-  if (stat.size > cfg.maxObjectBytes)
-    return quarantineFile(
-      file,
-      permanent(
-        'OBJECT_TOO_LARGE',
-        `Object is ${stat.size} bytes; SMELTER_MAX_OBJECT_BYTES is ${cfg.maxObjectBytes}`,
-      ),
-    );
 
   const job: BronzeJob = {
     ...file,
@@ -221,6 +210,39 @@ export async function rawToBronzeFlow(source: SourceRef, deps: BronzeDeps): Prom
 }
 
 /**
+ * The source's metadata if this generation can be converted; else what to answer. Names the store
+ * cannot use (an empty segment, a control character) are permanent: quarantined, never retried.
+ */
+async function liveSource(file: FileRef): Promise<ObjectMeta | BronzeOutcome> {
+  const { source, cfg } = file;
+  let stat: ObjectMeta | undefined;
+  try {
+    stat = await file.store.stat(source.bucket, source.name);
+  } catch (err) {
+    if (isSmelterError(err) && err.kind === 'permanent') return quarantineFile(file, err);
+    throw err;
+  }
+  if (!stat || stat.generation !== source.generation) {
+    // A newer generation has its own event; this one can never be read again.
+    file.log.warn('source generation is no longer live; skipping', {
+      object: source.name,
+      generation: source.generation,
+      live: stat?.generation,
+    });
+    return { status: 'skipped', reason: 'generation superseded or deleted' };
+  }
+  if (stat.size > cfg.maxObjectBytes)
+    return quarantineFile(
+      { ...file, stat },
+      permanent(
+        'OBJECT_TOO_LARGE',
+        `Object is ${stat.size} bytes; SMELTER_MAX_OBJECT_BYTES is ${cfg.maxObjectBytes}`,
+      ),
+    );
+  return stat;
+}
+
+/**
  * Reads the source once into the Parquet (twice when a structurally bad row needs recording), a
  * second time only when the contract dropped rows, then writes the rejects and the manifest.
  */
@@ -243,10 +265,11 @@ async function convert(job: BronzeJob): Promise<BronzeManifest> {
     await conn.run('PRAGMA disable_profiling');
     job.onProgress?.(input.src.counters.bytes);
     const scanned = (await scannedRows(profile)) ?? written;
-    const structural = await structuralRejects(conn, sql.rejectsTable, input.spec);
+    const structural = await structuralRejects(conn, sql.rejectsTable, input.spec, job);
     // Second pass only when rows were dropped by contract checks: list every violation of each.
-    const pass2 = scanned > written ? await contractRejects(job, input.spec) : [];
+    const pass2 = scanned > written ? await contractRejects(job, input) : [];
     const rejects = mergeRejects(structural, pass2, input.spec);
+    await checkBalance(job, input, written, rejects.length);
     const quarantine = await writeRejects(job, rejects);
     const manifest = await buildManifest(job, {
       format: input.src.format,
@@ -271,32 +294,36 @@ const engineOptions = (cfg: Config, ordered = false): EngineOptions =>
     ? { memoryLimit: cfg.duckdbMemoryLimit, threads: 1, preserveOrder: true }
     : { memoryLimit: cfg.duckdbMemoryLimit, threads: cfg.duckdbThreads, preserveOrder: cfg.preserveRowOrder };
 
-/** The source as read now; `open` reads it again from the start (same generation). */
-interface Input {
+/** One read of the source, with the records the Node side counted in it (once it has ended). */
+interface Read {
   src: OpenedSource;
+  /** None for a JSON array or an empty file. */
+  tally: RecordTally | undefined;
+}
+
+/** The source as read now; `open` reads it again from the start (same generation). */
+interface Input extends Read {
   spec: ReadSpec;
-  open: () => Promise<OpenedSource>;
+  open: () => Promise<Read>;
 }
 
 /** Opens the source and derives how DuckDB reads it (for CSV: the header, parsed in Node). */
 async function openInput(job: BronzeJob): Promise<Input> {
   const { cfg } = job;
-  const limits = {
-    maxObjectBytes: cfg.maxObjectBytes,
-    maxDecompressedBytes: cfg.maxDecompressedBytes,
-    maxLineBytes: cfg.maxLineBytes,
-  };
-  const open = async (): Promise<OpenedSource> =>
-    recordsOf(job, await openSource(job.store, job.source, limits));
-  const src = await open();
+  const first = await openRaw(job);
   const spec: ReadSpec = {
     // Unwrapped documents reach DuckDB as NDJSON (see recordsOf).
-    format: src.format === 'empty' || unwraps(job, src.format) ? 'ndjson' : src.format,
+    format: first.format === 'empty' || unwraps(job, first.format) ? 'ndjson' : first.format,
     maxLineBytes: cfg.maxLineBytes,
   };
-  if (src.format === 'csv') {
+  if (first.format === 'csv') {
     const delimiter = csvDelimiterFor(job.source.name, job.contract.csv?.delimiter);
-    const header = parseCsvHeader(src.head, delimiter, '"', true);
+    const header = parseCsvHeader(first.head, delimiter, '"', true);
+    if (header?.unterminatedQuote)
+      throw permanent(
+        'BAD_DATA',
+        'CSV header has an unterminated quote: the file cannot be split into records',
+      );
     if (!header || header.bytes > cfg.maxLineBytes)
       throw permanent(
         'LINE_TOO_LONG',
@@ -305,7 +332,61 @@ async function openInput(job: BronzeJob): Promise<Input> {
     spec.header = header.fields;
     spec.delimiter = delimiter;
   }
-  return { src, spec, open };
+  const open = async (): Promise<Read> => guarded(spec, await openRaw(job));
+  return { ...guarded(spec, first), spec, open };
+}
+
+/** One read of the source's records (wrapped documents unwrapped into NDJSON). */
+async function openRaw(job: BronzeJob): Promise<OpenedSource> {
+  const { cfg } = job;
+  const src = await openSource(
+    job.store,
+    { ...job.source, size: job.stat.size },
+    {
+      maxObjectBytes: cfg.maxObjectBytes,
+      maxDecompressedBytes: cfg.maxDecompressedBytes,
+      maxDecompressionRatio: cfg.maxDecompressionRatio,
+      maxLineBytes: cfg.maxLineBytes,
+    },
+  );
+  return recordsOf(job, src);
+}
+
+/** Every read goes through the record guard: pass 2 must see records cut as pass 1 did. */
+function guarded(spec: ReadSpec, src: OpenedSource): Read {
+  if (src.format === 'empty' || spec.format === 'json-array') return { src, tally: undefined };
+  const guard = recordGuard({
+    format: spec.format,
+    maxRecordBytes: spec.maxLineBytes,
+    ...(spec.delimiter ? { delimiter: spec.delimiter } : {}),
+    quote: '"',
+    emptyRecordIsRow: spec.header?.length === 1,
+  });
+  // pipeline (not pipe): a source error must fail the guarded stream, or DuckDB would see a clean EOF.
+  return { src: { ...src, stream: pipeline(src.stream, guard, () => undefined) }, tally: guard.tally };
+}
+
+/**
+ * The manifest's rowsIn must equal the records the Node side fed DuckDB. Fewer means records were lost
+ * on the way: the file is quarantined rather than half-published. More can only come from a malformed
+ * CSV whose quoting the two readers split differently (DuckDB's rejects hold its bytes): logged.
+ */
+async function checkBalance(job: BronzeJob, input: Input, written: number, rejected: number): Promise<void> {
+  if (!input.tally) return;
+  const records = input.tally.records - (input.spec.format === 'csv' ? 1 : 0);
+  const accounted = written + rejected;
+  if (records === accounted) return;
+  const details = { records, rows: written, rejected };
+  if (accounted > records) {
+    job.log.warn('DuckDB accounted for more records than were read (malformed quoting?)', details);
+    return;
+  }
+  await job.store.delete(job.cfg.bronzeBucket, job.names.parquet).catch(() => false);
+  throw permanent(
+    'COUNT_MISMATCH',
+    `Read ${records} records but DuckDB accounted for ${accounted} (${written} rows, ${rejected} rejects)`,
+    { details },
+  );
 }
 
 const NDJSON_NAME = /\.(ndjson|jsonl)(\.gz|\.gzip)?$/i;
@@ -339,7 +420,7 @@ function windowEnd(stat: ObjectMeta): { windowEnd?: string } {
  * Pass 1: valid rows → Parquet; returns how many were written. Optimistic first: most files have no
  * structurally bad row, and recording rejects costs ~8%. A bad row fails that read before anything is
  * committed (the Parquet write is aborted); the file is then read again with DuckDB recording every
- * such row for the quarantine (`input.src` is then that second read).
+ * such row for the quarantine (`input` is then that second read).
  */
 async function writeValidRows(
   job: BronzeJob,
@@ -367,7 +448,7 @@ async function writeValidRows(
       input.spec.format === 'json-array'
     )
       throw err;
-    input.src = await input.open();
+    Object.assign(input, await input.open());
     return run(input.src.stream, true);
   }
 }
@@ -398,15 +479,9 @@ async function writeParquet(job: BronzeJob, out: Readable): Promise<ObjectMeta> 
  * that needs input order, so it runs on a single-threaded, order-preserving engine (rare: only files
  * with contract violations).
  */
-async function contractRejects(job: BronzeJob, spec: ReadSpec): Promise<QuarantineRow[]> {
-  const src = recordsOf(
-    job,
-    await openSource(job.store, job.source, {
-      maxObjectBytes: job.cfg.maxObjectBytes,
-      maxDecompressedBytes: job.cfg.maxDecompressedBytes,
-      maxLineBytes: job.cfg.maxLineBytes,
-    }),
-  );
+async function contractRejects(job: BronzeJob, input: Input): Promise<QuarantineRow[]> {
+  const { spec } = input;
+  const { src } = await input.open();
   const ordered = await getEngine(engineOptions(job.cfg, true));
   const conn = await ordered.db.connect();
   try {
@@ -556,6 +631,7 @@ async function structuralRejects(
   conn: DuckDBConnection,
   table: string,
   spec: ReadSpec,
+  job: Pick<BronzeJob, 'lineage' | 'cfg'>,
 ): Promise<QuarantineRow[]> {
   if (spec.format === 'json-array') return [];
   try {
@@ -576,9 +652,12 @@ async function structuralRejects(
       const reason =
         x.error_type === 'CAST' && cast && contractCol
           ? `${contractCol}: cannot convert ${JSON.stringify(cast[1])} to ${contractType(cast[2] as string)}`
-          : message;
+          : x.error_type === 'LINE SIZE OVER MAXIMUM'
+            ? // DuckDB's "actual size" is of the record as cut by the record guard.
+              `record is longer than SMELTER_MAX_LINE_BYTES (${job.cfg.maxLineBytes} bytes)`
+            : message;
       return {
-        source: '',
+        source: job.lineage.sourceUri,
         line: Number(x.line),
         column: contractCol ?? (idx === undefined ? null : (spec.header?.[idx] ?? null)),
         reason,

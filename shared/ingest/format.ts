@@ -65,14 +65,16 @@ export function csvDelimiterFor(name: string, declared?: string): string {
 
 /**
  * Parses the first CSV record (RFC 4180: quoted fields, doubled quotes, CRLF) from `head`.
- * Returns undefined when the head does not yet contain a complete record.
+ * Returns undefined when the head does not yet contain a complete record; with `final` (the head is
+ * all there is to look at) the record ends with the head, and `unterminatedQuote` says it ended inside
+ * a quoted field — a header no reader can split into records.
  */
 export function parseCsvHeader(
   head: Buffer,
   delimiter: string,
   quote = '"',
   final = false,
-): { fields: string[]; bytes: number } | undefined {
+): { fields: string[]; bytes: number; unterminatedQuote?: true } | undefined {
   const s = head.toString('utf8');
   const fields: string[] = [];
   let cur = '';
@@ -97,5 +99,5 @@ export function parseCsvHeader(
   }
   if (!final) return undefined;
   fields.push(cur);
-  return { fields, bytes: head.length };
+  return { fields, bytes: head.length, ...(inQuotes ? { unterminatedQuote: true as const } : {}) };
 }

@@ -1,7 +1,7 @@
 /**
  * The byte side of ingestion: a generation-pinned streamed read of the raw object, size limits,
- * transparent gunzip (with a decompressed-size cap that stops gzip bombs), BOM stripping and a peek at
- * the head so the format and CSV header are known before DuckDB starts.
+ * transparent gunzip (decompressed-size and decompression-ratio caps stop gzip bombs), BOM stripping
+ * and a peek at the head so the format and CSV header are known before DuckDB starts.
  */
 import { pipeline, Readable, Transform } from 'node:stream';
 import zlib from 'node:zlib';
@@ -12,8 +12,13 @@ import { detectFormat, isGzip, stripBom, type InputFormat } from './format';
 export interface SourceLimits {
   maxObjectBytes: number;
   maxDecompressedBytes: number;
+  /** Decompressed ÷ stored bytes a gzipped object may reach (beyond RATIO_FLOOR_BYTES). */
+  maxDecompressionRatio: number;
   maxLineBytes: number;
 }
+
+/** Below this many decompressed bytes the ratio is not checked: small files may compress very well. */
+export const RATIO_FLOOR_BYTES = 16 * 1024 ** 2;
 
 export interface OpenedSource {
   format: InputFormat | 'empty';
@@ -58,7 +63,7 @@ function resume(head: Buffer, it: AsyncIterator<Buffer>, done: boolean): Readabl
 
 export async function openSource(
   store: ObjectStore,
-  ref: { bucket: string; name: string; generation: string; contentType?: string },
+  ref: { bucket: string; name: string; generation: string; contentType?: string; size?: number },
   limits: SourceLimits,
 ): Promise<OpenedSource> {
   const counters = { storedBytes: 0, bytes: 0 };
@@ -85,6 +90,8 @@ export async function openSource(
   const it1 = counted[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const first = await peek(it1, (b) => b.length >= 2);
   const gzip = isGzip(first.head);
+  const ratioLimit =
+    ref.size === undefined ? Infinity : Math.max(RATIO_FLOOR_BYTES, ref.size * limits.maxDecompressionRatio);
   const counter = new Transform({
     transform(chunk: Buffer, _e, cb) {
       counters.bytes += chunk.length;
@@ -93,6 +100,14 @@ export async function openSource(
           permanent(
             'DECOMPRESSED_TOO_LARGE',
             `Decompressed size exceeds SMELTER_MAX_DECOMPRESSED_BYTES (${limits.maxDecompressedBytes} bytes): possible gzip bomb`,
+          ),
+        );
+      if (gzip && counters.bytes > ratioLimit)
+        return cb(
+          permanent(
+            'DECOMPRESSED_TOO_LARGE',
+            `Decompressed size exceeds ${limits.maxDecompressionRatio}× the ${ref.size} bytes stored (SMELTER_MAX_DECOMPRESSION_RATIO): possible gzip bomb`,
+            { details: { storedBytes: ref.size, ratio: limits.maxDecompressionRatio } },
           ),
         );
       cb(null, chunk);

@@ -45,6 +45,8 @@ interface Bound {
   native?: boolean;
   /** SQL yielding the raw text value (NULL when absent); nested types: the value's JSON text. */
   rawExpr: string;
+  /** JSON string columns: SQL yielding the JSON type of the value read (json_type's name). */
+  jsonKind?: string;
   /** SQL literal of the column's fallback (contract `fallback`), used when the value is missing. */
   fallback?: string;
 }
@@ -198,10 +200,24 @@ function bindRaw(contract: DatasetContract, spec: ReadSpec): { bound: Bound[]; f
     });
     const first = refs.length === 1 ? (refs[0] as string) : `coalesce(${refs.join(', ')})`;
     // A JSON null is a missing value (json_extract gives it as the text 'null').
-    bound.push({ col, rawExpr: nested ? `nullif(${first}::VARCHAR, 'null')` : first });
+    bound.push({
+      col,
+      rawExpr: nested ? `nullif(${first}::VARCHAR, 'null')` : first,
+      ...(col.type === 'string'
+        ? { jsonKind: jsonKindOf(jsonPaths([col.name, ...(col.aliases ?? [])])) }
+        : {}),
+    });
   }
   spec.jsonPaths = { scalar: scalarPaths, nested: nestedPaths };
   return { bound, fileProblems };
+}
+
+/**
+ * The JSON type of the value a string column reads: that of the first path holding a non-null value,
+ * as the column's coalesce picks it (one parse of the record for all its paths).
+ */
+function jsonKindOf(paths: string[]): string {
+  return `list_filter(json_type(_o, [${paths.map(lit).join(', ')}]), k -> k <> 'NULL')[1]`;
 }
 
 /**
@@ -410,8 +426,8 @@ function stagedQuery(
       ? `${cast} AS t_${i}`
       : `CASE WHEN r_${i} IS NULL THEN ${missing} ELSE ${cast} END AS t_${i}`;
   });
-  // NDJSON blank lines are not records.
-  const skipBlank = spec.format === 'ndjson' ? ` WHERE j IS NOT NULL AND trim(j) <> ''` : '';
+  // NDJSON lines of only spaces and tabs are not records (the Node-side record count agrees).
+  const skipBlank = spec.format === 'ndjson' ? ` WHERE j IS NOT NULL AND trim(j, E' \\t') <> ''` : '';
   // JSON functions raise on invalid input: only records that parse as objects reach the extractors.
   const objects = isJson
     ? `, obj AS (SELECT *, CASE WHEN coalesce(json_valid(j), false) THEN (CASE WHEN json_type(j) = 'OBJECT' THEN j END) END AS _o FROM src${skipBlank})` +
@@ -480,6 +496,15 @@ function valueChecks(b: Bound, i: number): Check[] {
         : `r_${i} IS NOT NULL AND (t_${i} IS NULL OR ${nestedValue(c.type, `r_${i}`).bad})`,
       column: c.name,
       reason: `'cannot convert ' || to_json(r_${i})::VARCHAR || ' to ${typeof c.type === 'string' ? c.type : duckdbType(c.type).toLowerCase()}'`,
+    });
+  // json_extract_string turns an object, an array or a boolean into text: for a string column that is
+  // the wrong kind of value. The record is parsed again only for values that can be one (CASE
+  // evaluates its THEN for those rows alone).
+  if (b.jsonKind)
+    checks.push({
+      cond: `CASE WHEN left(r_${i}, 1) IN ('{', '[') OR lower(r_${i}) IN ('true', 'false') THEN ${b.jsonKind} IN ('OBJECT', 'ARRAY', 'BOOLEAN') ELSE false END`,
+      column: c.name,
+      reason: `'expected a string, got a JSON ' || lower(${b.jsonKind})`,
     });
   // A default or fallback fills a missing value; a present but unconvertible one is reported above.
   if (c.required && c.default === undefined && c.fallback === undefined)

@@ -5,7 +5,7 @@ import { transient } from '../../shared/errors';
 import { getRuntime } from '../../shared/runtime';
 import { bronzeNames } from '../../shared/ingest/bronze';
 import { serve } from '../support/http';
-import { testHome, type TestHome } from '../support/home';
+import { readAll, testHome, type TestHome } from '../support/home';
 
 const CSV = 'station_id,region,date,rain_mm\nA1,North,2024-01-01,3\nA1,North,2024-01-02,\n';
 
@@ -154,6 +154,24 @@ describe('rawToBronze over HTTP (functions-framework)', function () {
     for await (const o of h.store.list(h.cfg.quarantineBucket, '_failed/unknown_ds/'))
       if (o.name.endsWith('error.json')) failed++;
     assert.equal(failed, 1);
+  });
+
+  it('acknowledges names the store cannot use (empty segment, control character) with a quarantine record', async () => {
+    // Such objects can exist on GCS; the store refuses the names, so there is nothing to read.
+    for (const [i, name] of ['rainfall//x.csv', 'rainfall/a\tb.csv', 'rainfall/./y.csv'].entries()) {
+      const generation = String(1_700_000_000_000_000 + i);
+      const res = await postBinary(
+        { bucket: h.cfg.rawBucket, name, generation, size: '10', contentType: 'text/csv' },
+        { id: `odd-${i}` },
+      );
+      assert.equal(res.status, 204, JSON.stringify(name));
+      const n = bronzeNames({ bucket: h.cfg.rawBucket, name, generation });
+      const record = JSON.parse(
+        (await readAll(await h.store.read(h.cfg.quarantineBucket, `${n.failed}/error.json`))).toString(),
+      ) as { source: { name: string }; error: { code: string } };
+      assert.equal(record.source.name, name);
+      assert.equal(record.error.code, 'INVALID_OBJECT_NAME');
+    }
   });
 
   it('answers 500 on a transient fault so the platform retries', async () => {

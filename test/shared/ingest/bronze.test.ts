@@ -403,6 +403,126 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
     assert.equal((await rejects(m))[0]?.line, 2);
   });
 
+  it('a record longer than DuckDB’s read buffer is a reject with its line, not lost (NDJSON, 12 MB, default limit)', async () => {
+    assert.equal(h.cfg.maxLineBytes, 8 * 1024 ** 2);
+    const long = JSON.stringify({
+      order_id: 2,
+      customer: 'x'.repeat(12 * 1024 ** 2),
+      order_date: '2024-01-01',
+    });
+    const m = converted(
+      await drop(
+        'orders/huge.ndjson',
+        `{"order_id":1,"customer":"a","order_date":"2024-01-01"}\n${long}\n{"order_id":3,"customer":"c","order_date":"2024-01-01"}\n`,
+      ),
+    );
+    assert.deepEqual([m.rows, m.rejected, m.rowsIn], [2, 1, 3]);
+    const [r] = await rejects(m);
+    assert.equal(r?.line, 2);
+    assert.equal(r?.source, m.source.uri, 'a structural reject names its source');
+    assert.match(r?.reason ?? '', /longer than SMELTER_MAX_LINE_BYTES \(8388608 bytes\)/);
+  });
+
+  it('a CSV record longer than the read buffer, quoted or not, is a reject with its line; counts balance', async () => {
+    h = { ...h, cfg: { ...h.cfg, maxLineBytes: 64 * 1024 } }; // read buffer: 4 MiB
+    const big = 'y'.repeat(5 * 1024 ** 2);
+    const csv =
+      'order_id,customer,order_date\n1,a,2024-01-01\n' +
+      `2,"${big},\n""${big}",2024-01-01\n` +
+      '3,c,2024-01-01\n' +
+      `4,${big},2024-01-01\n` +
+      '5,e,2024-01-01\n';
+    const m = converted(await drop('orders/huge.csv', csv));
+    assert.deepEqual([m.rows, m.rejected, m.rowsIn], [3, 2, 5]);
+    const rows = await rejects(m);
+    assert.deepEqual(
+      rows.map((r) => [r.line, r.source, r.error_type.split(', ')[0]]),
+      [
+        [3, m.source.uri, 'LINE SIZE OVER MAXIMUM'],
+        [5, m.source.uri, 'LINE SIZE OVER MAXIMUM'],
+      ],
+    );
+    const ids = await queryParquet<{ order_id: string }>(bronzeFile(m), 'SELECT order_id FROM p ORDER BY 1');
+    assert.deepEqual(
+      ids.map((r) => Number(r.order_id)),
+      [1, 3, 5],
+    );
+  });
+
+  it('quarantines a CSV whose header has an unterminated quote (never 0 rows + 0 rejects)', async () => {
+    const out = await drop(
+      'orders/openquote.csv',
+      'order_id,"customer,order_date\n1,a,2024-01-01\n2,b,2024-01-02\n',
+    );
+    assert.equal(out.status, 'quarantined', JSON.stringify(out));
+    const q = out as {
+      error: { code: string; message: string };
+      quarantine: { bucket: string; name: string };
+    };
+    assert.equal(q.error.code, 'BAD_DATA');
+    assert.match(q.error.message, /unterminated quote/);
+    const record = JSON.parse(
+      (await readAll(await h.store.read(q.quarantine.bucket, q.quarantine.name))).toString(),
+    ) as {
+      copy: string | null;
+    };
+    assert.ok(record.copy, 'the original is kept in quarantine');
+  });
+
+  it('checks rowsIn against its own count of records: a file DuckDB splits into fewer records is quarantined', async () => {
+    // Mixed line ends: after a CR LF, DuckDB's reader drops the `" ` that follows a lone CR (3 rows, no
+    // reject); the Node side reads 4 records. Publishing would lose one without a trace.
+    const row = (id: number): string =>
+      JSON.stringify({ order_id: id, customer: 'c', order_date: '2024-01-01' });
+    const out = await drop('orders/mixed.ndjson', `${row(1)}\r\n${row(2)}\r" \r\n${row(4)}\r\n`);
+    assert.equal(out.status, 'quarantined', JSON.stringify(out));
+    assert.equal((out as { error: { code: string } }).error.code, 'COUNT_MISMATCH');
+    const names = bronzeNames({ bucket: h.cfg.rawBucket, name: 'orders/mixed.ndjson', generation: out.gen });
+    assert.equal(await h.store.stat(h.cfg.bronzeBucket, names.parquet), undefined, 'no Parquet is left');
+  });
+
+  it('rejects a JSON object, array or boolean for a string column instead of keeping its text', async () => {
+    const lines = [
+      { order_id: 1, customer: 'a', order_date: '2024-01-01', note: 'ok' },
+      { order_id: 2, customer: { name: 'b' }, order_date: '2024-01-01' },
+      { order_id: 3, customer: 'c', order_date: '2024-01-01', note: ['x'] },
+      { order_id: 4, customer: true, order_date: '2024-01-01' },
+      { order_id: 5, customer: 'true', order_date: '2024-01-01', note: '{not an object}' },
+      { order_id: 6, customer: 7, order_date: '2024-01-01', note: null },
+    ];
+    const m = converted(await drop('orders/kinds.ndjson', lines.map((l) => JSON.stringify(l)).join('\n')));
+    assert.deepEqual([m.rows, m.rejected], [3, 3]);
+    assert.deepEqual(
+      (await rejects(m)).map((r) => [r.line, r.reason]),
+      [
+        [2, 'customer: expected a string, got a JSON object'],
+        [3, 'note: expected a string, got a JSON array'],
+        [4, 'customer: expected a string, got a JSON boolean'],
+      ],
+    );
+    const kept = await queryParquet<{ customer: string; note: string | null }>(
+      bronzeFile(m),
+      'SELECT customer, note FROM p ORDER BY order_id',
+    );
+    assert.deepEqual(kept, [
+      { customer: 'a', note: 'ok' },
+      { customer: 'true', note: '{not an object}' },
+      { customer: '7', note: null },
+    ]);
+  });
+
+  it('stops a gzip bomb under the size cap by its decompression ratio', async () => {
+    assert.equal(h.cfg.maxDecompressionRatio, 100);
+    const body = Buffer.from('order_id,customer,order_date\n' + '1,a,2024-01-01\n'.repeat(1_400_000)); // 21 MB
+    const gz = zlib.gzipSync(body, { level: 9 });
+    assert.ok(body.length / gz.length > 100 && body.length < h.cfg.maxDecompressedBytes);
+    const out = await drop('orders/ratio.csv.gz', gz);
+    assert.equal(out.status, 'quarantined', JSON.stringify(out));
+    const err = (out as { error: { code: string; message: string } }).error;
+    assert.equal(err.code, 'DECOMPRESSED_TOO_LARGE');
+    assert.match(err.message, /SMELTER_MAX_DECOMPRESSION_RATIO/);
+  });
+
   it('quarantines unknown datasets, unsupported formats and files outside a dataset folder', async () => {
     for (const [name, code] of [
       ['nosuch/a.csv', 'UNKNOWN_DATASET'],

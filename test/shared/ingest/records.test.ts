@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { recordGuard, RecordScanner, type RecordGuardOptions } from '../../../shared/ingest/records';
+
+/** Splits text into records byte by byte, the slow obvious way: [record bytes, terminator][]. */
+function referenceRecords(input: Buffer, csv: boolean): { records: [Buffer, Buffer][]; openQuote: boolean } {
+  const Q = 0x22;
+  const records: [Buffer, Buffer][] = [];
+  let rec: number[] = [];
+  let inQ = false;
+  for (let i = 0; i < input.length; i++) {
+    const b = input[i] as number;
+    if (inQ) {
+      if (b === Q && input[i + 1] === Q) {
+        rec.push(b, Q);
+        i++;
+      } else {
+        if (b === Q) inQ = false;
+        rec.push(b);
+      }
+    } else if (b === 0x0a || b === 0x0d) {
+      const crlf = b === 0x0d && input[i + 1] === 0x0a;
+      records.push([Buffer.from(rec), Buffer.from(crlf ? [0x0d, 0x0a] : [b])]);
+      if (crlf) i++;
+      rec = [];
+    } else {
+      // A quote opens a field at its start, or after one space there (DuckDB's reader does so).
+      const startsField = (k: number): boolean => rec.length === k || rec[rec.length - k - 1] === 0x2c;
+      if (csv && b === Q && (startsField(0) || (rec[rec.length - 1] === 0x20 && startsField(1)))) inQ = true;
+      rec.push(b);
+    }
+  }
+  if (rec.length) records.push([Buffer.from(rec), Buffer.alloc(0)]);
+  return { records, openQuote: inQ };
+}
+
+const counted = (r: Buffer, csv: boolean, emptyIsRow: boolean): boolean =>
+  csv ? r.length > 0 || emptyIsRow : /[^ \t]/.test(r.toString('latin1'));
+
+function run(input: Buffer, opts: RecordGuardOptions, chunkSizes: () => number) {
+  const s = new RecordScanner(opts);
+  const out: Buffer[] = [];
+  for (let i = 0; i < input.length;) {
+    const k = Math.max(1, chunkSizes());
+    out.push(...s.push(input.subarray(i, i + k)));
+    i += k;
+  }
+  out.push(...s.end());
+  return { out: Buffer.concat(out), tally: s.tally };
+}
+
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
+describe('ingest/records: the Node-side record guard', () => {
+  it('counts and cuts exactly as a byte-by-byte reader would, however the input is chunked', () => {
+    const rand = rng(42);
+    const alphabet = ['a', 'b', ',', '"', '""', '\n', '\r', '\r\n', ' ', '\t', 'é'];
+    for (let round = 0; round < 3000; round++) {
+      const csv = round % 2 === 0;
+      const emptyRecordIsRow = round % 4 === 0;
+      const max = 1 + Math.floor(rand() * 12);
+      const parts: string[] = [];
+      const len = Math.floor(rand() * 40);
+      for (let i = 0; i < len; i++) parts.push(alphabet[Math.floor(rand() * alphabet.length)] as string);
+      const input = Buffer.from(parts.join(''));
+      const opts: RecordGuardOptions = {
+        format: csv ? 'csv' : 'ndjson',
+        maxRecordBytes: max,
+        emptyRecordIsRow,
+      };
+      const whole = run(input, opts, () => input.length);
+      const ctx = JSON.stringify({ input: input.toString(), csv, max, emptyRecordIsRow });
+
+      // Chunking never changes anything.
+      for (const size of [1, 2, 3, 7]) {
+        const c = run(input, opts, () => (size === 7 ? 1 + Math.floor(rand() * 7) : size));
+        assert.deepEqual(c.tally, whole.tally, ctx);
+        assert.ok(c.out.equals(whole.out), `${ctx} chunked by ${size}`);
+      }
+
+      const ref = referenceRecords(input, csv);
+      const expected = ref.records.filter(([r]) => r.length > max || counted(r, csv, emptyRecordIsRow));
+      assert.equal(whole.tally.records, expected.length, ctx);
+      assert.equal(whole.tally.unterminatedQuote, csv && ref.openQuote, ctx);
+
+      // Output: same records in the same order; short ones untouched, long ones cut to a prefix that is
+      // still over the limit and ends outside quotes.
+      const got = referenceRecords(whole.out, csv);
+      assert.equal(
+        got.records.length,
+        ref.records.length,
+        `${ctx} → ${JSON.stringify(whole.out.toString())}`,
+      );
+      const cut: number[] = [];
+      let k = 0;
+      ref.records.forEach(([r, term], i) => {
+        const [o, oTerm] = got.records[i] as [Buffer, Buffer];
+        assert.ok(oTerm.equals(term), ctx);
+        if (r.length > max || counted(r, csv, emptyRecordIsRow)) k++;
+        if (r.length <= max + 1) return assert.ok(o.equals(r), ctx);
+        cut.push(k);
+        assert.ok(o.length > max && o.length <= max + 3, `${ctx}: cut to ${o.length}`);
+        const body = o.subarray(0, Math.min(o.length, max + 2));
+        assert.ok(
+          r.subarray(0, body.length).equals(body) || r.subarray(0, o.length - 1).equals(o.subarray(0, -1)),
+          ctx,
+        );
+        if (csv)
+          assert.equal(referenceRecords(Buffer.concat([o, Buffer.from('\n')]), true).openQuote, false, ctx);
+      });
+      assert.deepEqual(whole.tally.cut, cut, ctx);
+    }
+  });
+
+  it('a stream: counts records of a large input and cuts the one over the limit', async () => {
+    const long = 'x'.repeat(3 * 1024 * 1024);
+    const body = `a,b\n1,"${long}"\n2,y\n3,z`;
+    const guard = recordGuard({ format: 'csv', maxRecordBytes: 1024 * 1024 });
+    const chunks: Buffer[] = [];
+    for await (const c of Readable.from([Buffer.from(body)]).pipe(guard)) chunks.push(c as Buffer);
+    const out = Buffer.concat(chunks).toString();
+    assert.deepEqual(guard.tally, { records: 4, cut: [2], unterminatedQuote: false });
+    assert.equal(out, `a,b\n1,"${'x'.repeat(1024 * 1024 - 2)}"\n2,y\n3,z`);
+  });
+});
