@@ -10,7 +10,11 @@
  *    scoped merges and rebuilds should keep it nearly flat; the ratio 100×/1× is reported. History is
  *    bulk-loaded as one Bronze file (same tables, much faster to prepare than 100 loads).
  *
- * Options: --sizes 10,100 (MB), --history 1,10,100, --stations 5000 (rows per incremental file),
+ * 3. (first) The whole chain as a user runs it, `smelter drop FILE --wait` in a child process, side by side
+ *    with DuckDB doing the same two steps in one process (bench/chain.ts): speed ratio and peak RSS for a
+ *    file and one 4× larger.
+ *
+ * Options: --chain 100,400 (MB; empty to skip), --chain-repeat 3, --sizes 10,100 (MB), --history 1,10,100, --stations 5000 (rows per incremental file),
  * --repeat 3 (incremental samples, median), --quick (2 MB and 1,5×, for a smoke run).
  */
 import fs from 'node:fs';
@@ -29,6 +33,7 @@ import { bronzeObjectName, writeBronzeParquet } from '../shared/samples/bronze';
 import { rainfallRows } from '../shared/samples/domains';
 import { rainfallCsvStream, rainfallOptionsForBytes } from '../shared/samples/rainfall';
 import { Warehouse } from '../shared/warehouse/service';
+import { chainVsCeiling, type ChainFigures } from './chain';
 
 const MB = 1024 * 1024;
 const log = createLogger({ format: 'silent' });
@@ -40,12 +45,19 @@ function arg(name: string, def: string): string {
 const quick = process.argv.includes('--quick');
 const sizes = arg('sizes', quick ? '2' : '10,100')
   .split(',')
+  .filter(Boolean)
   .map(Number);
 const histories = arg('history', quick ? '1,5' : '1,10,100')
   .split(',')
+  .filter(Boolean)
   .map(Number);
 const stations = Number(arg('stations', quick ? '500' : '5000'));
 const repeat = Number(arg('repeat', '3'));
+const chainSizes = arg('chain', quick ? '10,40' : '100,400')
+  .split(',')
+  .filter(Boolean)
+  .map(Number);
+const chainRepeat = Number(arg('chain-repeat', quick ? '1' : '3'));
 
 interface Env {
   home: string;
@@ -185,7 +197,31 @@ async function incremental(history: number): Promise<{
   }
 }
 
+/** Section 3: `smelter drop --wait` against the DuckDB ceiling, and its memory as the file grows 4×. */
+async function chain(): Promise<Record<string, unknown> | undefined> {
+  if (!chainSizes.length) return undefined;
+  const runs: ChainFigures[] = [];
+  for (const mb of chainSizes) {
+    const r = await chainVsCeiling(mb, chainRepeat);
+    runs.push(r);
+    console.log(
+      `drop --wait ${String(mb).padStart(4)} MB: ${r.rows} rows  chain ${r.chain.ms} ms (after result ${r.chain.afterResultMs} ms, peak RSS ${r.chain.peakRssMB} MB)  ceiling ${r.ceiling.ms} ms (peak RSS ${r.ceiling.peakRssMB} MB)  → ${r.ratioToCeiling}× ceiling`,
+    );
+  }
+  const first = runs[0];
+  const last = runs[runs.length - 1];
+  const rssGrowth =
+    first && last ? Math.round((last.chain.peakRssMB / first.chain.peakRssMB) * 100) / 100 : 1;
+  const worstRatio = Math.min(...runs.map((r) => r.ratioToCeiling));
+  const peak = Math.max(...runs.map((r) => r.chain.peakRssMB));
+  console.log(
+    `targets: ≥0.6× ceiling → ${worstRatio}×; peak RSS ≤300 MB → ${peak} MB; flat (${last?.mb ?? 0}/${first?.mb ?? 0} MB ≤1.2×) → ${rssGrowth}×`,
+  );
+  return { runs, worstRatio, peakRssMB: peak, rssGrowth };
+}
+
 async function main(): Promise<void> {
+  const chainFigures = await chain();
   const drops = [];
   for (const mb of sizes) {
     const r = await dropToGold(mb);
@@ -212,6 +248,7 @@ async function main(): Promise<void> {
       node: process.version,
       cpus: os.availableParallelism(),
       rawToBronzeMemoryLimit: loadConfig(process.env).duckdbMemoryLimit,
+      ...(chainFigures ? { chain: chainFigures } : {}),
       dropToGold: drops,
       incremental: {
         fileRows: stations,
