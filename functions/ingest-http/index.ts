@@ -3,10 +3,14 @@
  * the raw object name; the finalize event converts it.
  *   curl -X POST --data-binary @obs.csv -H 'Content-Type: text/csv' 'http://localhost:8081/?dataset=rainfall&filename=obs.csv'
  *   curl -F dataset=rainfall -F file=@obs.csv http://localhost:8081/
+ * The body is streamed (functions-framework does not parse it: streamedBody); every answer is JSON,
+ * errors as `{error: {code, message}}`.
  */
 import type { Request, Response } from '@google-cloud/functions-framework';
+import { bodyHeaders, streamedBody } from '../../shared/adapters/http/streamed-body';
+import { acceptUploadRequest } from '../../shared/adapters/http/upload-request';
 import { errorKind } from '../../shared/errors';
-import { acceptUpload, HttpError, parseMultipart } from '../../shared/ingest/upload';
+import { HttpError } from '../../shared/ingest/upload';
 import { getRuntime } from '../../shared/runtime';
 
 const header = (req: Request, name: string): string | undefined => {
@@ -14,9 +18,15 @@ const header = (req: Request, name: string): string | undefined => {
   return Array.isArray(v) ? v[0] : v;
 };
 
-export async function ingestHttp(req: Request, res: Response): Promise<void> {
+export const ingestHttp = streamedBody(async (req: Request, res: Response): Promise<void> => {
   const { cfg, log, store } = getRuntime();
   const fail = (status: number, code: string, message: string): void => {
+    // The rest of a refused body is read and dropped, so the client (still sending) gets the answer.
+    if (!req.readableEnded) {
+      res.setHeader('Connection', 'close');
+      req.unpipe();
+      req.resume();
+    }
     res.status(status).json({ error: { code, message } });
   };
   if (req.method !== 'POST' && req.method !== 'PUT') {
@@ -24,32 +34,21 @@ export async function ingestHttp(req: Request, res: Response): Promise<void> {
     return fail(405, 'METHOD_NOT_ALLOWED', 'POST a file');
   }
   try {
-    const contentType = header(req, 'content-type');
     const q = req.query as Record<string, unknown>;
-    let dataset = typeof q.dataset === 'string' ? q.dataset : header(req, 'x-smelter-dataset');
-    let filename = typeof q.filename === 'string' ? q.filename : undefined;
-    filename ??= /filename="?([^";]+)"?/i.exec(header(req, 'content-disposition') ?? '')?.[1];
-    // Parsed bodies (Buffer) when a Content-Type was sent; the raw stream otherwise.
-    const buffered: Buffer | undefined = req.rawBody ?? (Buffer.isBuffer(req.body) ? req.body : undefined);
-    let body: Buffer | Request = buffered ?? req;
-    let fileType = contentType;
-    if (contentType?.toLowerCase().startsWith('multipart/form-data')) {
-      const mp = parseMultipart(buffered ?? Buffer.alloc(0), contentType);
-      dataset ??= mp.fields.dataset;
-      if (!mp.file) return fail(400, 'MISSING_FILE', 'multipart body has no file part');
-      filename ??= mp.file.filename;
-      fileType = mp.file.contentType;
-      body = mp.file.data;
-    }
-    const result = await acceptUpload(
+    const dataset = typeof q.dataset === 'string' ? q.dataset : header(req, 'x-smelter-dataset');
+    const filename =
+      (typeof q.filename === 'string' ? q.filename : undefined) ??
+      /filename="?([^";]+)"?/i.exec(header(req, 'content-disposition') ?? '')?.[1];
+    const idempotencyKey = header(req, 'idempotency-key');
+    const { contentType, contentEncoding } = bodyHeaders(req);
+    const result = await acceptUploadRequest(
+      req,
       {
-        body,
         ...(dataset ? { dataset } : {}),
         ...(filename ? { filename } : {}),
-        ...(fileType ? { contentType: fileType } : {}),
-        ...(header(req, 'idempotency-key')
-          ? { idempotencyKey: header(req, 'idempotency-key') as string }
-          : {}),
+        ...(idempotencyKey ? { idempotencyKey } : {}),
+        ...(contentType ? { contentType } : {}),
+        ...(contentEncoding ? { contentEncoding } : {}),
       },
       { store, rawBucket: cfg.rawBucket, contractsDir: cfg.contractsDir, maxBytes: cfg.maxHttpUploadBytes },
     );
@@ -62,9 +61,9 @@ export async function ingestHttp(req: Request, res: Response): Promise<void> {
     res.status(result.status).json(result);
   } catch (err) {
     if (err instanceof HttpError) return fail(err.status, err.code, err.message);
-    const status = errorKind(err) === 'transient' ? 503 : 400;
+    const transient = errorKind(err) === 'transient';
     log.error('upload failed', { err });
     const e = err as { code?: string; message?: string };
-    fail(status, e.code ?? 'INTERNAL', e.message ?? 'upload failed');
+    fail(transient ? 503 : 400, e.code ?? 'INTERNAL', e.message ?? 'upload failed');
   }
-}
+});

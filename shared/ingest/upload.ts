@@ -2,15 +2,16 @@
  * The seeds' `/process` endpoint as a domain operation: accept a posted file for a dataset and put
  * it in the raw bucket, where the finalize event does the rest.
  *
- * functions-framework's body parsers buffer request bodies before a handler runs (and Cloud Run caps
- * requests at 32 MiB), so the body arrives as a Buffer; a request without Content-Type skips the
- * parsers and is streamed. Large files belong in the raw bucket directly.
+ * The body is streamed into the object and counted as it goes: past `maxBytes` (of decoded bytes — the
+ * HTTP adapter inflates a compressed body on the way) the upload is refused with 413 and nothing is
+ * stored. With an Idempotency-Key a retried POST maps to the same object: the same key with the same
+ * file (name and MD5) is a 200 duplicate, with another file a 409 — never a silent 200.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { DATASET_NAME, loadDatasetContract } from '../contracts/dataset';
 import { isSmelterError, permanent, SmelterError } from '../errors';
-import { gsUri, type ObjectStore } from '../storage/object-store';
+import { gsUri, type ObjectMeta, type ObjectStore } from '../storage/object-store';
 
 export interface UploadRequest {
   dataset?: string;
@@ -40,39 +41,6 @@ export class HttpError extends Error {
   }
 }
 
-/** Parses a multipart/form-data body: returns the first file part and the text fields. */
-export function parseMultipart(
-  body: Buffer,
-  contentType: string,
-): { fields: Record<string, string>; file?: { filename: string; contentType?: string; data: Buffer } } {
-  const m = /boundary=(?:"([^"]+)"|([^;]+))/i.exec(contentType);
-  const boundary = m?.[1] ?? m?.[2];
-  if (!boundary) throw new HttpError(400, 'BAD_MULTIPART', 'multipart body without a boundary');
-  const delim = Buffer.from(`--${boundary}`);
-  const fields: Record<string, string> = Object.create(null) as Record<string, string>;
-  let file: { filename: string; contentType?: string; data: Buffer } | undefined;
-  let pos = body.indexOf(delim);
-  if (pos < 0) throw new HttpError(400, 'BAD_MULTIPART', 'multipart boundary not found in body');
-  for (;;) {
-    pos += delim.length;
-    if (body.subarray(pos, pos + 2).toString() === '--') break;
-    pos += 2; // CRLF after the boundary
-    const headerEnd = body.indexOf('\r\n\r\n', pos);
-    if (headerEnd < 0) throw new HttpError(400, 'BAD_MULTIPART', 'truncated multipart part');
-    const headers = body.subarray(pos, headerEnd).toString('utf8');
-    const next = body.indexOf(Buffer.concat([Buffer.from('\r\n'), delim]), headerEnd + 4);
-    if (next < 0) throw new HttpError(400, 'BAD_MULTIPART', 'unterminated multipart part');
-    const data = body.subarray(headerEnd + 4, next);
-    const name = /name="([^"]*)"/i.exec(headers)?.[1];
-    const filename = /filename="([^"]*)"/i.exec(headers)?.[1];
-    const ct = /content-type:\s*([^\r\n]+)/i.exec(headers)?.[1];
-    if (filename !== undefined && !file) file = { filename, data, ...(ct ? { contentType: ct.trim() } : {}) };
-    else if (name && filename === undefined) fields[name] = data.toString('utf8');
-    pos = next + 2;
-  }
-  return { fields, ...(file ? { file } : {}) };
-}
-
 /** Keeps a safe last path segment of a client-supplied file name. */
 export function safeFilename(name: string | undefined, contentType?: string): string {
   const base = (name ?? '').split(/[\\/]/).pop() ?? '';
@@ -94,16 +62,73 @@ export function safeFilename(name: string | undefined, contentType?: string): st
   return `upload.${ext}`;
 }
 
-export async function acceptUpload(
-  req: UploadRequest,
-  deps: { store: ObjectStore; rawBucket: string; contractsDir: string; maxBytes: number; now?: () => Date },
-): Promise<UploadResult> {
+export interface UploadDeps {
+  store: ObjectStore;
+  rawBucket: string;
+  contractsDir: string;
+  maxBytes: number;
+  now?: () => Date;
+}
+
+/** Bytes seen so far and their MD5 (base64, as GCS and the fs driver record it). */
+class BodyTally {
+  bytes = 0;
+  done = false;
+  refused: HttpError | undefined;
+  private readonly md5 = createHash('md5');
+  private digest: string | undefined;
+
+  constructor(private readonly maxBytes: number) {}
+
+  add(chunk: Buffer): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.maxBytes)
+      throw (this.refused = new HttpError(
+        413,
+        'BODY_TOO_LARGE',
+        `Body exceeds ${this.maxBytes} bytes (SMELTER_MAX_UPLOAD_BYTES)`,
+      ));
+    this.md5.update(chunk);
+  }
+
+  end(): void {
+    this.done = true;
+    if (this.bytes === 0)
+      throw (this.refused = new HttpError(400, 'EMPTY_BODY', 'The request has no file content'));
+  }
+
+  get md5Base64(): string {
+    return (this.digest ??= this.md5.digest('base64'));
+  }
+
+  /**
+   * Counts the stream, pulled by the write (an eager pipe would fail before the write listens) and
+   * without destroying the request on a refusal, so the client still gets the 4xx answer.
+   */
+  async *count(body: Readable): AsyncGenerator<Buffer> {
+    for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+      this.add(chunk);
+      yield chunk;
+    }
+    this.end();
+  }
+
+  /** Reads what the write left unread (it stopped early), to know the whole body's MD5. */
+  async rest(body: Readable): Promise<void> {
+    if (this.done) return;
+    for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>)
+      this.add(chunk);
+    this.end();
+  }
+}
+
+export async function acceptUpload(req: UploadRequest, deps: UploadDeps): Promise<UploadResult> {
   const dataset = req.dataset?.trim();
   if (!dataset)
     throw new HttpError(
       400,
       'MISSING_DATASET',
-      'Name the dataset: ?dataset=NAME, header X-Smelter-Dataset or a "dataset" form field',
+      'Name the dataset: ?dataset=NAME, header X-Smelter-Dataset or a "dataset" form field before the file part',
     );
   if (!DATASET_NAME.test(dataset))
     throw new HttpError(
@@ -117,41 +142,52 @@ export async function acceptUpload(
     if (isSmelterError(err, 'UNKNOWN_DATASET')) throw new HttpError(404, 'UNKNOWN_DATASET', err.message);
     throw err;
   }
-  const size = Buffer.isBuffer(req.body) ? req.body.length : undefined;
-  if (size !== undefined && size > deps.maxBytes)
-    throw new HttpError(
-      413,
-      'BODY_TOO_LARGE',
-      `Body is ${size} bytes; the limit is ${deps.maxBytes} (SMELTER_MAX_UPLOAD_BYTES)`,
-    );
-  if (size === 0) throw new HttpError(400, 'EMPTY_BODY', 'The request has no file content');
+  const tally = new BodyTally(deps.maxBytes);
+  const buffered = Buffer.isBuffer(req.body) ? req.body : undefined;
+  if (buffered) {
+    tally.add(buffered);
+    tally.end();
+  }
+  const body = req.body;
+  const readRest = (): Promise<void> => (Buffer.isBuffer(body) ? Promise.resolve() : tally.rest(body));
 
   const filename = safeFilename(req.filename, req.contentType);
-  const day = (deps.now?.() ?? new Date()).toISOString().slice(0, 10);
-  // With an Idempotency-Key a retried POST maps to the same object and is accepted once.
-  const id = req.idempotencyKey
+  const today = deps.now?.() ?? new Date();
+  const day = (d: Date): string => d.toISOString().slice(0, 10);
+  const key = req.idempotencyKey
     ? createHash('sha256').update(`${dataset}\0${req.idempotencyKey}`).digest('hex').slice(0, 24)
-    : randomUUID();
-  const object = `${dataset}/uploads/${day}/${id}-${filename}`;
-  let bytes = 0;
-  // The store's driver may wrap a source error in its own (e.g. STORAGE_UNAVAILABLE): remember ours.
-  let refused: HttpError | undefined;
-  // Pulled by the write (an eager pipe would fail before the write listens: an uncaught error) and
-  // without destroying the request on a refusal, so the client still gets the 4xx answer.
-  async function* limited(body: Readable): AsyncGenerator<Buffer> {
-    for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-      bytes += chunk.length;
-      if (bytes > deps.maxBytes)
-        throw (refused = new HttpError(
-          413,
-          'BODY_TOO_LARGE',
-          `Body exceeds ${deps.maxBytes} bytes (SMELTER_MAX_UPLOAD_BYTES)`,
-        ));
-      yield chunk;
-    }
-    if (bytes === 0) throw (refused = new HttpError(400, 'EMPTY_BODY', 'The request has no file content'));
+    : undefined;
+  const object = `${dataset}/uploads/${day(today)}/${key ?? randomUUID()}-${filename}`;
+
+  const duplicate = async (meta: ObjectMeta): Promise<UploadResult> => {
+    await readRest();
+    if (
+      !meta.name.endsWith(`/${key}-${filename}`) ||
+      (meta.md5Hash !== undefined && meta.md5Hash !== tally.md5Base64)
+    )
+      throw new HttpError(
+        409,
+        'IDEMPOTENCY_KEY_REUSED',
+        `This Idempotency-Key was used for another upload (${gsUri(deps.rawBucket, meta.name)}); use a new key for a new file`,
+      );
+    return {
+      status: 200,
+      bucket: deps.rawBucket,
+      object: meta.name,
+      generation: meta.generation,
+      uri: gsUri(deps.rawBucket, meta.name),
+      bytes: meta.size,
+      duplicate: true,
+    };
+  };
+  if (key) {
+    // A retry may cross midnight, or name the file differently: yesterday's and today's uploads count.
+    const yesterday = new Date(today.getTime() - 86_400_000);
+    for (const d of [today, yesterday])
+      for await (const m of deps.store.list(deps.rawBucket, `${dataset}/uploads/${day(d)}/${key}-`))
+        return duplicate(m);
   }
-  const source = Buffer.isBuffer(req.body) ? req.body : limited(req.body);
+  const source = buffered ?? tally.count(body as Readable);
   try {
     const meta = await deps.store.write(deps.rawBucket, object, source, {
       ifAbsent: true,
@@ -168,20 +204,13 @@ export async function acceptUpload(
       duplicate: false,
     };
   } catch (err) {
-    if (refused) throw refused;
+    // The store's driver may wrap a source error in its own (e.g. STORAGE_UNAVAILABLE): ours wins.
+    if (tally.refused) throw tally.refused;
     if (err instanceof HttpError) throw err;
     if (isSmelterError(err, 'PRECONDITION_FAILED')) {
+      // A concurrent request with the same key won the race.
       const meta = await deps.store.stat(deps.rawBucket, object);
-      if (meta)
-        return {
-          status: 200,
-          bucket: deps.rawBucket,
-          object,
-          generation: meta.generation,
-          uri: gsUri(deps.rawBucket, object),
-          bytes: meta.size,
-          duplicate: true,
-        };
+      if (meta) return duplicate(meta);
     }
     throw err instanceof SmelterError ? err : permanent('INTERNAL', String(err), { cause: err });
   }

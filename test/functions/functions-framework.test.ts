@@ -190,3 +190,87 @@ describe('stock functions-framework CLI serving rawToBronze (env-only configurat
     assert.ok(fs.existsSync(manifestFile(name, m.generation)));
   });
 });
+
+describe('stock functions-framework CLI serving ingestHttp: the body is streamed, never parsed', function () {
+  this.timeout(120_000);
+  let tmp: string;
+  let child: ChildProcess | undefined;
+  let url: string;
+
+  before(async () => {
+    if (!fs.existsSync(path.join(REPO, 'dist', 'functions', 'index.js')))
+      execFileSync(
+        process.execPath,
+        [path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
+        { cwd: REPO, stdio: 'inherit' },
+      );
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-ff-http-'));
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SMELTER_')));
+    const proc = spawn(
+      process.execPath,
+      [FF_MAIN, '--target=ingestHttp', '--signature-type=http', `--port=${port}`, `--source=${REPO}`],
+      {
+        cwd: tmp,
+        env: {
+          ...base,
+          SMELTER_HOME: path.join(tmp, 'home'),
+          SMELTER_BACKEND: 'local',
+          SMELTER_LOG_FORMAT: 'json',
+          METADATA_SERVER_DETECTION: 'none',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    child = proc;
+    let out = '';
+    proc.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    proc.stderr?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`not serving after 20 s:\n${out}`)), 20_000);
+      proc.stdout?.on('data', () => {
+        if (out.includes('Serving function')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      proc.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`functions-framework exited (${code}):\n${out}`));
+      });
+    });
+  });
+
+  after(async () => {
+    const proc = child;
+    if (proc && proc.exitCode === null && proc.signalCode === null) {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+    }
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('a body its JSON parser would refuse is stored; errors are JSON', async () => {
+    const ok = await fetch(`${url}/?dataset=rainfall&filename=a.csv`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: CSV,
+    });
+    assert.equal(ok.status, 202, await ok.clone().text());
+    const { object } = (await ok.json()) as { object: string };
+    assert.equal(
+      fs.readFileSync(path.join(tmp, 'home', 'buckets', 'raw', ...object.split('/')), 'utf8'),
+      CSV,
+    );
+    const bad = await fetch(`${url}/?dataset=rainfall`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/csv', 'content-encoding': 'gzip' },
+      body: 'not gzip',
+    });
+    assert.equal(bad.status, 400);
+    assert.match(String(bad.headers.get('content-type')), /application\/json/);
+    assert.equal(((await bad.json()) as { error: { code: string } }).error.code, 'BAD_ENCODING');
+  });
+});

@@ -1,7 +1,10 @@
 /** ingestHttp over real HTTP (functions-framework's test server): uploads into the raw bucket. */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import zlib from 'node:zlib';
 import '../../functions/index';
 import { bronzeNames, type BronzeManifest } from '../../shared/ingest/bronze';
 import { postCloudEvent } from '../../shared/local/delivery';
@@ -227,6 +230,145 @@ describe('ingestHttp over HTTP (functions-framework)', () => {
       assert.equal(manifest?.rows, 3);
       assert.equal(manifest?.rejected, 0);
       assert.ok(await h.store.stat(h.cfg.bronzeBucket, names.parquet));
+    });
+  });
+
+  describe('hostile requests: streamed limits, JSON errors, key reuse', () => {
+    beforeEach(() => setup({ SMELTER_MAX_UPLOAD_BYTES: '1MB' }));
+
+    /** POSTs a gzip stream of zeros (up to `total` bytes decoded) and stops sending once answered. */
+    function postGzipBomb(
+      total: number,
+    ): Promise<{ status: number; type: string; body: string; sent: number }> {
+      return new Promise((resolve, reject) => {
+        let left = total;
+        const zeros = Buffer.alloc(1024 * 1024);
+        const plain = new Readable({
+          read() {
+            const n = Math.min(left, zeros.length);
+            left -= n;
+            this.push(n ? zeros.subarray(0, n) : null);
+          },
+        });
+        const gz = zlib.createGzip({ level: 9 });
+        let sent = 0;
+        gz.on('data', (c: Buffer) => (sent += c.length));
+        const req = http.request(`${srv.url}/?dataset=rainfall&filename=bomb.csv`, {
+          method: 'POST',
+          headers: { 'content-type': 'text/csv', 'content-encoding': 'gzip' },
+        });
+        req.on('response', (res) => {
+          plain.unpipe();
+          plain.destroy();
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body, sent }),
+          );
+        });
+        req.on('error', reject);
+        plain.pipe(gz).pipe(req);
+      });
+    }
+
+    it('a gzip body inflating past the limit → 413 JSON while it streams, nothing stored', async function () {
+      this.timeout(60_000);
+      // 2 GiB of zeros, about 2 MB compressed: refused after ~1 MB decoded, long before the end.
+      const r = await postGzipBomb(2 * 1024 ** 3);
+      assert.equal(r.status, 413, r.body.slice(0, 300));
+      assert.match(r.type, /application\/json/);
+      assert.equal((JSON.parse(r.body) as Failed).error.code, 'BODY_TOO_LARGE');
+      assert.ok(r.sent < 512 * 1024, `answered after ${r.sent} compressed bytes`);
+      assert.deepEqual(await rawObjects(), []);
+    });
+
+    it('a gzip body within the limit is stored decoded', async () => {
+      const res = await post('?dataset=rainfall&filename=small.csv', {
+        headers: { 'content-type': 'text/csv', 'content-encoding': 'gzip' },
+        body: new Uint8Array(zlib.gzipSync(CSV)),
+      });
+      assert.equal(res.status, 202);
+      const { object } = (await res.json()) as Accepted;
+      assert.equal(await rawText(object), CSV);
+    });
+
+    it('every error is the JSON error format: wrong or odd Content-Type, corrupt gzip, unknown encoding', async () => {
+      const cases: [RequestInit, number, string][] = [
+        // A JSON parser used to run on this one: an HTML 400 with a stack trace.
+        [{ headers: { 'content-type': 'application/json' }, body: '{"not json' }, 202, ''],
+        [{ headers: { 'content-type': 'image/png' }, body: CSV }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+        [
+          { headers: { 'content-type': 'text/csv', 'content-encoding': 'gzip' }, body: 'not gzip at all' },
+          400,
+          'BAD_ENCODING',
+        ],
+        [
+          {
+            headers: { 'content-type': 'text/csv', 'content-encoding': 'gzip' },
+            body: new Uint8Array(zlib.gzipSync(CSV).subarray(0, 20)),
+          },
+          400,
+          'BAD_ENCODING',
+        ],
+        [
+          { headers: { 'content-type': 'text/csv', 'content-encoding': 'zstd-x' }, body: CSV },
+          415,
+          'UNSUPPORTED_ENCODING',
+        ],
+        [{ headers: { 'content-type': 'multipart/form-data' }, body: CSV }, 400, 'BAD_MULTIPART'],
+        [
+          { headers: { 'content-type': 'multipart/form-data; boundary=xyz' }, body: '--xyz\r\nbroken' },
+          400,
+          'BAD_MULTIPART',
+        ],
+      ];
+      for (const [init, status, code] of cases) {
+        const res = await post('?dataset=rainfall&filename=odd.csv', init);
+        const text = await res.text();
+        assert.equal(res.status, status, `${JSON.stringify(init.headers)}: ${text.slice(0, 300)}`);
+        assert.match(String(res.headers.get('content-type')), /application\/json/, text.slice(0, 200));
+        if (code) assert.equal((JSON.parse(text) as Failed).error.code, code, text);
+      }
+    });
+
+    it('an Idempotency-Key reused for another file → 409, the first upload stands', async () => {
+      const send = (body: string, filename = 'keyed.csv'): Promise<Response> =>
+        post(`?dataset=rainfall&filename=${filename}`, {
+          headers: { 'content-type': 'text/csv', 'idempotency-key': 'k-7' },
+          body,
+        });
+      const first = await send(CSV);
+      assert.equal(first.status, 202);
+      const a = (await first.json()) as Accepted;
+      const other = await send(CSV.replace('7.5', '8.5'));
+      assert.equal(other.status, 409);
+      const err = (await other.json()) as Failed;
+      assert.equal(err.error.code, 'IDEMPOTENCY_KEY_REUSED');
+      assert.equal((await send(CSV, 'renamed.csv')).status, 409, 'another file name is another file');
+      const again = await send(CSV);
+      assert.equal(again.status, 200);
+      assert.equal(((await again.json()) as Accepted).duplicate, true);
+      assert.deepEqual(await rawObjects(), [a.object]);
+      assert.equal(await rawText(a.object), CSV);
+    });
+
+    it('multipart streams too: an oversize file part → 413, a gzip-encoded multipart body is decoded', async () => {
+      const big = new FormData();
+      big.append('dataset', 'rainfall');
+      big.append('file', new Blob(['x'.repeat(2 * 1024 * 1024)], { type: 'text/csv' }), 'big.csv');
+      const res = await post('', { body: big });
+      assert.equal(res.status, 413);
+      assert.equal(((await res.json()) as Failed).error.code, 'BODY_TOO_LARGE');
+      assert.deepEqual(await rawObjects(), []);
+
+      const boundary = 'b0undary';
+      const raw = `--${boundary}\r\nContent-Disposition: form-data; name="dataset"\r\n\r\nrainfall\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="gz.csv"\r\nContent-Type: text/csv\r\n\r\n${CSV}\r\n--${boundary}--\r\n`;
+      const ok = await post('', {
+        headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-encoding': 'gzip' },
+        body: new Uint8Array(zlib.gzipSync(raw)),
+      });
+      assert.equal(ok.status, 202);
+      assert.equal(await rawText(((await ok.json()) as Accepted).object), CSV);
     });
   });
 
