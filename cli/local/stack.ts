@@ -18,6 +18,7 @@ import {
   type StackPart,
 } from '../../shared/local/stack';
 import { StorageTriggers } from '../../shared/local/storage-triggers';
+import { selfRef } from '../../shared/local/process';
 import { AdminServer } from './admin';
 import { pubsubPart } from '../../shared/local/pubsub/part';
 import { pubsubAdminRoutes } from '../../shared/local/pubsub/admin';
@@ -159,8 +160,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   }
   const infoFile = stackInfoFile(cfg.home);
   if (opts.register) {
+    const { start } = selfRef();
     const info: StackInfo = {
       pid: process.pid,
+      ...(start ? { pidStart: start } : {}),
       startedAt: new Date().toISOString(),
       endpoints: ctx.endpoints,
       admin: adminUrl,

@@ -11,6 +11,7 @@ import type { Config } from '../config';
 import type { Logger } from '../log';
 import type { FunctionSpec } from '../manifest';
 import type { FsObjectStore } from '../adapters/storage/fs';
+import { isRunning } from './process';
 
 export type EntryPoint = FunctionSpec['entryPoint'];
 
@@ -42,6 +43,8 @@ export interface StackPart {
 
 export interface StackInfo {
   pid: number;
+  /** processStart(pid) when recorded: a reused pid is not the stack. */
+  pidStart?: string;
   startedAt: string;
   endpoints: StackContext['endpoints'];
   admin?: string;
@@ -54,15 +57,19 @@ export function stackInfoFile(home: string): string {
   return path.join(home, 'state', 'stack.json');
 }
 
-/** The running stack of this SMELTER_HOME, if its process is alive. */
+/**
+ * The running stack of this SMELTER_HOME, if its very process is alive. The record of a stack killed
+ * with -9 stays behind; its pid, dead or reused by another process, never counts as a running stack.
+ */
 export function runningStack(home: string): StackInfo | undefined {
+  let info: StackInfo;
   try {
-    const info = JSON.parse(fs.readFileSync(stackInfoFile(home), 'utf8')) as StackInfo;
-    process.kill(info.pid, 0);
-    return info;
+    info = JSON.parse(fs.readFileSync(stackInfoFile(home), 'utf8')) as StackInfo;
   } catch {
     return undefined;
   }
+  const ref = { pid: info.pid, ...(info.pidStart ? { start: info.pidStart } : {}) };
+  return isRunning(ref) ? info : undefined;
 }
 
 export class Stack {

@@ -1,7 +1,16 @@
 /**
  * Runs the Cloud SDK Pub/Sub emulator as a child process group. The launcher is a shell script that
- * execs Java; it is started detached (its own process group) so stopping kills the JVM too, and an
- * exit hook kills it if this process dies without stopping it (an orphaned JVM would hold the port).
+ * execs Java; it is started detached (its own process group) so stopping kills the JVM too.
+ *
+ * An orphaned JVM would keep the port and keep pushing to the functions' ports, so its life is tied to
+ * this process three ways:
+ * - an exit hook kills the group when this process exits normally;
+ * - a parent-death pipe: a small shell watchdog in the group holds the read end of a pipe whose write
+ *   end only this process holds; when this process dies — even by SIGKILL — the read sees EOF and the
+ *   watchdog kills the group;
+ * - a record (`<home>/pubsub/emulator.json`: group, start time, owner) checked at the next start: an
+ *   emulator whose owner is gone is stopped; a record of a process that is gone is just removed, never
+ *   a reason to refuse to start.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -9,6 +18,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { SmelterError } from '../../errors';
 import type { Logger } from '../../log';
+import { isRunning, processStart, selfRef, type ProcessRef } from '../process';
 
 export interface EmulatorHandle {
   /** `host:port`, the PUBSUB_EMULATOR_HOST value. */
@@ -72,18 +82,78 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
   }
 }
 
+/**
+ * The watchdog: runs the launcher (`$0 $@`) in the background, waits for it, and meanwhile a subshell
+ * (ignoring SIGTERM) blocks on fd 3 — the parent-death pipe — then stops the whole group. A background
+ * list's stdin is /dev/null in sh, hence the copy to fd 3.
+ */
+const WATCHDOG = `exec 3<&0
+"$0" "$@" </dev/null 3<&- &
+emulator=$!
+( trap '' TERM; cat <&3 >/dev/null; kill -TERM 0; sleep 5; kill -KILL 0 ) &
+watchdog=$!
+exec 3<&-
+wait $emulator
+code=$?
+kill -KILL $watchdog 2>/dev/null
+exit $code`;
+
+interface EmulatorRecord {
+  group: ProcessRef;
+  owner: ProcessRef;
+  host: string;
+}
+
+export function emulatorRecordFile(home: string): string {
+  return path.join(home, 'pubsub', 'emulator.json');
+}
+
+/** Stops an emulator left by an earlier run whose owner is gone; removes a record of one that is gone. */
+export async function stopStaleEmulator(home: string, log?: Logger): Promise<boolean> {
+  const file = emulatorRecordFile(home);
+  let rec: EmulatorRecord;
+  try {
+    rec = JSON.parse(fs.readFileSync(file, 'utf8')) as EmulatorRecord;
+  } catch {
+    return false;
+  }
+  if (isRunning(rec.owner) && rec.owner.pid !== process.pid) return false; // another live run owns it
+  let stopped = false;
+  if (isRunning(rec.group)) {
+    log?.warn(
+      `stopping a Pub/Sub emulator left running by an earlier run (pid ${rec.group.pid}, ${rec.host})`,
+    );
+    killGroupOf(rec.group.pid, 'SIGTERM');
+    for (let i = 0; i < 30 && isRunning(rec.group); i++) await sleep(100);
+    if (isRunning(rec.group)) killGroupOf(rec.group.pid, 'SIGKILL');
+    stopped = true;
+  }
+  fs.rmSync(file, { force: true });
+  return stopped;
+}
+
+function killGroupOf(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
 async function startOnce(opts: StartEmulatorOptions): Promise<EmulatorHandle> {
   const dataDir = path.join(opts.home, 'pubsub');
   fs.mkdirSync(dataDir, { recursive: true });
+  await stopStaleEmulator(opts.home, opts.log);
   const logFile = path.join(dataDir, 'emulator.log');
   const port = opts.port ?? (await freePort());
   const host = `127.0.0.1:${port}`;
   const fd = fs.openSync(logFile, 'w');
   const t0 = Date.now();
-  const child = spawn(opts.launcher, ['--host=127.0.0.1', `--port=${port}`], {
+  const child = spawn('/bin/sh', ['-c', WATCHDOG, opts.launcher, '--host=127.0.0.1', `--port=${port}`], {
     cwd: dataDir,
     detached: true,
-    stdio: ['ignore', fd, fd],
+    // stdin: the parent-death pipe (never written; only its closing matters).
+    stdio: ['pipe', fd, fd],
     env: {
       ...process.env,
       // Small heap and a fast-starting JIT: the emulator is a test fake, not a throughput server.
@@ -93,6 +163,12 @@ async function startOnce(opts: StartEmulatorOptions): Promise<EmulatorHandle> {
   fs.closeSync(fd);
   const pid = child.pid;
   if (pid === undefined) throw new SmelterError('PUBSUB_UNAVAILABLE', `Could not start ${opts.launcher}`);
+  const pipe = child.stdin;
+  pipe?.on('error', () => undefined);
+  (pipe as unknown as { unref?: () => void } | null)?.unref?.();
+  const start = processStart(pid);
+  const record: EmulatorRecord = { group: { pid, ...(start ? { start } : {}) }, owner: selfRef(), host };
+  fs.writeFileSync(emulatorRecordFile(opts.home), JSON.stringify(record) + '\n');
 
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   const exitedP = new Promise<void>((resolve) =>
@@ -102,12 +178,11 @@ async function startOnce(opts: StartEmulatorOptions): Promise<EmulatorHandle> {
     }),
   );
   child.once('error', () => undefined);
-  const killGroup = (signal: NodeJS.Signals): void => {
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      /* already gone */
-    }
+  const killGroup = (signal: NodeJS.Signals): void => killGroupOf(pid, signal);
+  const forget = (): void => {
+    process.removeListener('exit', onExit);
+    pipe?.destroy();
+    fs.rmSync(emulatorRecordFile(opts.home), { force: true });
   };
   const onExit = (): void => killGroup('SIGKILL');
   process.once('exit', onExit);
@@ -122,7 +197,8 @@ async function startOnce(opts: StartEmulatorOptions): Promise<EmulatorHandle> {
   const deadline = t0 + (opts.readyTimeoutMs ?? 30_000);
   for (;;) {
     if (exited) {
-      process.removeListener('exit', onExit);
+      killGroup('SIGKILL'); // the watchdog
+      forget();
       throw new SmelterError(
         'PUBSUB_UNAVAILABLE',
         `Pub/Sub emulator exited during start-up (code ${exited.code}):\n${tail()}`,
@@ -134,7 +210,7 @@ async function startOnce(opts: StartEmulatorOptions): Promise<EmulatorHandle> {
     if (await emulatorReady(host, 500)) break;
     if (Date.now() > deadline) {
       killGroup('SIGKILL');
-      process.removeListener('exit', onExit);
+      forget();
       throw new SmelterError(
         'PUBSUB_UNAVAILABLE',
         `Pub/Sub emulator not ready after ${Date.now() - t0} ms:\n${tail()}`,
@@ -166,7 +242,8 @@ async function startOnce(opts: StartEmulatorOptions): Promise<EmulatorHandle> {
             await within(exitedP, 2000);
           }
         }
-        process.removeListener('exit', onExit);
+        killGroup('SIGKILL'); // what is left of the group: the watchdog
+        forget();
         fs.rmSync(path.join(dataDir, 'env.yaml'), { force: true });
       })();
       return stopping;
