@@ -19,6 +19,7 @@ import {
 } from '../../shared/local/stack';
 import { StorageTriggers } from '../../shared/local/storage-triggers';
 import { selfRef } from '../../shared/local/process';
+import { TempSweeper } from '../../shared/local/temp-sweep';
 import { AdminServer } from './admin';
 import { pubsubPart } from '../../shared/local/pubsub/part';
 import { pubsubAdminRoutes } from '../../shared/local/pubsub/admin';
@@ -109,7 +110,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     await store.ensureBucket(bucketName(cfg, ref));
   const ctx: StackContext = { cfg, log, store, endpoints: {}, statusSections: new Map() };
   const triggers = new StorageTriggers({ ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) });
-  const parts: StackPart[] = [new FunctionsPart(opts.ephemeral ?? false)];
+  const parts: StackPart[] = [new TempSweeper(), new FunctionsPart(opts.ephemeral ?? false)];
   // Pub/Sub subscribes the served functions, so it starts after them; the scheduler publishes on it.
   if (opts.pubsub) parts.push(pubsubPart({ delivery: cfg.pubsubDelivery }));
   if (opts.pubsub && opts.scheduler) parts.push(schedulerPart());

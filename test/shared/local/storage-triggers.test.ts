@@ -4,6 +4,7 @@
  * with plain `fs` as a file manager would, a recording proxy in front of rawToBronze.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
@@ -254,6 +255,16 @@ describe('local stack: storage triggers (Eventarc stand-in)', function () {
       report.quarantine.failedFiles.filter((f) => f.code === 'INVALID_OBJECT_NAME').length,
       odd.length,
     );
+  });
+
+  it('the stack sweeps temp files a killed run left behind when it starts', async () => {
+    const gone = spawn(process.execPath, ['-e', '0']);
+    await new Promise((r) => gone.on('exit', r));
+    const stale = path.join(h.home, 'tmp', 'objects', `${gone.pid}-0123456789ab-1.part`);
+    await fsp.mkdir(path.dirname(stale), { recursive: true });
+    await fsp.writeFile(stale, 'half an object');
+    await start();
+    assert.equal(fs.existsSync(stale), false);
   });
 
   it('after a restart, delivers what arrived while down and does not redeliver old generations', async () => {
