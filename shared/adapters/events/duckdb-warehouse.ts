@@ -25,7 +25,10 @@
  * them). The rows travel as one JSON parameter that DuckDB casts with `from_json_strict` to the
  * table's types. It is a plain INSERT — DuckDB's conflict handling in INSERT OR IGNORE costs several ms
  * per statement — and only when it hits a duplicate key (a redelivery) is the batch written again with
- * INSERT OR IGNORE. A statement is atomic, so the failed attempt left nothing behind.
+ * INSERT OR IGNORE. A statement is atomic, so the failed attempt left nothing behind. When DuckDB refuses
+ * a batch for what a row holds (text it cannot parse, a value its column cannot take), the batch is
+ * bisected: the refused rows are returned as rejections (the router dead-letters them with DuckDB's
+ * reason) and the rest is stored — one bad event never fails its batch-mates.
  *
  * DDL is serialised per database instance: DuckDB fails concurrent `CREATE … IF NOT EXISTS` of the same
  * catalog entry with "Catalog write-write conflict on create", and two flushes used to create tables at
