@@ -35,7 +35,7 @@ async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 10
 }
 
 describe('pubsub: the emulator process group follows its owner', function () {
-  this.timeout(30_000);
+  this.timeout(60_000);
   let dir: string;
   let launcher: string;
   const groups: number[] = [];
@@ -61,7 +61,7 @@ describe('pubsub: the emulator process group follows its owner', function () {
     );
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    await until('the emulator to answer', () => out.includes('\n') || child.exitCode !== null);
+    await until('the emulator to answer', () => out.includes('\n') || child.exitCode !== null, 40_000);
     const { pid, host } = JSON.parse(out) as { pid: number; host: string };
     groups.push(pid);
     assert.equal(await emulatorReady(host), true);
