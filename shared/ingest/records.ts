@@ -37,6 +37,36 @@ export interface RecordTally {
   unterminatedQuote: boolean;
 }
 
+const LF_LF = Buffer.from('\n\n');
+const LF_SPACE = Buffer.from('\n ');
+const LF_TAB = Buffer.from('\n\t');
+
+const hasBefore = (buf: Buffer, needle: Buffer, from: number, to: number): boolean => {
+  const i = buf.indexOf(needle, from);
+  return i !== -1 && i < to;
+};
+
+/** Occurrences of `byte` in buf[from, to), four bytes at a time. */
+export function countByte(buf: Buffer, from: number, to: number, byte: number): number {
+  let n = 0;
+  let i = from;
+  for (; i < to && (buf.byteOffset + i) % 4 !== 0; i++) if (buf[i] === byte) n++;
+  if (i >= to) return n;
+  const words = new Uint32Array(buf.buffer, buf.byteOffset + i, (to - i) >>> 2);
+  const pattern = Math.imul(byte, 0x01010101);
+  for (let k = 0; k < words.length;) {
+    // Per-byte lanes of matches, summed every 255 words before a lane can overflow.
+    let lanes = 0;
+    for (const end = Math.min(words.length, k + 255); k < end; k++) {
+      const x = (words[k] as number) ^ pattern; // a matching byte is 0
+      lanes += (~(((x & 0x7f7f7f7f) + 0x7f7f7f7f) | x) & 0x80808080) >>> 7;
+    }
+    n += (lanes & 0xff) + ((lanes >>> 8) & 0xff) + ((lanes >>> 16) & 0xff) + (lanes >>> 24);
+  }
+  for (i += words.length * 4; i < to; i++) if (buf[i] === byte) n++;
+  return n;
+}
+
 export class RecordScanner {
   readonly tally: RecordTally = { records: 0, cut: [], unterminatedQuote: false };
   private readonly csv: boolean;
@@ -102,11 +132,12 @@ export class RecordScanner {
       }
       if (nextLF !== -1 && nextLF < pos) nextLF = chunk.indexOf(LF, pos);
       if (nextCR !== -1 && nextCR < pos) nextCR = chunk.indexOf(CR, pos);
+      if (this.csv && nextQuote !== -1 && nextQuote < pos) nextQuote = chunk.indexOf(this.quote, pos);
+      if (nextCR === -1 && (nextQuote === -1 || !this.csv) && this.bulk(chunk, pos, n)) break;
       let e = n;
       if (nextLF !== -1) e = nextLF;
       if (nextCR !== -1 && nextCR < e) e = nextCR;
       if (this.csv) {
-        if (nextQuote !== -1 && nextQuote < pos) nextQuote = chunk.indexOf(this.quote, pos);
         if (nextQuote !== -1 && nextQuote < e) e = nextQuote;
       } else if (!this.content) this.noteContent(chunk, pos, e);
       this.consume(chunk, pos, e, false, false);
@@ -138,6 +169,35 @@ export class RecordScanner {
     if (this.emitFrom >= 0 && this.emitFrom < n)
       this.out.push(this.emitFrom === 0 && n === chunk.length ? chunk : chunk.subarray(this.emitFrom, n));
     return this.out;
+  }
+
+  /**
+   * The common case at memchr speed: the rest of the chunk has no quote (CSV) and no CR, and no record
+   * in it can reach the limit, so its records are its LF-terminated lines. Declines (false) when an
+   * empty or possibly blank line would need a closer look.
+   */
+  private bulk(chunk: Buffer, pos: number, n: number): boolean {
+    if (this.cutting || this.len + (n - pos) > this.max) return false;
+    const firstLF = chunk.indexOf(LF, pos);
+    if (firstLF === -1) return false;
+    const lastLF = chunk.lastIndexOf(LF, n - 1);
+    const emptyCounts = this.csv && this.opts.emptyRecordIsRow === true;
+    if (!emptyCounts && hasBefore(chunk, LF_LF, firstLF, lastLF)) return false;
+    if (
+      !this.csv &&
+      (hasBefore(chunk, LF_SPACE, firstLF, lastLF) || hasBefore(chunk, LF_TAB, firstLF, lastLF))
+    )
+      return false;
+    // The current record ends at the first LF.
+    if (!this.csv && !this.content) this.noteContent(chunk, pos, firstLF);
+    this.len += firstLF - pos;
+    this.endRecord(firstLF);
+    // Every line between is a whole, non-empty record.
+    this.tally.records += countByte(chunk, firstLF + 1, lastLF + 1, LF);
+    // The tail starts the next record.
+    if (!this.csv) this.noteContent(chunk, lastLF + 1, n);
+    this.len = n - lastLF - 1;
+    return true;
   }
 
   /** Ends the input: a held byte is resolved, and the last record counts even without a terminator. */
