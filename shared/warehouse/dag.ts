@@ -1,6 +1,7 @@
 /**
- * The model graph, derived only from the inputs each model declares. Sources are Bronze tables
- * (loaded from files) and event tables (written by routeEvent); everything else must be a model.
+ * The model graph, built from each model's inputs (the tables it reads with @ref/@batch). Sources
+ * are Bronze tables (loaded from files) and event tables (written by routeEvent); everything else
+ * must be a model.
  */
 import { permanent } from '../errors';
 import type { Model } from './model';

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { permanent } from '../errors';
+import { macroCalls } from './dialect/lexer';
 import { type Grain } from './dialect/types';
 import { parseTableRef, tableKey, type TableRef } from './tables';
 
@@ -32,6 +33,7 @@ export interface Model {
   version: string[];
   mergeUpdates: Record<string, string>;
   watermark?: string;
+  /** Tables read with @ref/@batch (the DAG's edges), in order of first use. */
   inputs: string[];
   audits: BuiltinAudit[];
   description?: string;
@@ -182,109 +184,174 @@ export function parseModel(
   file: string,
   domain = path.basename(path.dirname(path.dirname(file))),
 ): Model {
-  const where = file;
-  const { entries, body } = splitHeader(text, where, MODEL_KEYS);
-  const one = (k: string): string | undefined => {
-    const v = entries.filter(([key]) => key === k);
-    if (v.length > 1) throw permanent('MODEL_FAILED', `${where}: header key "${k}" appears more than once`);
-    return v[0]?.[1];
+  const { entries, body } = splitHeader(text, file, MODEL_KEYS);
+  const h = headerReader(entries, file);
+  const target = parseTarget(h, file);
+  const kind = parseKind(h, file);
+  const columns = parseColumns(h, file);
+  const mergeUpdates = parseMergeUpdates(h, file);
+  checkBody(body, file);
+  checkKindRules(kind, columns, mergeUpdates, file);
+  const inputs = resolveInputs(body, h.one('inputs'), target, file);
+  const description = h.one('description');
+  return {
+    key: tableKey(target),
+    target,
+    kind,
+    domain,
+    ...columns,
+    mergeUpdates,
+    inputs,
+    audits: h.many('audit').map((a) => parseAudit(a, file)),
+    ...(description ? { description } : {}),
+    sql: body,
+    file,
   };
-  const many = (k: string): string[] => entries.filter(([key]) => key === k).map(([, v]) => v);
+}
 
-  const name = one('model');
+type HeaderReader = { one(k: string): string | undefined; many(k: string): string[] };
+
+function headerReader(entries: [string, string][], where: string): HeaderReader {
+  return {
+    one(k) {
+      const v = entries.filter(([key]) => key === k);
+      if (v.length > 1) throw permanent('MODEL_FAILED', `${where}: header key "${k}" appears more than once`);
+      return v[0]?.[1];
+    },
+    many: (k) => entries.filter(([key]) => key === k).map(([, v]) => v),
+  };
+}
+
+function parseTarget(h: HeaderReader, where: string): TableRef {
+  const name = h.one('model');
   if (!name) throw permanent('MODEL_FAILED', `${where}: the header needs "-- model: <layer>.<table>"`);
   const target = parseTableRef(name, `${where}: model`);
   if (target.layer !== 'silver' && target.layer !== 'gold')
     throw permanent('MODEL_FAILED', `${where}: models write to silver or gold, not ${target.layer}`);
-  const folder = path.basename(path.dirname(file));
+  const folder = path.basename(path.dirname(where));
   if ((folder === 'silver' || folder === 'gold') && folder !== target.layer)
     throw permanent('MODEL_FAILED', `${where}: a model in ${folder}/ must target ${folder}.<table>`);
+  return target;
+}
 
-  const kindRaw = one('kind') ?? '';
-  const kind = KINDS[kindRaw.trim().split(/\s+/)[0] ?? ''];
+function parseKind(h: HeaderReader, where: string): ModelKind {
+  const raw = h.one('kind') ?? '';
+  const kind = KINDS[raw.trim().split(/\s+/)[0] ?? ''];
   if (!kind)
     throw permanent(
       'MODEL_FAILED',
-      `${where}: kind must be merge, incremental_by_time_range, full or view (got "${kindRaw}")`,
+      `${where}: kind must be merge, incremental_by_time_range, full or view (got "${raw}")`,
     );
+  return kind;
+}
 
-  const uniqueKey = idents(one('unique_key') ?? '', where, 'unique_key');
-  const timeColumn = one('time_column')?.trim() || undefined;
+type ModelColumns = Pick<
+  Model,
+  'uniqueKey' | 'timeColumn' | 'grain' | 'partitionBy' | 'clusterBy' | 'version' | 'watermark'
+>;
+
+function parseColumns(h: HeaderReader, where: string): ModelColumns {
+  const timeColumn = h.one('time_column')?.trim() || undefined;
   if (timeColumn && !IDENT.test(timeColumn))
     throw permanent('MODEL_FAILED', `${where}: time_column: not a column name`);
-  const grainRaw = (one('grain') ?? 'day').trim();
-  if (!['day', 'week', 'month'].includes(grainRaw))
+  const grain = (h.one('grain') ?? 'day').trim();
+  if (!['day', 'week', 'month'].includes(grain))
     throw permanent('MODEL_FAILED', `${where}: grain must be day, week or month`);
-  const partitionBy = one('partition_by')?.trim() || timeColumn;
-  const clusterBy = idents(one('cluster_by') ?? '', where, 'cluster_by');
+  const partitionBy = h.one('partition_by')?.trim() || timeColumn;
+  const clusterBy = idents(h.one('cluster_by') ?? '', where, 'cluster_by');
   if (clusterBy.length > 4)
     throw permanent('MODEL_FAILED', `${where}: cluster_by: BigQuery allows at most 4 columns`);
-  const version = idents(one('version') ?? '', where, 'version');
-  const watermark = one('watermark')?.trim() || undefined;
+  const watermark = h.one('watermark')?.trim() || undefined;
+  return {
+    uniqueKey: idents(h.one('unique_key') ?? '', where, 'unique_key'),
+    ...(timeColumn ? { timeColumn } : {}),
+    grain: grain as Grain,
+    ...(partitionBy ? { partitionBy } : {}),
+    clusterBy,
+    version: idents(h.one('version') ?? '', where, 'version'),
+    ...(watermark ? { watermark } : {}),
+  };
+}
 
-  const mergeUpdates: Record<string, string> = {};
-  for (const u of many('merge_update')) {
+function parseMergeUpdates(h: HeaderReader, where: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const u of h.many('merge_update')) {
     const m = /^([a-z_][a-z0-9_]*)\s*=\s*([\s\S]+)$/.exec(u);
     if (!m)
       throw permanent(
         'MODEL_FAILED',
         `${where}: merge_update must be "<column> = <expression over t. and s.>"`,
       );
-    mergeUpdates[m[1] as string] = (m[2] as string).trim();
+    out[m[1] as string] = (m[2] as string).trim();
   }
+  return out;
+}
 
-  const inputs = list(one('inputs') ?? '').map((s) => tableKey(parseTableRef(s, `${where}: inputs`)));
-  const audits = many('audit').map((a) => parseAudit(a, where));
+function checkBody(body: string, where: string): void {
+  if (!body || !/^\s*(with|select)\b/i.test(body))
+    throw permanent('MODEL_FAILED', `${where}: the body must be one SELECT (WITH … SELECT …)`);
+  if (/;\s*\S/.test(stripLiterals(body)))
+    throw permanent('MODEL_FAILED', `${where}: the body must be a single statement`);
+}
 
-  if (kind === 'merge' && uniqueKey.length === 0)
+function checkKindRules(
+  kind: ModelKind,
+  c: ModelColumns,
+  mergeUpdates: Record<string, string>,
+  where: string,
+): void {
+  if (kind === 'merge' && c.uniqueKey.length === 0)
     throw permanent('MODEL_FAILED', `${where}: a merge model needs unique_key`);
-  if (kind === 'incremental_by_time_range' && !timeColumn)
+  if (kind === 'incremental_by_time_range' && !c.timeColumn)
     throw permanent(
       'MODEL_FAILED',
       `${where}: an incremental_by_time_range model needs time_column (a DATE column)`,
     );
   if (Object.keys(mergeUpdates).length && kind !== 'merge')
     throw permanent('MODEL_FAILED', `${where}: merge_update only applies to merge models`);
-  if (!body || !/^\s*(with|select)\b/i.test(body))
-    throw permanent('MODEL_FAILED', `${where}: the body must be one SELECT (WITH … SELECT …)`);
-  if (/;\s*\S/.test(stripLiterals(body)))
-    throw permanent('MODEL_FAILED', `${where}: the body must be a single statement`);
-  if (inputs.length === 0)
-    throw permanent('MODEL_FAILED', `${where}: the header needs "-- inputs: <layer>.<table>, …"`);
+}
 
-  // Every @ref must be declared (the DAG is built from declarations) and every declaration used.
-  const refs = new Set(
-    [...stripComments(body).matchAll(/@(?:ref|batch)\(\s*([a-z]+\.[A-Za-z0-9_]+)\s*\)/g)].map(
-      (m) => m[1] as string,
-    ),
-  );
-  for (const r of refs)
-    if (!inputs.includes(r) && r !== tableKey(target))
-      throw permanent('MODEL_FAILED', `${where}: @ref(${r}) is not declared in inputs`);
-  for (const inp of inputs)
-    if (!refs.has(inp))
-      throw permanent('MODEL_FAILED', `${where}: input ${inp} is declared but never referenced with @ref`);
-
-  const description = one('description');
-  return {
-    key: tableKey(target),
-    target,
-    kind,
-    domain,
-    uniqueKey,
-    ...(timeColumn ? { timeColumn } : {}),
-    grain: grainRaw as Grain,
-    ...(partitionBy ? { partitionBy } : {}),
-    clusterBy,
-    version,
-    mergeUpdates,
-    ...(watermark ? { watermark } : {}),
-    inputs,
-    audits,
-    ...(description ? { description } : {}),
-    sql: body,
-    file,
-  };
+/**
+ * A model's inputs are the tables its body reads with `@ref`/`@batch` (its own target excepted: a
+ * model may read what it wrote). An `-- inputs:` header is optional; when present it must list
+ * exactly those tables.
+ */
+export function resolveInputs(
+  body: string,
+  declared: string | undefined,
+  target: TableRef,
+  where: string,
+): string[] {
+  const self = tableKey(target);
+  const refs: string[] = [];
+  for (const c of macroCalls(body, where)) {
+    if ((c.name !== 'ref' && c.name !== 'batch') || c.args?.length !== 1) continue;
+    const key = tableKey(parseTableRef(c.args[0] as string, `${where}: @${c.name}`));
+    if (key !== self && !refs.includes(key)) refs.push(key);
+  }
+  if (declared === undefined) {
+    if (!refs.length)
+      throw permanent(
+        'MODEL_FAILED',
+        `${where}: the model reads no table: use @ref(<layer>.<table>) (or @batch) for its inputs`,
+      );
+    return refs;
+  }
+  const inputs = list(declared).map((s) => tableKey(parseTableRef(s, `${where}: inputs`)));
+  const undeclared = refs.filter((r) => !inputs.includes(r));
+  const unused = inputs.filter((i) => !refs.includes(i));
+  if (undeclared.length || unused.length)
+    throw permanent(
+      'MODEL_FAILED',
+      `${where}: the "-- inputs:" header disagrees with the tables the SQL reads (${refs.join(', ') || 'none'}): ` +
+        [
+          ...undeclared.map((r) => `@ref(${r}) is not declared in inputs`),
+          ...unused.map((i) => `input ${i} is declared but never referenced with @ref`),
+        ].join('; ') +
+        ' — fix the header or drop it (inputs are derived from @ref/@batch)',
+      { details: { file: where, declared: inputs, referenced: refs } },
+    );
+  return inputs;
 }
 
 export function parseCustomAudit(text: string, file: string): CustomAudit {

@@ -3,7 +3,6 @@
 -- description: Daily active users, sessions and events.
 -- time_column: event_date
 -- unique_key: event_date
--- inputs: silver.user_activity
 WITH activity AS (
   SELECT *
   FROM @ref(silver.user_activity)

@@ -5,7 +5,6 @@
 -- time_column: order_date
 -- unique_key: order_date, status, country, currency
 -- cluster_by: status, country
--- inputs: silver.orders
 WITH orders AS (
   SELECT *
   FROM @ref(silver.orders)

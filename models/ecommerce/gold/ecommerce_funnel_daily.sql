@@ -4,7 +4,6 @@
 --   cart, of those with a purchase (steps reached within the session-day).
 -- time_column: event_date
 -- unique_key: event_date
--- inputs: silver.user_activity
 WITH activity AS (
   SELECT *
   FROM @ref(silver.user_activity)

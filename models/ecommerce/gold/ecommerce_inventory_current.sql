@@ -6,7 +6,6 @@
 -- unique_key: product_id, warehouse_id
 -- version: updated_at, last_event_id
 -- cluster_by: product_id, warehouse_id
--- inputs: silver.inventory
 WITH changes AS (
   SELECT *
   FROM @ref(silver.inventory)

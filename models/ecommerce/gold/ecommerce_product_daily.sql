@@ -5,7 +5,6 @@
 -- time_column: order_date
 -- unique_key: order_date, product_id
 -- cluster_by: product_id
--- inputs: silver.orders
 WITH orders AS (
   SELECT *
   FROM @ref(silver.orders)

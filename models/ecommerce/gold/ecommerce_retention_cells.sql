@@ -5,7 +5,6 @@
 -- time_column: activity_week
 -- grain: week
 -- unique_key: activity_week, cohort_week
--- inputs: silver.user_activity
 WITH active AS (
   SELECT DISTINCT user_id, @date_trunc(event_date, week) AS activity_week
   FROM @ref(silver.user_activity)

@@ -2,7 +2,6 @@
 -- kind: view
 -- description: Products ranked by revenue over all time (a view over the daily product table: never
 --   rebuilt).
--- inputs: gold.ecommerce_product_daily
 SELECT
   product_id,
   SUM(orders) AS orders,

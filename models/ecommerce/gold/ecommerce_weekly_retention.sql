@@ -1,7 +1,6 @@
 -- model: gold.ecommerce_weekly_retention
 -- kind: view
 -- description: Weekly cohort retention: share of each cohort active N weeks after its first week.
--- inputs: gold.ecommerce_retention_cells
 SELECT
   c.cohort_week,
   c.week_number,

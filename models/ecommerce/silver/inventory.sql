@@ -5,7 +5,6 @@
 -- unique_key: event_id
 -- cluster_by: product_id, warehouse_id
 -- watermark: event_time
--- inputs: events.inventory
 -- audit: not_null(product_id, warehouse_id, quantity_after, event_time)
 -- audit: accepted_values(change_type, 'restock', 'sale', 'adjustment', 'return')
 -- audit: expression(quantity_after >= 0)

@@ -10,7 +10,6 @@
 -- time_column: order_date
 -- cluster_by: customer_id, status
 -- watermark: updated_at
--- inputs: events.orders
 -- audit: not_null(customer_id, status, total_amount, currency, ordered_at)
 -- audit: accepted_values(status, 'pending', 'confirmed', 'paid', 'shipped', 'delivered', 'cancelled', 'refunded')
 -- audit: row_count_balance(events.orders, event_time)

@@ -5,7 +5,6 @@
 -- unique_key: event_id
 -- cluster_by: user_id, activity_type
 -- watermark: event_time
--- inputs: events.user_activity
 -- audit: not_null(user_id, session_id, activity_type, event_time)
 -- audit: accepted_values(activity_type, 'page_view', 'product_view', 'search', 'add_to_cart', 'remove_from_cart', 'checkout', 'purchase', 'login', 'logout')
 WITH events AS (

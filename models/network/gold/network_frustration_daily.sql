@@ -6,7 +6,6 @@
 -- time_column: measured_date
 -- unique_key: measured_date, region, isp
 -- cluster_by: region, isp
--- inputs: gold.network_frustration_staircase
 SELECT
   session_date AS measured_date,
   region,

@@ -10,7 +10,6 @@
 -- time_column: session_date
 -- unique_key: session_date, region, isp, tier
 -- cluster_by: region, isp
--- inputs: silver.network_sessions
 -- audit: not_null(region, isp, tier_label, sessions, total_sessions, share, cumulative_share)
 -- audit: expression(tier BETWEEN 1 AND 5)
 -- audit: expression(share >= 0 AND share <= 1 AND sessions <= total_sessions)

@@ -5,7 +5,6 @@
 -- time_column: measured_date
 -- unique_key: measured_date, region, isp
 -- cluster_by: region, isp
--- inputs: silver.network_measurements
 WITH m AS (
   SELECT *
   FROM @ref(silver.network_measurements)

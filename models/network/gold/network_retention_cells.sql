@@ -5,7 +5,6 @@
 -- time_column: activity_week
 -- grain: week
 -- unique_key: activity_week, cohort_week
--- inputs: silver.network_measurements
 WITH active AS (
   SELECT DISTINCT user_id, @date_trunc(measured_date, week) AS activity_week
   FROM @ref(silver.network_measurements)

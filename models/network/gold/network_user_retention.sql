@@ -1,7 +1,6 @@
 -- model: gold.network_user_retention
 -- kind: view
 -- description: Weekly user retention: share of each cohort measuring again N weeks later.
--- inputs: gold.network_retention_cells
 SELECT
   c.cohort_week,
   c.week_number,

@@ -6,7 +6,6 @@
 -- version: _ingested_at, _source_generation
 -- time_column: measured_date
 -- cluster_by: region, isp
--- inputs: bronze.network_measurements
 -- audit: not_null(user_id, measured_at, region, isp, download_mbps, upload_mbps, latency_ms)
 -- audit: expression(download_mbps >= 0 AND upload_mbps >= 0 AND latency_ms >= 0)
 -- audit: row_count_balance(bronze.network_measurements)

@@ -11,7 +11,6 @@
 -- time_column: session_date
 -- unique_key: session_date, session_id
 -- cluster_by: region, isp
--- inputs: silver.network_measurements
 -- audit: not_null(user_id, region, isp, started_at, ended_at, measurements, avg_download_mbps)
 -- audit: expression(measurements >= 1 AND ended_at >= started_at AND avg_download_mbps >= 0)
 WITH m AS (

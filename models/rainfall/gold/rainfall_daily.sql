@@ -4,7 +4,6 @@
 -- time_column: date
 -- unique_key: station_id, date
 -- cluster_by: region, station_id
--- inputs: silver.rainfall
 -- audit: not_null(station_id, region, rain_mm)
 WITH days AS (
   SELECT *

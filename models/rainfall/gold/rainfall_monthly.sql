@@ -6,7 +6,6 @@
 -- grain: month
 -- unique_key: station_id, month
 -- cluster_by: region, station_id
--- inputs: silver.rainfall
 WITH days AS (
   SELECT *
   FROM @ref(silver.rainfall)

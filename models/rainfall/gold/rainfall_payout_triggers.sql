@@ -5,7 +5,6 @@
 -- time_column: date
 -- unique_key: station_id, date
 -- cluster_by: region, station_id
--- inputs: silver.rainfall
 -- audit: accepted_values(tier, 'heavy', 'severe', 'extreme')
 WITH thresholds AS (
   SELECT 'heavy' AS tier, 50.0 AS threshold_mm, 0.25 AS payout_ratio

@@ -4,7 +4,6 @@
 -- time_column: date
 -- unique_key: region, date
 -- cluster_by: region
--- inputs: silver.rainfall
 WITH days AS (
   SELECT *
   FROM @ref(silver.rainfall)

@@ -6,7 +6,6 @@
 -- grain: month
 -- unique_key: region, month
 -- cluster_by: region
--- inputs: silver.rainfall
 WITH days AS (
   SELECT *
   FROM @ref(silver.rainfall)

@@ -6,7 +6,6 @@
 -- version: _ingested_at, _source_generation
 -- time_column: date
 -- cluster_by: region, station_id
--- inputs: bronze.rainfall
 -- audit: not_null(station_id, region, date, rain_mm)
 -- audit: expression(rain_mm >= 0)
 -- audit: row_count_balance(bronze.rainfall)

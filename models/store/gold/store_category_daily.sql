@@ -4,7 +4,6 @@
 -- time_column: cart_date
 -- unique_key: cart_date, category
 -- cluster_by: category
--- inputs: silver.store_carts, silver.store_products
 WITH carts AS (
   SELECT *
   FROM @ref(silver.store_carts)

@@ -3,7 +3,6 @@
 -- description: The customer dimension with its age group. Rebuilt whole, only when a users export
 --   arrives (it is the export: a few thousand rows).
 -- unique_key: user_id
--- inputs: silver.store_users
 -- audit: unique(user_id)
 SELECT
   user_id,

@@ -1,7 +1,6 @@
 -- model: gold.store_purchases_by_segment
 -- kind: view
 -- description: Purchases by age group and gender over all days, with the average purchase value.
--- inputs: gold.store_purchases_daily
 SELECT
   age_group,
   gender,

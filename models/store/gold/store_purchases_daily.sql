@@ -5,7 +5,6 @@
 -- time_column: cart_date
 -- unique_key: cart_date, age_group, gender
 -- cluster_by: age_group, gender
--- inputs: silver.store_carts, silver.store_users
 WITH carts AS (
   SELECT *
   FROM @ref(silver.store_carts)

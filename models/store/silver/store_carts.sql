@@ -10,7 +10,6 @@
 -- merge_update: cart_date = LEAST(t.cart_date, s.cart_date)
 -- time_column: cart_date
 -- cluster_by: user_id
--- inputs: bronze.store_carts
 -- audit: not_null(user_id, created_at, total)
 -- audit: expression(total >= 0)
 -- audit: row_count_balance(bronze.store_carts)

@@ -4,7 +4,6 @@
 -- unique_key: product_id
 -- version: _ingested_at, _source_generation
 -- cluster_by: category
--- inputs: bronze.store_products
 -- audit: not_null(product_id, title, price)
 -- audit: expression(price >= 0)
 -- audit: row_count_balance(bronze.store_products)

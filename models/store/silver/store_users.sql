@@ -4,7 +4,6 @@
 -- unique_key: user_id
 -- version: _ingested_at, _source_generation
 -- cluster_by: user_id
--- inputs: bronze.store_users
 -- audit: not_null(user_id)
 -- audit: accepted_values(gender, 'female', 'male', 'other')
 -- audit: row_count_balance(bronze.store_users)

@@ -136,7 +136,7 @@ function expandMacro(
 function declaredRef({ args: [key], ctx, fail }: MacroUse, macro: string): TableRef {
   const ref = parseTableRef(`${key}`, `${ctx.where ?? 'SQL'}: @${macro}`);
   if (ctx.allowedRefs && !ctx.allowedRefs.has(`${ref.layer}.${ref.name}`))
-    fail(`${key} is not declared in the header's inputs`);
+    fail(`${key} is not an input of the model (not declared: the model never reads it with @ref)`);
   return ref;
 }
 

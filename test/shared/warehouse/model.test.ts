@@ -77,7 +77,42 @@ describe('warehouse models: header format, DAG, ranges', () => {
     fails(() => parseAudit('accepted_values(a, b)', 'f.sql'), /quoted string/);
   });
 
-  it('loads every model of the repository and orders them by their declared inputs', () => {
+  it('derives the inputs from @ref/@batch calls; an -- inputs: header is optional but must agree', () => {
+    const derived = model(
+      '-- model: gold.x\n-- kind: merge\n-- unique_key: k',
+      [
+        "WITH a AS (SELECT * FROM @ref(silver.b) WHERE @batch(bronze.c) AND note <> '@ref(silver.z)')",
+        '-- @ref(silver.commented_out)',
+        'SELECT * FROM a JOIN @ref(silver.a) USING (k) JOIN @ref( silver.b ) USING (k)',
+        'WHERE k NOT IN (SELECT k FROM @ref(gold.x)) AND @date_trunc(@to_date(ts), month) IS NOT NULL',
+      ].join('\n'),
+    );
+    // Order of first use; the target itself (read to compare with what it wrote) is not an input.
+    assert.deepEqual(derived.inputs, ['silver.b', 'bronze.c', 'silver.a']);
+    const declared = model(
+      '-- model: gold.x\n-- kind: full\n-- inputs: silver.a',
+      'SELECT * FROM @ref(silver.a)',
+    );
+    assert.deepEqual(declared.inputs, ['silver.a']);
+    fails(
+      () =>
+        model(
+          '-- model: gold.x\n-- kind: full\n-- inputs: silver.b, silver.a',
+          'SELECT * FROM @ref(silver.a)',
+        ),
+      /inputs:" header disagrees with the tables the SQL reads \(silver\.a\): input silver\.b is declared but never referenced/,
+    );
+    fails(
+      () => model('-- model: gold.x\n-- kind: full', 'SELECT 1 AS k'),
+      /^\/m\/dom\/gold\/x\.sql: the model reads no table/,
+    );
+    fails(
+      () => model('-- model: gold.x\n-- kind: full', 'SELECT * FROM @ref(platinum.a)'),
+      /^\/m\/dom\/gold\/x\.sql: @ref: "platinum\.a" is not a table reference/,
+    );
+  });
+
+  it('loads every model of the repository and orders them by their inputs', () => {
     const { models, audits } = loadModels(path.join(REPO, 'models'));
     assert.ok(models.length >= 25 && audits.length >= 4);
     const g = new ModelGraph(models);
