@@ -1,7 +1,7 @@
 /**
  * Runs models. Each run renders the model for a time range (and, for Bronze inputs, the loaded
- * file's batch), stages its output in a scratch table, audits it, evolves the target's schema, then
- * applies it by kind:
+ * file's batch), stages its output in a scratch table, audits it (./audits.ts), evolves the target's
+ * schema, then applies it by the step its kind names:
  *   merge                      MERGE on the unique key (a version decides which row wins)
  *   incremental_by_time_range  delete the range's partitions + insert, in one transaction
  *   full                       replace the table (small dimension tables only)
@@ -15,12 +15,14 @@ import type { Logger } from '../log';
 import { isUnbounded, UNBOUNDED, type TimeRange } from './dialect/types';
 import type { ModelGraph } from './dag';
 import type { ColumnInfo, WarehouseEngine } from './engine';
-import type { BuiltinAudit, CustomAudit, Model } from './model';
+import { Auditor } from './audits';
+import type { CustomAudit, Model, ModelKind } from './model';
 import type { OpsStore } from './ops';
 import {
   changedDates,
   CHANGED_ALL,
   dateOf,
+  isDate,
   isEmptyChange,
   mergeChanges,
   rangesFor,
@@ -58,31 +60,73 @@ export interface RunSummary {
   durationMs: number;
 }
 
-interface AuditOutcome {
-  model: string;
-  audit: string;
-  status: 'pass' | 'fail';
-  failing_rows: number;
-  query: string;
-  trigger: string;
+export interface RunnerDeps {
+  engine: WarehouseEngine;
+  ops: OpsStore;
+  log: Logger;
+  graph: ModelGraph;
+  customAudits: CustomAudit[];
+  /** Times runs (ops.model_runs durations); defaults to the system clock. */
+  now?: () => Date;
 }
 
+/** What the phases of one model run over one range share. */
+interface Run {
+  m: Model;
+  range: TimeRange;
+  opts: RunOptions;
+  rendered: string;
+  stage: TableRef;
+  /** The stage's engine name. */
+  S: string;
+  cols: ColumnInfo[];
+  stats?: StageStats;
+  rows: number;
+  /** The target did not exist before this run. */
+  fresh: boolean;
+  /** A failed audit keeps the stage for inspection. */
+  keepStage: boolean;
+}
+
+interface StageStats {
+  n: unknown;
+  /** MIN/MAX of the time column, MAX of the watermark column. */
+  lo?: unknown;
+  hi?: unknown;
+  wm?: unknown;
+}
+
+/** Applies a staged, audited output to the target; returns what changed (drives downstream runs). */
+type ApplyStep = (run: Run) => Promise<Change | undefined>;
+
 export class ModelRunner {
-  constructor(
-    private readonly engine: WarehouseEngine,
-    private readonly ops: OpsStore,
-    private readonly log: Logger,
-    private readonly graph: ModelGraph,
-    private readonly customAudits: CustomAudit[],
-  ) {}
+  private readonly engine: WarehouseEngine;
+  private readonly ops: OpsStore;
+  private readonly log: Logger;
+  private readonly graph: ModelGraph;
+  private readonly audits: Auditor;
+  private readonly now: () => Date;
+
+  constructor(deps: RunnerDeps) {
+    this.engine = deps.engine;
+    this.ops = deps.ops;
+    this.log = deps.log;
+    this.graph = deps.graph;
+    this.audits = new Auditor(deps.engine, deps.customAudits, (m, sql) => this.rows(m, sql));
+    this.now = deps.now ?? (() => new Date());
+  }
 
   private get d() {
     return this.engine.dialect;
   }
 
+  private clock(): number {
+    return this.now().getTime();
+  }
+
   /** Runs every model downstream of the changed tables, in dependency order. */
   async runFrom(initial: Map<string, Change>, opts: RunOptions): Promise<RunSummary> {
-    const started = Date.now();
+    const started = this.clock();
     const changes = new Map(initial);
     const results: ModelRunResult[] = [];
     const exists = new Map<string, boolean>();
@@ -93,55 +137,51 @@ export class ModelRunner {
         const c = this.graph.get(inp) ? changes.get(inp) : (opts.sourceChange?.(m, inp) ?? changes.get(inp));
         change = mergeChanges(change, c);
       }
-      if (isEmptyChange(change)) continue;
-      const t0 = Date.now();
-      const missing = await this.missingInputs(m, exists);
-      if (missing.length) {
-        // e.g. carts loaded before any users export: the model runs (in full) once its inputs exist.
-        this.log.debug('model waits for its inputs', { model: m.key, missing });
-        results.push({
-          model: m.key,
-          kind: m.kind,
-          ranges: [],
-          rows: 0,
-          durationMs: 0,
-          changed: 'none',
-          waitingFor: missing,
-        });
-        continue;
-      }
-      if (m.kind === 'view') {
-        await this.ensureView(m);
-        changes.set(m.key, change as Change);
-        results.push({
-          model: m.key,
-          kind: m.kind,
-          ranges: [],
-          rows: 0,
-          durationMs: Date.now() - t0,
-          changed: 'all',
-        });
-        continue;
-      }
-      const ranges = m.kind === 'full' ? [UNBOUNDED] : rangesFor(change as Change, m.grain);
-      let out: Change | undefined;
-      let rows = 0;
-      for (const r of ranges) {
-        const res = await this.runModel(m, r, opts);
-        out = mergeChanges(out, res.change);
-        rows += res.rows;
-      }
+      if (!change || isEmptyChange(change)) continue;
+      const { result, out } = await this.runChanged(m, change, opts, exists);
       if (out && !isEmptyChange(out)) changes.set(m.key, out);
-      results.push({
-        model: m.key,
-        kind: m.kind,
-        ranges,
-        rows,
-        durationMs: Date.now() - t0,
-        changed: !out ? 'none' : out.all ? 'all' : out.dates.size,
-      });
+      results.push(result);
     }
-    return { trigger: opts.trigger, models: results, durationMs: Date.now() - started };
+    return { trigger: opts.trigger, models: results, durationMs: this.clock() - started };
+  }
+
+  /** One model whose inputs changed: waits for missing inputs, (re)creates a view, or runs its ranges. */
+  private async runChanged(
+    m: Model,
+    change: Change,
+    opts: RunOptions,
+    exists: Map<string, boolean>,
+  ): Promise<{ result: ModelRunResult; out?: Change }> {
+    const t0 = this.clock();
+    const result = (r: Partial<ModelRunResult>): ModelRunResult => ({
+      model: m.key,
+      kind: m.kind,
+      ranges: [],
+      rows: 0,
+      durationMs: this.clock() - t0,
+      changed: 'none',
+      ...r,
+    });
+    const missing = await this.missingInputs(m, exists);
+    if (missing.length) {
+      // e.g. carts loaded before any users export: the model runs (in full) once its inputs exist.
+      this.log.debug('model waits for its inputs', { model: m.key, missing });
+      return { result: result({ durationMs: 0, waitingFor: missing }) };
+    }
+    if (m.kind === 'view') {
+      await this.ensureView(m);
+      return { result: result({ changed: 'all' }), out: change };
+    }
+    const ranges = m.kind === 'full' ? [UNBOUNDED] : rangesFor(change, m.grain);
+    let out: Change | undefined;
+    let rows = 0;
+    for (const r of ranges) {
+      const res = await this.runModel(m, r, opts);
+      out = mergeChanges(out, res.change);
+      rows += res.rows;
+    }
+    const changed = !out ? 'none' : out.all ? 'all' : out.dates.size;
+    return { result: result({ ranges, rows, changed }), ...(out ? { out } : {}) };
   }
 
   private async missingInputs(m: Model, exists: Map<string, boolean>): Promise<string[]> {
@@ -207,204 +247,275 @@ export class ModelRunner {
     );
   }
 
+  /**
+   * One run of a model over one range, in phases: render → stage (+ column and range checks) → audit
+   * the stage → prepare the target → apply by kind → audits after apply → watermark → record.
+   */
   async runModel(m: Model, range: TimeRange, opts: RunOptions): Promise<{ change?: Change; rows: number }> {
-    const started = Date.now();
-    const d = this.d;
-    const rendered = this.render(m, range, opts.batch);
+    const started = this.clock();
+    const apply = m.kind === 'view' ? undefined : this.apply[m.kind];
+    if (!apply) throw permanent('MODEL_FAILED', `Model ${m.key} (${m.file}): a view has no runs`);
+    const run = this.newRun(m, range, opts);
+    try {
+      await this.stageOutput(run);
+      await this.auditStage(run);
+      await this.prepareTarget(run);
+      const change = await apply(run);
+      await this.auditApplied(run);
+      await this.advanceWatermark(run);
+      await this.recordRun(run, started);
+      return { ...(change ? { change } : {}), rows: run.rows };
+    } catch (err) {
+      await this.recordRun(run, started, err).catch(() => undefined);
+      throw err;
+    } finally {
+      if (!run.keepStage) await this.engine.exec(this.d.dropTable(run.stage)).catch(() => undefined);
+    }
+  }
+
+  private newRun(m: Model, range: TimeRange, opts: RunOptions): Run {
+    if (!isDate(range.startDate) || !isDate(range.endDate))
+      throw permanent(
+        'MODEL_FAILED',
+        `Model ${m.key} (${m.file}): the run range [${range.startDate}, ${range.endDate}) is not a pair of YYYY-MM-DD dates`,
+        { details: { model: m.key, file: m.file } },
+      );
     const stage: TableRef = {
       layer: 'ops',
       name: `_stage_${m.target.layer}_${m.target.name}_${randomBytes(4).toString('hex')}`,
     };
-    const S = d.table(stage);
+    return {
+      m,
+      range,
+      opts,
+      rendered: this.render(m, range, opts.batch),
+      stage,
+      S: this.d.table(stage),
+      cols: [],
+      rows: 0,
+      fresh: false,
+      keepStage: false,
+    };
+  }
+
+  /** Stores the output in the stage; checks its columns, counts it, and (by range) bounds it. */
+  private async stageOutput(run: Run): Promise<void> {
+    const { m, S } = run;
+    const q = (c: string): string => this.d.ident(c);
+    await this.sql(m, this.d.createStage(run.stage, run.rendered));
+    run.cols = (await this.engine.columns(run.stage)) ?? [];
+    this.checkColumns(m, run.cols);
+    const tc = m.timeColumn;
+    run.stats = (
+      await this.rows<StageStats>(
+        m,
+        `SELECT COUNT(*) AS n${tc ? `, MIN(${q(tc)}) AS lo, MAX(${q(tc)}) AS hi` : ''}${m.watermark ? `, MAX(${q(m.watermark)}) AS wm` : ''} FROM ${S}`,
+      )
+    )[0];
+    run.rows = Number(run.stats?.n ?? 0);
+    if (m.kind === 'incremental_by_time_range' && tc && run.rows > 0) await this.checkInRange(run, tc);
+  }
+
+  private async checkInRange({ m, S, range, rendered }: Run, tc: string): Promise<void> {
+    const out = await this.rows<{ n: unknown }>(
+      m,
+      `SELECT COUNT(*) AS n FROM ${S} WHERE ${this.d.ident(tc)} IS NULL OR NOT (${this.d.dateRangePredicate(tc, range)})`,
+    );
+    if (Number(out[0]?.n ?? 0) > 0)
+      throw permanent(
+        'MODEL_FAILED',
+        `Model ${m.key} returned ${String(out[0]?.n)} rows with ${tc} outside its range [${range.startDate}, ${range.endDate}) — filter its inputs with @start_date/@end_date\nQuery:\n${rendered}`,
+        { details: { model: m.key, query: rendered } },
+      );
+  }
+
+  /** Audits the staged output; a failure applies nothing and keeps the stage for inspection. */
+  private async auditStage(run: Run): Promise<void> {
+    const { m, S } = run;
+    const audits = await this.audits.stage(m, S, run.opts.trigger);
+    const failed = audits.filter((a) => a.status === 'fail');
+    await this.ops.recordAudits(audits);
+    const f = failed[0];
+    if (!f) return;
+    run.keepStage = true;
+    throw permanent(
+      'AUDIT_FAILED',
+      `Audit ${f.audit} failed for model ${m.key}: ${f.failing_rows} offending row(s)${failed.length > 1 ? ` (+${failed.length - 1} more failed audits)` : ''}. ` +
+        `Nothing was applied; the output is kept in ${S} for inspection.\nAudit query:\n${f.query}\nModel query:\n${run.rendered}`,
+      {
+        details: {
+          model: m.key,
+          audit: f.audit,
+          query: f.query,
+          failed: failed.map((a) => a.audit),
+          stage: S,
+        },
+      },
+    );
+  }
+
+  /** Creates an empty target on a first run, or adds the stage's new columns to it (not for `full`). */
+  private async prepareTarget(run: Run): Promise<void> {
+    const { m } = run;
+    const targetCols = await this.engine.columns(m.target);
+    run.fresh = !targetCols;
+    if (m.kind === 'full') return;
+    if (!targetCols)
+      await this.sql(
+        m,
+        this.d.createTableAs(m.target, `SELECT * FROM ${run.S}`, { empty: true, ...this.layout(m) }),
+      );
+    else await this.evolve(m, targetCols, run.cols);
+  }
+
+  /** How each kind applies its stage (a view has no stage: see ensureView). */
+  private readonly apply: Record<Exclude<ModelKind, 'view'>, ApplyStep> = {
+    full: (run) => this.applyFull(run),
+    incremental_by_time_range: (run) => this.applyRange(run),
+    merge: (run) => this.applyMerge(run),
+  };
+
+  /** Replaces the whole table (small dimensions). */
+  private async applyFull({ m, S }: Run): Promise<Change> {
+    await this.sql(
+      m,
+      this.d.createTableAs(m.target, `SELECT * FROM ${S}`, { replace: true, ...this.layout(m) }),
+    );
+    return CHANGED_ALL;
+  }
+
+  /** Deletes the range's partitions and inserts the stage, in one transaction. */
+  private async applyRange({ m, S, range, rows, cols }: Run): Promise<Change> {
+    const d = this.d;
+    const time = m.timeColumn as string;
+    let change: Change = CHANGED_ALL;
+    if (!isUnbounded(range)) {
+      // What changed: the partitions the range held before, and those it holds after.
+      const before = await this.distinctDates(
+        m,
+        `SELECT DISTINCT ${d.ident(time)} AS d FROM ${d.table(m.target)} WHERE ${d.dateRangePredicate(time, range)}`,
+      );
+      const after = rows
+        ? await this.distinctDates(m, `SELECT DISTINCT ${d.ident(time)} AS d FROM ${S}`)
+        : [];
+      change = changedDates([...before, ...after]);
+    }
+    await this.sql(
+      m,
+      d.transaction([
+        d.deleteWhere(m.target, d.dateRangePredicate(time, range)),
+        d.insertSelect(
+          m.target,
+          cols.map((c) => c.name),
+          S,
+        ),
+      ]),
+    );
+    return change;
+  }
+
+  /** MERGE on the unique key; a first run is a plain insert (nothing to merge with, much faster). */
+  private async applyMerge(run: Run): Promise<Change | undefined> {
+    const { m, S, rows, fresh, cols } = run;
+    if (rows === 0) return undefined;
+    const d = this.d;
+    const colNames = cols.map((c) => c.name);
+    const tc = m.timeColumn;
+    if (fresh) {
+      const change = tc
+        ? changedDates(await this.distinctDates(m, `SELECT DISTINCT ${d.ident(tc)} AS d FROM ${S}`))
+        : CHANGED_ALL;
+      await this.sql(m, d.insertSelect(m.target, colNames, S));
+      return change;
+    }
+    const { change, targetFilter } = tc ? await this.mergeScope(run, tc) : { change: CHANGED_ALL };
+    await this.sql(
+      m,
+      d.merge({
+        target: m.target,
+        source: run.stage,
+        key: m.uniqueKey,
+        columns: colNames,
+        version: m.version,
+        updates: m.mergeUpdates,
+        ...(targetFilter ? { targetFilter } : {}),
+      }),
+    );
+    return change;
+  }
+
+  /**
+   * The partitions a merge touches: those of the incoming rows and of the rows they replace; and,
+   * when the partition is part of the key, a filter letting the engine prune the target.
+   */
+  private async mergeScope(
+    { m, S, stats }: Run,
+    tc: string,
+  ): Promise<{ change: Change; targetFilter?: string }> {
+    const d = this.d;
     const q = (c: string): string => d.ident(c);
-    let keepStage = false;
-    let rows = 0;
-    try {
-      await this.sql(m, d.createStage(stage, rendered));
-      const cols = (await this.engine.columns(stage)) ?? [];
-      this.checkColumns(m, cols);
-      const tc = m.timeColumn;
-      const stats = (
-        await this.rows<{ n: unknown; lo?: unknown; hi?: unknown; wm?: unknown }>(
-          m,
-          `SELECT COUNT(*) AS n${tc ? `, MIN(${q(tc)}) AS lo, MAX(${q(tc)}) AS hi` : ''}${m.watermark ? `, MAX(${q(m.watermark)}) AS wm` : ''} FROM ${S}`,
-        )
-      )[0];
-      rows = Number(stats?.n ?? 0);
-      if (m.kind === 'incremental_by_time_range' && tc && rows > 0) {
-        const out = await this.rows<{ n: unknown }>(
-          m,
-          `SELECT COUNT(*) AS n FROM ${S} WHERE ${q(tc)} IS NULL OR NOT (${d.dateRangePredicate(tc, range)})`,
-        );
-        if (Number(out[0]?.n ?? 0) > 0)
-          throw permanent(
-            'MODEL_FAILED',
-            `Model ${m.key} returned ${String(out[0]?.n)} rows with ${tc} outside its range [${range.startDate}, ${range.endDate}) — filter its inputs with @start_date/@end_date\nQuery:\n${rendered}`,
-            { details: { model: m.key, query: rendered } },
-          );
-      }
+    const dates = new Set(await this.distinctDates(m, `SELECT DISTINCT ${q(tc)} AS d FROM ${S}`));
+    if (m.uniqueKey.includes(tc)) {
+      // The partition is part of the key: matched rows live in the same partitions.
+      const lo = dateOf(stats?.lo);
+      const hi = dateOf(stats?.hi);
+      const targetFilter =
+        lo && hi ? `t.${q(tc)} BETWEEN ${d.dateLiteral(lo)} AND ${d.dateLiteral(hi)}` : undefined;
+      return { change: changedDates(dates), ...(targetFilter ? { targetFilter } : {}) };
+    }
+    const on = m.uniqueKey.map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ');
+    for (const x of await this.distinctDates(
+      m,
+      `SELECT DISTINCT t.${q(tc)} AS d FROM ${d.table(m.target)} AS t JOIN ${S} AS s ON ${on}`,
+    ))
+      dates.add(x);
+    return { change: changedDates(dates) };
+  }
 
-      const audits = await this.stageAudits(m, S, opts.trigger);
-      const failed = audits.filter((a) => a.status === 'fail');
-      await this.ops.recordAudits(audits);
-      if (failed.length) {
-        keepStage = true;
-        const f = failed[0] as AuditOutcome;
-        throw permanent(
-          'AUDIT_FAILED',
-          `Audit ${f.audit} failed for model ${m.key}: ${f.failing_rows} offending row(s)${failed.length > 1 ? ` (+${failed.length - 1} more failed audits)` : ''}. ` +
-            `Nothing was applied; the output is kept in ${S} for inspection.\nAudit query:\n${f.query}\nModel query:\n${rendered}`,
-          {
-            details: {
-              model: m.key,
-              audit: f.audit,
-              query: f.query,
-              failed: failed.map((a) => a.audit),
-              stage: S,
-            },
-          },
-        );
-      }
+  private async distinctDates(m: Model, sql: string): Promise<string[]> {
+    return (await this.rows<{ d: unknown }>(m, sql)).map((r) => dateOf(r.d)).filter((x): x is string => !!x);
+  }
 
-      const targetCols = await this.engine.columns(m.target);
-      const fresh = !targetCols;
-      if (!targetCols && m.kind !== 'full') {
-        await this.sql(
-          m,
-          d.createTableAs(m.target, `SELECT * FROM ${S}`, { empty: true, ...this.layout(m) }),
-        );
-      } else if (targetCols && m.kind !== 'full') {
-        await this.evolve(m, targetCols, cols);
-      }
-      const colNames = cols.map((c) => c.name);
+  /** Audits that need the applied target (row-count balance from a source). */
+  private async auditApplied({ m, range, opts, stats }: Run): Promise<void> {
+    const post = await this.audits.applied(m, range, opts, stats);
+    await this.ops.recordAudits(post);
+    const bad = post.find((a) => a.status === 'fail');
+    if (bad)
+      throw permanent(
+        'AUDIT_FAILED',
+        `Audit ${bad.audit} failed for model ${m.key}: ${bad.failing_rows} source key(s) missing from ${m.key}.\nAudit query:\n${bad.query}`,
+        { details: { model: m.key, audit: bad.audit, query: bad.query } },
+      );
+  }
 
-      let change: Change | undefined;
-      if (m.kind === 'full') {
-        await this.sql(
-          m,
-          d.createTableAs(m.target, `SELECT * FROM ${S}`, { replace: true, ...this.layout(m) }),
-        );
-        change = CHANGED_ALL;
-      } else if (m.kind === 'incremental_by_time_range') {
-        const time = tc as string;
-        if (isUnbounded(range)) change = CHANGED_ALL;
-        else {
-          const before = await this.rows<{ d: unknown }>(
-            m,
-            `SELECT DISTINCT ${q(time)} AS d FROM ${d.table(m.target)} WHERE ${d.dateRangePredicate(time, range)}`,
-          );
-          const after = rows
-            ? await this.rows<{ d: unknown }>(m, `SELECT DISTINCT ${q(time)} AS d FROM ${S}`)
-            : [];
-          change = changedDates(
-            [...before, ...after].map((r) => dateOf(r.d)).filter((x): x is string => !!x),
-          );
-        }
-        await this.sql(
-          m,
-          d.transaction([
-            d.deleteWhere(m.target, d.dateRangePredicate(time, range)),
-            d.insertSelect(m.target, colNames, S),
-          ]),
-        );
-      } else if (rows > 0 && fresh) {
-        // First run of a merge model: nothing to merge with (a plain insert is much faster).
-        change = tc
-          ? changedDates(
-              (await this.rows<{ d: unknown }>(m, `SELECT DISTINCT ${q(tc)} AS d FROM ${S}`))
-                .map((r) => dateOf(r.d))
-                .filter((x): x is string => !!x),
-            )
-          : CHANGED_ALL;
-        await this.sql(m, d.insertSelect(m.target, colNames, S));
-      } else if (rows > 0) {
-        // merge
-        let targetFilter: string | undefined;
-        const lo = dateOf(stats?.lo);
-        const hi = dateOf(stats?.hi);
-        if (tc) {
-          const dates = new Set<string>();
-          for (const r of await this.rows<{ d: unknown }>(m, `SELECT DISTINCT ${q(tc)} AS d FROM ${S}`)) {
-            const x = dateOf(r.d);
-            if (x) dates.add(x);
-          }
-          if (m.uniqueKey.includes(tc)) {
-            // The partition is part of the key: matched rows live in the same partitions (lets BigQuery prune).
-            if (lo && hi) targetFilter = `t.${q(tc)} BETWEEN ${d.dateLiteral(lo)} AND ${d.dateLiteral(hi)}`;
-          } else {
-            const on = m.uniqueKey.map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ');
-            for (const r of await this.rows<{ d: unknown }>(
-              m,
-              `SELECT DISTINCT t.${q(tc)} AS d FROM ${d.table(m.target)} AS t JOIN ${S} AS s ON ${on}`,
-            )) {
-              const x = dateOf(r.d);
-              if (x) dates.add(x);
-            }
-          }
-          change = changedDates(dates);
-        } else change = CHANGED_ALL;
-        await this.sql(
-          m,
-          d.merge({
-            target: m.target,
-            source: stage,
-            key: m.uniqueKey,
-            columns: colNames,
-            version: m.version,
-            updates: m.mergeUpdates,
-            ...(targetFilter ? { targetFilter } : {}),
-          }),
-        );
-      }
+  /** The newest watermark value applied (models reading events re-read from it minus the lateness). */
+  private async advanceWatermark({ m, stats }: Run): Promise<void> {
+    const wm = timestampOf(stats?.wm);
+    if (!m.watermark || !wm) return;
+    const prev = await this.ops.watermark(m.key);
+    if (!prev || wm > prev) await this.ops.setWatermark(m.key, wm);
+  }
 
-      const post = await this.postAudits(m, range, opts, stats);
-      await this.ops.recordAudits(post);
-      const bad = post.find((a) => a.status === 'fail');
-      if (bad)
-        throw permanent(
-          'AUDIT_FAILED',
-          `Audit ${bad.audit} failed for model ${m.key}: ${bad.failing_rows} source key(s) missing from ${m.key}.\nAudit query:\n${bad.query}`,
-          { details: { model: m.key, audit: bad.audit, query: bad.query } },
-        );
-
-      const wm = timestampOf(stats?.wm);
-      if (m.watermark && wm) {
-        const prev = await this.ops.watermark(m.key);
-        if (!prev || wm > prev) await this.ops.setWatermark(m.key, wm);
-      }
-      await this.ops.recordRun({
-        model: m.key,
-        trigger: opts.trigger,
-        rangeStart: range.startDate,
-        rangeEnd: range.endDate,
-        rows,
-        status: 'ok',
-        durationMs: Date.now() - started,
-      });
+  private async recordRun({ m, range, opts, rows }: Run, started: number, err?: unknown): Promise<void> {
+    const durationMs = this.clock() - started;
+    await this.ops.recordRun({
+      model: m.key,
+      trigger: opts.trigger,
+      rangeStart: range.startDate,
+      rangeEnd: range.endDate,
+      rows,
+      status: err === undefined ? 'ok' : 'failed',
+      ...(err === undefined ? {} : { error: errorMessage(err) }),
+      durationMs,
+    });
+    if (err === undefined)
       this.log.debug('model applied', {
         model: m.key,
         rows,
         range: `${range.startDate}..${range.endDate}`,
-        durationMs: Date.now() - started,
+        durationMs,
       });
-      return { ...(change ? { change } : {}), rows };
-    } catch (err) {
-      await this.ops
-        .recordRun({
-          model: m.key,
-          trigger: opts.trigger,
-          rangeStart: range.startDate,
-          rangeEnd: range.endDate,
-          rows,
-          status: 'failed',
-          error: errorMessage(err),
-          durationMs: Date.now() - started,
-        })
-        .catch(() => undefined);
-      throw err;
-    } finally {
-      if (!keepStage) await this.engine.exec(d.dropTable(stage)).catch(() => undefined);
-    }
   }
 
   private layout(m: Model): { partitionBy?: string; clusterBy?: string[] } {
@@ -467,151 +578,5 @@ export class ModelRunner {
       await this.sql(m, this.d.addColumn(m.target, { name: c.name, type: c.type }));
       this.log.notice('schema evolution: column added', { model: m.key, column: c.name, type: c.type });
     }
-  }
-
-  private implicitAudits(m: Model): BuiltinAudit[] {
-    const out: BuiltinAudit[] = [];
-    if (m.kind === 'merge') {
-      out.push({ type: 'not_null', columns: m.uniqueKey }, { type: 'unique', columns: m.uniqueKey });
-    }
-    if (m.kind === 'incremental_by_time_range' && m.uniqueKey.length)
-      out.push({ type: 'unique', columns: m.uniqueKey });
-    const declared = new Set(m.audits.map(auditName));
-    return out.filter((a) => !declared.has(auditName(a)));
-  }
-
-  /** Audits of the staged output, before anything is applied. */
-  private async stageAudits(m: Model, stage: string, trigger: string): Promise<AuditOutcome[]> {
-    const d = this.d;
-    const q = (c: string): string => d.ident(c);
-    const out: AuditOutcome[] = [];
-    const check = async (audit: string, sql: string): Promise<void> => {
-      const r = await this.rows<{ n: unknown }>(m, sql);
-      const n = Number(r[0]?.n ?? 0);
-      out.push({
-        model: m.key,
-        audit,
-        status: n > 0 ? 'fail' : 'pass',
-        failing_rows: n,
-        query: sql,
-        trigger,
-      });
-    };
-    for (const a of [...this.implicitAudits(m), ...m.audits]) {
-      switch (a.type) {
-        case 'not_null':
-          await check(
-            auditName(a),
-            `SELECT COUNT(*) AS n FROM ${stage} WHERE ${a.columns.map((c) => `${q(c)} IS NULL`).join(' OR ')}`,
-          );
-          break;
-        case 'unique': {
-          const cols = a.columns.map(q).join(', ');
-          await check(
-            auditName(a),
-            `SELECT COUNT(*) AS n FROM (SELECT ${cols} FROM ${stage} GROUP BY ${cols} HAVING COUNT(*) > 1) AS dup`,
-          );
-          break;
-        }
-        case 'accepted_values':
-          await check(
-            auditName(a),
-            `SELECT COUNT(*) AS n FROM ${stage} WHERE ${q(a.column)} IS NOT NULL AND ${q(a.column)} NOT IN (${a.values.map((v) => d.stringLiteral(v)).join(', ')})`,
-          );
-          break;
-        case 'expression':
-          await check(
-            auditName(a),
-            `SELECT COUNT(*) AS n FROM ${stage} WHERE NOT (${d.render(a.sql, { where: m.file })})`,
-          );
-          break;
-        case 'row_count_balance':
-          break; // after apply
-      }
-    }
-    for (const ca of this.customAudits.filter((x) => x.model === m.key)) {
-      const sql = d.render(ca.sql, {
-        self: stage,
-        where: ca.file,
-        allowedRefs: new Set([...m.inputs, m.key]),
-      });
-      await check(ca.name, `SELECT COUNT(*) AS n FROM (${sql}) AS audit_rows`);
-    }
-    return out;
-  }
-
-  /**
-   * Row-count balance from a source to the model: every distinct key of the source rows in scope (the
-   * loaded file, or the run's range) is present in the target after the merge.
-   */
-  private async postAudits(
-    m: Model,
-    range: TimeRange,
-    opts: RunOptions,
-    stats: { lo?: unknown; hi?: unknown } | undefined,
-  ): Promise<AuditOutcome[]> {
-    const d = this.d;
-    const q = (c: string): string => d.ident(c);
-    const out: AuditOutcome[] = [];
-    for (const a of m.audits) {
-      if (a.type !== 'row_count_balance') continue;
-      // Keys derived by the model (a partition date) are not in the source: balance on the others.
-      const [sl, sn] = a.source.split('.') as [TableRef['layer'], string];
-      const sourceCols = new Set(
-        ((await this.engine.columns({ layer: sl, name: sn })) ?? []).map((c) => c.name),
-      );
-      const key = m.uniqueKey.filter((k) => sourceCols.has(k));
-      if (!key.length)
-        throw permanent(
-          'MODEL_FAILED',
-          `Model ${m.key}: row_count_balance(${a.source}) needs unique key columns present in ${a.source}`,
-        );
-      let scope: string | undefined = opts.batch?.[a.source];
-      if (!scope && a.timeColumn)
-        scope = isUnbounded(range)
-          ? 'TRUE'
-          : `CAST(${q(a.timeColumn)} AS DATE) >= ${d.dateLiteral(range.startDate)} AND CAST(${q(a.timeColumn)} AS DATE) < ${d.dateLiteral(range.endDate)}`;
-      if (!scope && isUnbounded(range)) scope = 'TRUE';
-      if (!scope) continue;
-      const src = d.tableName(a.source);
-      const cols = key.map(q).join(', ');
-      const notNull = key.map((k) => `${q(k)} IS NOT NULL`).join(' AND ');
-      const on = key.map((k) => `t.${q(k)} = b.${q(k)}`).join(' AND ');
-      const lo = dateOf(stats?.lo);
-      const hi = dateOf(stats?.hi);
-      const prune =
-        m.timeColumn && m.uniqueKey.includes(m.timeColumn) && lo && hi
-          ? ` WHERE ${q(m.timeColumn)} BETWEEN ${d.dateLiteral(lo)} AND ${d.dateLiteral(hi)}`
-          : '';
-      const sql =
-        `SELECT COUNT(*) AS source_keys, COUNTIF(t._present IS NULL) AS n FROM (SELECT DISTINCT ${cols} FROM ${src} WHERE (${scope}) AND ${notNull}) AS b ` +
-        `LEFT JOIN (SELECT DISTINCT ${cols}, 1 AS _present FROM ${d.table(m.target)}${prune}) AS t ON ${on}`;
-      // (Pruning on the target's partition keeps this check partition-sized, not history-sized.)
-      const r = await this.rows<{ n: unknown; source_keys: unknown }>(m, sql);
-      const n = Number(r[0]?.n ?? 0);
-      out.push({
-        model: m.key,
-        audit: auditName(a),
-        status: n > 0 ? 'fail' : 'pass',
-        failing_rows: n,
-        query: sql,
-        trigger: opts.trigger,
-      });
-    }
-    return out;
-  }
-}
-
-export function auditName(a: BuiltinAudit): string {
-  switch (a.type) {
-    case 'not_null':
-    case 'unique':
-      return `${a.type}(${a.columns.join(', ')})`;
-    case 'accepted_values':
-      return `accepted_values(${a.column})`;
-    case 'row_count_balance':
-      return `row_count_balance(${a.source})`;
-    case 'expression':
-      return `expression(${a.sql})`;
   }
 }

@@ -93,7 +93,14 @@ export class Warehouse {
         sig,
         set,
         graph,
-        runner: new ModelRunner(this.engine, this.ops, this.opts.log, graph, set.audits),
+        runner: new ModelRunner({
+          engine: this.engine,
+          ops: this.ops,
+          log: this.opts.log,
+          graph,
+          customAudits: set.audits,
+          ...(this.opts.now ? { now: this.opts.now } : {}),
+        }),
       };
     }
     return this.cached;
