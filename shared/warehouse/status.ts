@@ -2,6 +2,7 @@
  * The warehouse section of `smelter status`: rows per layer and table, loads (last one, counts by
  * status, stopped datasets), watermarks, the latest result of every audit and recent model failures.
  */
+import type { WarehouseEngine } from './engine';
 import { timestampOf } from './ranges';
 import type { Warehouse } from './service';
 import { OPS } from './tables';
@@ -32,12 +33,29 @@ export interface WarehouseStatus {
 
 export async function warehouseStatus(wh: Warehouse): Promise<WarehouseStatus> {
   const e = wh.engine;
-  const d = e.dialect;
-  const t = (r: (typeof OPS)[keyof typeof OPS]): string => d.table(r);
-  const stats = await e.tableStats(['bronze', 'silver', 'gold', 'events']);
-  const layers: WarehouseStatus['layers'] = { bronze: [], silver: [], gold: [], events: [] };
-  for (const s of stats) (layers[s.layer] ??= []).push({ table: s.table, rows: s.rows, kind: s.kind });
+  const t = (r: OpsTable): string => e.dialect.table(r);
+  return {
+    engine: e.dialect.name,
+    layers: await layersStatus(e),
+    loads: await loadsStatus(e, t),
+    stoppedDatasets: await stoppedDatasets(e, t),
+    watermarks: await watermarks(e, t),
+    audits: await auditsStatus(e, t),
+    failedRuns: await failedRuns(e, t),
+  };
+}
 
+type OpsTable = (typeof OPS)[keyof typeof OPS];
+type Name = (r: OpsTable) => string;
+
+async function layersStatus(e: WarehouseEngine): Promise<WarehouseStatus['layers']> {
+  const layers: WarehouseStatus['layers'] = { bronze: [], silver: [], gold: [], events: [] };
+  for (const s of await e.tableStats(['bronze', 'silver', 'gold', 'events']))
+    (layers[s.layer] ??= []).push({ table: s.table, rows: s.rows, kind: s.kind });
+  return layers;
+}
+
+async function loadsStatus(e: WarehouseEngine, t: Name): Promise<WarehouseStatus['loads']> {
   const counts = await e.query<{ status: string; n: unknown }>(
     `SELECT status, COUNT(*) AS n FROM ${t(OPS.ledger)} GROUP BY status`,
   );
@@ -56,12 +74,52 @@ export async function warehouseStatus(wh: Warehouse): Promise<WarehouseStatus> {
   const problems = await e.query<{ bucket: string; name: string; status: string; error: string }>(
     `SELECT bucket, name, status, error FROM ${t(OPS.ledger)} WHERE status IN ('blocked', 'pending', 'failed') ORDER BY updated_at DESC LIMIT 20`,
   );
+  return {
+    byStatus: Object.fromEntries(counts.map((c) => [c.status, Number(c.n)])),
+    ...(last
+      ? {
+          last: {
+            object: `gs://${last.bucket}/${last.name}`,
+            dataset: last.dataset,
+            rows: Number(last.rows ?? 0),
+            status: last.status,
+            at: timestampOf(last.updated_at),
+          },
+        }
+      : {}),
+    problems: problems.map((p) => ({
+      object: `gs://${p.bucket}/${p.name}`,
+      status: p.status,
+      error: p.error ?? '',
+    })),
+  };
+}
+
+async function stoppedDatasets(e: WarehouseEngine, t: Name): Promise<WarehouseStatus['stoppedDatasets']> {
   const stopped = await e.query<{ dataset: string; reason: string; object: string; since: unknown }>(
     `SELECT dataset, reason, object, since FROM ${t(OPS.datasets)} WHERE status = 'blocked' ORDER BY dataset`,
   );
+  return stopped.map((s) => ({
+    dataset: s.dataset,
+    reason: s.reason,
+    object: s.object,
+    since: timestampOf(s.since),
+  }));
+}
+
+async function watermarks(e: WarehouseEngine, t: Name): Promise<WarehouseStatus['watermarks']> {
   const wms = await e.query<{ model: string; watermark: unknown; updated_at: unknown }>(
     `SELECT model, watermark, updated_at FROM ${t(OPS.watermarks)} ORDER BY model`,
   );
+  return wms.map((w) => ({
+    model: w.model,
+    watermark: timestampOf(w.watermark),
+    updatedAt: timestampOf(w.updated_at),
+  }));
+}
+
+/** The latest result of every audit. */
+async function auditsStatus(e: WarehouseEngine, t: Name): Promise<WarehouseStatus['audits']> {
   const audits = await e.query<{
     model: string;
     audit: string;
@@ -71,60 +129,29 @@ export async function warehouseStatus(wh: Warehouse): Promise<WarehouseStatus> {
   }>(
     `SELECT model, audit, status, failing_rows, checked_at FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY model, audit ORDER BY checked_at DESC) AS rn FROM ${t(OPS.audits)}) AS a WHERE rn = 1 ORDER BY model, audit`,
   );
-  const failedRuns = await e.query<{ model: string; trigger: string; error: string; finished_at: unknown }>(
-    `SELECT model, trigger, error, finished_at FROM ${t(OPS.runs)} WHERE status = 'failed' ORDER BY finished_at DESC LIMIT 10`,
-  );
   return {
-    engine: d.name,
-    layers,
-    loads: {
-      byStatus: Object.fromEntries(counts.map((c) => [c.status, Number(c.n)])),
-      ...(last
-        ? {
-            last: {
-              object: `gs://${last.bucket}/${last.name}`,
-              dataset: last.dataset,
-              rows: Number(last.rows ?? 0),
-              status: last.status,
-              at: timestampOf(last.updated_at),
-            },
-          }
-        : {}),
-      problems: problems.map((p) => ({
-        object: `gs://${p.bucket}/${p.name}`,
-        status: p.status,
-        error: p.error ?? '',
-      })),
-    },
-    stoppedDatasets: stopped.map((s) => ({
-      dataset: s.dataset,
-      reason: s.reason,
-      object: s.object,
-      since: timestampOf(s.since),
-    })),
-    watermarks: wms.map((w) => ({
-      model: w.model,
-      watermark: timestampOf(w.watermark),
-      updatedAt: timestampOf(w.updated_at),
-    })),
-    audits: {
-      passing: audits.filter((a) => a.status === 'pass').length,
-      failing: audits.filter((a) => a.status !== 'pass').length,
-      latest: audits.map((a) => ({
-        model: a.model,
-        audit: a.audit,
-        status: a.status,
-        failingRows: Number(a.failing_rows ?? 0),
-        checkedAt: timestampOf(a.checked_at),
-      })),
-    },
-    failedRuns: failedRuns.map((r) => ({
-      model: r.model,
-      trigger: r.trigger,
-      error: (r.error ?? '').split('\n')[0] ?? '',
-      at: timestampOf(r.finished_at),
+    passing: audits.filter((a) => a.status === 'pass').length,
+    failing: audits.filter((a) => a.status !== 'pass').length,
+    latest: audits.map((a) => ({
+      model: a.model,
+      audit: a.audit,
+      status: a.status,
+      failingRows: Number(a.failing_rows ?? 0),
+      checkedAt: timestampOf(a.checked_at),
     })),
   };
+}
+
+async function failedRuns(e: WarehouseEngine, t: Name): Promise<WarehouseStatus['failedRuns']> {
+  const runs = await e.query<{ model: string; trigger: string; error: string; finished_at: unknown }>(
+    `SELECT model, trigger, error, finished_at FROM ${t(OPS.runs)} WHERE status = 'failed' ORDER BY finished_at DESC LIMIT 10`,
+  );
+  return runs.map((r) => ({
+    model: r.model,
+    trigger: r.trigger,
+    error: (r.error ?? '').split('\n')[0] ?? '',
+    at: timestampOf(r.finished_at),
+  }));
 }
 
 /** Human-readable lines for `smelter status`. */
