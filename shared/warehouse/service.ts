@@ -67,7 +67,7 @@ export class Warehouse {
     const w = new Warehouse(opts);
     await opts.engine.exclusive(async () => {
       await w.ops.ensure();
-      if (opts.engine.dialect.name === 'duckdb') await w.dropLeftoverStages();
+      await w.dropLeftoverStages();
     });
     return w;
   }
@@ -76,10 +76,11 @@ export class Warehouse {
     return this.opts.engine;
   }
 
+  /** Stages a crashed run left behind (where the engine does not expire them by itself). */
   private async dropLeftoverStages(): Promise<void> {
-    const stale = await this.engine.query<{ t: string }>(
-      `SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'ops' AND starts_with(table_name, '_stage_')`,
-    );
+    const sql = this.engine.dialect.leftoverStages();
+    if (!sql) return;
+    const stale = await this.engine.query<{ t: string }>(sql);
     for (const s of stale) await this.engine.exec(this.engine.dialect.dropTable({ layer: 'ops', name: s.t }));
   }
 

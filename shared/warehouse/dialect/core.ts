@@ -35,6 +35,8 @@ export abstract class Dialect implements MacroTarget {
   abstract transaction(statements: string[]): string;
   abstract createTableAs(target: TableRef, select: string, opts: CreateTableAsOptions): string;
   abstract dropTable(ref: TableRef): string;
+  /** SQL listing stage tables (`t`) a crashed run left in `ops`; undefined where stages expire. */
+  abstract leftoverStages(): string | undefined;
   /** PARTITION BY / CLUSTER BY clauses (empty where the engine has none). */
   protected abstract tableOptions(layout: TableLayout): string;
 

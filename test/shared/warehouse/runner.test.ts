@@ -18,6 +18,7 @@ import { parseModel, type CustomAudit, type Model } from '../../../shared/wareho
 import { OpsStore } from '../../../shared/warehouse/ops';
 import { CHANGED_ALL, type Change } from '../../../shared/warehouse/ranges';
 import { ModelRunner } from '../../../shared/warehouse/runner';
+import { Warehouse } from '../../../shared/warehouse/service';
 
 const model = (file: string, lines: string[]): Model =>
   parseModel(lines.join('\n'), `/models/t/${file}.sql`, 't');
@@ -295,6 +296,16 @@ describe('warehouse runner (DuckDB)', () => {
       await rows("SELECT audit, status, failing_rows FROM ops.audit_results WHERE model = 'gold.audited'"),
       [{ audit: 'accepted_values(status)', status: 'fail', failing_rows: '1' }],
     );
+    // Reopening the warehouse (a new process) drops stages left behind.
+    assert.equal(await stages(), 1);
+    await Warehouse.open({
+      engine,
+      contractsDir: home,
+      modelsDir: home,
+      latenessMs: 0,
+      log: createLogger({ format: 'silent' }),
+    });
+    assert.equal(await stages(), 0);
 
     const noKey = model('gold/nokey', [
       '-- model: gold.nokey',

@@ -80,6 +80,10 @@ export class BigQueryDialect extends Dialect {
     return `CREATE TABLE ${this.table(stage)} OPTIONS (expiration_timestamp = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL 1 DAY)) AS ${select}`;
   }
 
+  leftoverStages(): undefined {
+    return undefined; // createStage sets an expiration
+  }
+
   transaction(statements: string[]): string {
     return ['BEGIN TRANSACTION', ...statements, 'COMMIT TRANSACTION'].join(';\n') + ';';
   }

@@ -46,6 +46,10 @@ export class DuckDbDialect extends Dialect {
     return ['BEGIN TRANSACTION', ...statements, 'COMMIT'].join(';\n') + ';';
   }
 
+  leftoverStages(): string {
+    return `SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'ops' AND starts_with(table_name, '_stage_')`;
+  }
+
   protected tableOptions(): string {
     return ''; // DuckDB has no partitions or clustering.
   }
