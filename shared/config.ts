@@ -209,7 +209,7 @@ export const OPTIONS = {
     env: 'SMELTER_PARQUET_ROW_GROUP_ROWS',
     default: 122_880,
     parse: parsers.int(1024),
-    doc: 'Rows per Parquet row group: bigger groups load faster into BigQuery but DuckDB buffers one group in memory.',
+    doc: 'Rows per Parquet row group: bigger groups load faster into BigQuery but DuckDB buffers one group in memory (a group of wide rows also closes at about 16 MB).',
   } as OptionSpec<number>,
   maxHttpUploadBytes: {
     env: 'SMELTER_MAX_UPLOAD_BYTES',

@@ -244,44 +244,73 @@ function cleaned(b: Bound, contract: DatasetContract): string {
 
 /**
  * Nested values (structs, arrays) are built field by field from the record's JSON: struct fields match
- * keys like columns do (spellings, aliases), and each scalar inside converts like a column. `bad` is
- * true when a present value does not fit (a wrong JSON kind, a field that does not convert), so a
- * nested value is never silently emptied. `v` is JSON text; `depth` names lambda variables.
+ * keys like columns do (spellings, aliases), and each scalar inside converts like a column. The result
+ * is a `{value, bad}` pair; `bad` is true when a present value does not fit (a wrong JSON kind, a field
+ * that does not convert), so a nested value is never silently emptied.
+ *
+ * Every JSON function call site holds an arena of a few MiB per vector whatever its input: a value is
+ * parsed by one call per struct (`json_type` plus one list extraction of all its fields) and bound to
+ * a lambda variable (`let`) instead of being written out again — DuckDB does not share repeated
+ * subexpressions inside CASE or lambdas, and dozens of call sites exceed a 128 MB memory limit.
+ * `v` is JSON text or NULL (a JSON null is NULL); `depth` names the lambda variables.
  */
-function nestedValue(t: ColumnType, v: string, depth = 0): { value: string; bad: string } {
-  const present = `(${v} IS NOT NULL AND json_type(${v}) <> 'NULL')`;
+function nestedPair(t: ColumnType, v: string, depth = 0): string {
+  const x = `_v${depth}`;
+  const let_ = (expr: string, body: string): string => `list_transform([${expr}], ${x} -> ${body})[1]`;
   if (isScalar(t)) {
-    if (t === 'json') return { value: `${v}::JSON`, bad: 'false' };
-    const text = `json_extract_string(${v}, '$')`;
-    const value = t === 'string' ? text : castExpr({ name: '_', type: t }, text);
-    return { value, bad: t === 'string' ? 'false' : `(${text} IS NOT NULL AND ${value} IS NULL)` };
+    if (t === 'json') return `struct_pack(value := (${v})::JSON, bad := false)`;
+    if (t === 'string') return `struct_pack(value := json_extract_string(${v}, '$'), bad := false)`;
+    const value = castExpr({ name: '_', type: t }, x);
+    return let_(
+      `json_extract_string(${v}, '$')`,
+      `struct_pack(value := ${value}, bad := coalesce(${x} IS NOT NULL AND ${value} IS NULL, false))`,
+    );
   }
   if ('struct' in t) {
+    const scalar: string[] = [];
+    const nested: string[] = [];
     const fields = t.struct.map((f) => {
-      const paths = jsonPaths([f.name, ...(f.aliases ?? [])]);
-      const fv =
-        paths.length === 1
-          ? `json_extract(${v}, ${lit(paths[0] as string)})`
-          : `coalesce(${paths.map((p) => `json_extract(${v}, ${lit(p)})`).join(', ')})`;
-      return { name: f.name, ...nestedValue(f.type, fv, depth + 1) };
+      const simple = isScalar(f.type) && f.type !== 'json';
+      const list = simple ? scalar : nested;
+      const refs = jsonPaths([f.name, ...(f.aliases ?? [])]).map((p) => {
+        list.push(p);
+        return `${x}.${simple ? 's' : 'n'}[${list.length}]`;
+      });
+      const first = refs.length === 1 ? (refs[0] as string) : `coalesce(${refs.join(', ')})`;
+      return { f, simple, raw: simple ? first : `nullif(${first}::VARCHAR, 'null')` };
     });
-    return {
-      value: `(CASE WHEN json_type(${v}) = 'OBJECT' THEN struct_pack(${fields.map((f) => `${q(f.name)} := ${f.value}`).join(', ')}) END)`,
-      bad: `(${present} AND (json_type(${v}) <> 'OBJECT' OR ${fields.map((f) => `coalesce(${f.bad}, false)`).join(' OR ')}))`,
-    };
+    const parts = [`k := json_type(${v})`];
+    if (scalar.length) parts.push(`s := json_extract_string(${v}, [${scalar.map(lit).join(', ')}])`);
+    if (nested.length) parts.push(`n := json_extract(${v}, [${nested.map(lit).join(', ')}])`);
+    // Each field's pair once, then the struct and its verdict from the pairs.
+    const y = `_p${depth}`;
+    const pairs = fields.map(({ f, simple, raw }) => {
+      if (!simple) return `${q(f.name)} := ${nestedPair(f.type, raw, depth + 1)}`;
+      if (f.type === 'string') return `${q(f.name)} := struct_pack(value := ${raw}, bad := false)`;
+      const value = castExpr({ name: f.name, type: f.type }, raw);
+      return `${q(f.name)} := struct_pack(value := ${value}, bad := coalesce(${raw} IS NOT NULL AND ${value} IS NULL, false))`;
+    });
+    const value = `CASE WHEN ${x}.k = 'OBJECT' THEN struct_pack(${fields.map(({ f }) => `${q(f.name)} := ${y}.${q(f.name)}.value`).join(', ')}) END`;
+    const bad = `coalesce(${x}.k <> 'OBJECT' OR ${fields.map(({ f }) => `${y}.${q(f.name)}.bad`).join(' OR ')}, false)`;
+    return let_(
+      `struct_pack(${parts.join(', ')})`,
+      `list_transform([struct_pack(${pairs.join(', ')})], ${y} -> struct_pack(value := ${value}, bad := ${bad}))[1]`,
+    );
   }
-  const x = `_x${depth}`;
-  const el = nestedValue(t.array, x, depth + 1);
-  const items = `json_extract(${v}, '$[*]')`;
-  return {
-    value: `(CASE WHEN json_type(${v}) = 'ARRAY' THEN list_transform(${items}, ${x} -> ${el.value}) END)`,
-    bad: `(${present} AND (json_type(${v}) <> 'ARRAY' OR coalesce(list_bool_or(list_transform(${items}, ${x} -> coalesce(${el.bad}, false))), false)))`,
-  };
+  const e = `_e${depth}`;
+  const ps = `_ps${depth}`;
+  const elements = `list_transform(${x}.items, ${e} -> ${nestedPair(t.array, `nullif(${e}::VARCHAR, 'null')`, depth + 1)})`;
+  return let_(
+    `struct_pack(k := json_type(${v}), items := json_extract(${v}, '$[*]'))`,
+    `list_transform([${elements}], ${ps} -> struct_pack(` +
+      `value := CASE WHEN ${x}.k = 'ARRAY' THEN list_transform(${ps}, _q${depth} -> _q${depth}.value) END, ` +
+      `bad := coalesce(${x}.k <> 'ARRAY' OR list_bool_or(list_transform(${ps}, _q${depth} -> _q${depth}.bad)), false)))[1]`,
+  );
 }
 
 function castExpr(col: Pick<ColumnSpec, 'type' | 'format'> & { name: string }, r: string): string {
   const t = col.type;
-  if (!isScalar(t)) return nestedValue(t, r).value;
+  if (!isScalar(t)) return `${r}.value`;
   switch (t) {
     case 'string':
       return r;
@@ -311,6 +340,13 @@ function defaultLiteral(col: ColumnSpec): string {
   if (d === undefined) return 'NULL';
   return `CAST(${lit(String(d))} AS ${duckdbType(col.type)})`;
 }
+
+/**
+ * DuckDB buffers a whole row group before writing it: wide records (an API's users, 1–2 KB each)
+ * reach 122,880 rows only far beyond a 128 MB memory limit, so a group also closes at this size (its
+ * in-memory estimate; narrow CSV rows stay under it). Needs preserve_insertion_order off (the default).
+ */
+const ROW_GROUP_MAX_BYTES = '16MB';
 
 export interface ConversionSql {
   /**
@@ -364,7 +400,7 @@ export function buildConversionSql(
     valid: (inPath, outPath, opts) => `COPY (
       SELECT ${out.join(', ')}
       FROM (${staged(inPath, false, opts.storeRejects ?? true)}) WHERE NOT (${bad})
-    ) TO ${lit(outPath)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${opts.rowGroupRows})`,
+    ) TO ${lit(outPath)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${opts.rowGroupRows}, ROW_GROUP_SIZE_BYTES '${ROW_GROUP_MAX_BYTES}')`,
     rejects: (inPath, outPath) => `COPY (
         SELECT _rec AS record, ${violationsList(checks)} AS violations, ${rawRecord(spec, bound)}
         FROM (${staged(inPath, true, true)}) WHERE ${bad}
@@ -416,11 +452,18 @@ function stagedQuery(
 ): (path: string, numbered: boolean, storeRejects: boolean) => string {
   const isJson = spec.format !== 'csv';
   const rawCols = bound.map((b, i) => `${cleaned(b, contract)} AS r_${i}`);
-  if (isJson) rawCols.unshift('j AS _j', '_o');
+  // JSON: validity and object-ness as flags; the record's text travels on only in the rejects pass
+  // (its `raw`), as every copy of a big record costs memory per row.
+  if (isJson) rawCols.unshift('_v', '_o IS NOT NULL AS _isobj');
+  if (isJson && contract.unknownColumns === 'reject') rawCols.unshift('_unknown');
   // Without a default a NULL stays NULL. Keeping these expressions minimal matters: they run for every
   // value of every file.
+  // Nested columns: their {value, bad} pair (nb_<i>), built once per record.
+  const nest = bound
+    .flatMap((b, i) => (isScalar(b.col.type) ? [] : [`${nestedPair(b.col.type, `r_${i}`)} AS nb_${i}`]))
+    .join(', ');
   const typedCols = bound.map((b, i) => {
-    const cast = identity(b) ? `r_${i}` : castExpr(b.col, `r_${i}`);
+    const cast = identity(b) ? `r_${i}` : castExpr(b.col, isScalar(b.col.type) ? `r_${i}` : `nb_${i}`);
     const missing = b.col.default !== undefined ? defaultLiteral(b.col) : b.fallback;
     return missing === undefined
       ? `${cast} AS t_${i}`
@@ -429,15 +472,33 @@ function stagedQuery(
   // NDJSON lines of only spaces and tabs are not records (the Node-side record count agrees).
   const skipBlank = spec.format === 'ndjson' ? ` WHERE j IS NOT NULL AND trim(j, E' \\t') <> ''` : '';
   // JSON functions raise on invalid input: only records that parse as objects reach the extractors.
+  // Each JSON call on the whole record holds about twice SMELTER_MAX_LINE_BYTES of DuckDB memory, so
+  // the record is parsed by as few calls as possible: its kind (NULL: not valid JSON), then one list
+  // extraction for scalar columns and one for nested ones.
   const objects = isJson
-    ? `, obj AS (SELECT *, CASE WHEN coalesce(json_valid(j), false) THEN (CASE WHEN json_type(j) = 'OBJECT' THEN j END) END AS _o FROM src${skipBlank})` +
-      `, ext AS (SELECT *${extractList('json_extract_string', '_s', spec.jsonPaths?.scalar)}${extractList('json_extract', '_n', spec.jsonPaths?.nested)} FROM obj)`
+    ? `, obj AS (SELECT *, _kind IS NOT NULL AS _v, CASE WHEN _kind = 'OBJECT' THEN j END AS _o FROM (SELECT *, try(json_type(j)) AS _kind FROM src${skipBlank}))` +
+      `, ext AS (SELECT *${extractList('json_extract_string', '_s', spec.jsonPaths?.scalar)}${extractList('json_extract', '_n', spec.jsonPaths?.nested)}${unknownKeys(contract)} FROM obj)`
     : '';
   return (path, numbered, storeRejects) => `
     WITH src AS (SELECT ${numbered ? 'row_number() OVER () AS _rec, ' : ''}* FROM ${readerSql(spec, path, storeRejects ? rejects : undefined)})${objects},
-    raw AS (SELECT ${numbered ? '_rec, ' : ''}${rawCols.join(', ')} FROM ${isJson ? 'ext' : 'src'}),
-    typed AS (SELECT *, ${typedCols.join(', ')} FROM raw)
+    raw AS (SELECT ${numbered ? `_rec, ${isJson ? 'j AS _j, ' : ''}` : ''}${rawCols.join(', ')} FROM ${isJson ? 'ext' : 'src'}),
+    ${nest ? `nest AS (SELECT *, ${nest} FROM raw),` : ''}
+    typed AS (SELECT *, ${typedCols.join(', ')} FROM ${nest ? 'nest' : 'raw'})
     SELECT * FROM typed`;
+}
+
+/** `unknownColumns: reject`: the record's keys that are no spelling of a column name or alias. */
+function unknownKeys(contract: DatasetContract): string {
+  if (contract.unknownColumns !== 'reject') return '';
+  // A key is known when it is (a spelling of) a column name or the first segment of an alias.
+  const known = [
+    ...new Set(
+      contract.columns.flatMap((c) =>
+        [c.name, ...(c.aliases ?? [])].flatMap((a) => keySpellings(a.split('.')[0] as string)),
+      ),
+    ),
+  ];
+  return `, list_filter(json_keys(_o), k -> NOT list_contains([${known.map(lit).join(', ')}], k)) AS _unknown`;
 }
 
 const extractList = (fn: string, as: string, paths: string[] | undefined): string =>
@@ -449,7 +510,7 @@ function contractChecks(contract: DatasetContract, bound: Bound[], isJson: boole
   bound.forEach((b, i) => {
     const columnChecks = valueChecks(b, i);
     // Field checks only make sense for objects: skip them for records already rejected as a whole.
-    if (isJson) for (const c of columnChecks) c.cond = `_o IS NOT NULL AND (${c.cond})`;
+    if (isJson) for (const c of columnChecks) c.cond = `_isobj AND (${c.cond})`;
     checks.push(...columnChecks);
   });
   return checks;
@@ -457,29 +518,19 @@ function contractChecks(contract: DatasetContract, bound: Bound[], isJson: boole
 
 function recordChecks(contract: DatasetContract): Check[] {
   const checks: Check[] = [
-    { cond: `NOT coalesce(json_valid(_j), false)`, column: null, reason: `'not valid JSON'` },
+    { cond: `NOT _v`, column: null, reason: `'not valid JSON'` },
     {
-      cond: `_o IS NULL AND coalesce(json_valid(_j), false)`,
+      cond: `NOT _isobj AND _v`,
       column: null,
       reason: `'record is not a JSON object'`,
     },
   ];
-  if (contract.unknownColumns === 'reject') {
-    // A key is known when it is (a spelling of) a column name or the first segment of an alias.
-    const known = [
-      ...new Set(
-        contract.columns.flatMap((c) =>
-          [c.name, ...(c.aliases ?? [])].flatMap((a) => keySpellings(a.split('.')[0] as string)),
-        ),
-      ),
-    ];
-    const unknown = `list_filter(json_keys(_o), k -> NOT list_contains([${known.map(lit).join(', ')}], k))`;
+  if (contract.unknownColumns === 'reject')
     checks.push({
-      cond: `len(${unknown}) > 0`,
+      cond: `len(_unknown) > 0`,
       column: null,
-      reason: `'unknown field(s): ' || array_to_string(${unknown}, ', ')`,
+      reason: `'unknown field(s): ' || array_to_string(_unknown, ', ')`,
     });
-  }
   return checks;
 }
 
@@ -493,7 +544,7 @@ function valueChecks(b: Bound, i: number): Check[] {
       // A nested value is also bad when a part of it does not convert.
       cond: isScalar(c.type)
         ? `r_${i} IS NOT NULL AND t_${i} IS NULL`
-        : `r_${i} IS NOT NULL AND (t_${i} IS NULL OR ${nestedValue(c.type, `r_${i}`).bad})`,
+        : `r_${i} IS NOT NULL AND (t_${i} IS NULL OR nb_${i}.bad)`,
       column: c.name,
       reason: `'cannot convert ' || to_json(r_${i})::VARCHAR || ' to ${typeof c.type === 'string' ? c.type : duckdbType(c.type).toLowerCase()}'`,
     });

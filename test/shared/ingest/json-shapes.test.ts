@@ -254,6 +254,19 @@ describe('JSON shapes in dataset contracts (fs store + DuckDB + Parquet)', funct
     assert.match(String((await rejects(m))[0]?.reason), /not valid JSON/);
   });
 
+  it('converts a pulled part of 30,000 users (36 MB) within the default 128 MB DuckDB memory limit', async () => {
+    // Each JSON call on a whole record costs DuckDB about twice SMELTER_MAX_LINE_BYTES: a contract of
+    // this width once needed ~384 MB for 20,000 users.
+    assert.equal(h.cfg.duckdbMemoryLimit, '128MB');
+    const lines: string[] = [];
+    for (let i = 0; i < 30_000; i++)
+      lines.push(JSON.stringify({ ...api.users[i % api.users.length], id: i + 1 }));
+    const m = converted(
+      await drop('store_users/pulled/store/run-2/part-00000.ndjson', lines.join('\n') + '\n'),
+    );
+    assert.deepEqual([m.rows, m.rejected], [30_000, 0]);
+  });
+
   it('loads data.gov.gr measurements (a bare array) into network_measurements', async () => {
     const day = networkApiDay('2024-04-01', { seed: 2 });
     const m = converted(
