@@ -434,7 +434,13 @@ async function writeValidRows(
   const run = (stream: Readable, storeRejects: boolean): Promise<number> =>
     runPiped(
       conn,
-      (i, o) => sql.valid(i, o, { rowGroupRows: cfg.rowGroupRows, storeRejects }),
+      (i, o) =>
+        sql.valid(i, o, {
+          rowGroupRows: cfg.rowGroupRows,
+          storeRejects,
+          // Narrow rows (CSV) stay under it; wide JSON records would otherwise outgrow the memory limit.
+          ...(cfg.preserveRowOrder ? {} : { rowGroupBytes: '16MB' }),
+        }),
       stream,
       (out) => (parquetExists ? drain(out) : writeParquet(job, out)),
     ).then((r) => r.count);

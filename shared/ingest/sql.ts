@@ -341,20 +341,26 @@ function defaultLiteral(col: ColumnSpec): string {
   return `CAST(${lit(String(d))} AS ${duckdbType(col.type)})`;
 }
 
-/**
- * DuckDB buffers a whole row group before writing it: wide records (an API's users, 1–2 KB each)
- * reach 122,880 rows only far beyond a 128 MB memory limit, so a group also closes at this size (its
- * in-memory estimate; narrow CSV rows stay under it). Needs preserve_insertion_order off (the default).
- */
-const ROW_GROUP_MAX_BYTES = '16MB';
-
 export interface ConversionSql {
   /**
    * Pass 1: valid rows, typed, with lineage → Parquet. With `storeRejects` false a structurally bad row
    * (wrong column count, a value DuckDB cannot type, a line over the limit) fails the query instead of
    * being recorded — about 8% faster for the clean files that are the rule; run it again with rejects.
    */
-  valid(inPath: string, outPath: string, opts: { rowGroupRows: number; storeRejects?: boolean }): string;
+  valid(
+    inPath: string,
+    outPath: string,
+    opts: {
+      rowGroupRows: number;
+      storeRejects?: boolean;
+      /**
+       * Also close a row group at this in-memory size (e.g. '16MB'). DuckDB buffers a whole group before
+       * writing it, and wide records (an API's users, 1–2 KB each) reach rowGroupRows only far beyond a
+       * 128 MB memory limit. DuckDB allows it only with preserve_insertion_order off.
+       */
+      rowGroupBytes?: string;
+    },
+  ): string;
   /** Pass 2: invalid rows with every reason → NDJSON. */
   rejects(inPath: string, outPath: string): string;
   rejectsTable: string;
@@ -400,7 +406,7 @@ export function buildConversionSql(
     valid: (inPath, outPath, opts) => `COPY (
       SELECT ${out.join(', ')}
       FROM (${staged(inPath, false, opts.storeRejects ?? true)}) WHERE NOT (${bad})
-    ) TO ${lit(outPath)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${opts.rowGroupRows}, ROW_GROUP_SIZE_BYTES '${ROW_GROUP_MAX_BYTES}')`,
+    ) TO ${lit(outPath)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${opts.rowGroupRows}${opts.rowGroupBytes ? `, ROW_GROUP_SIZE_BYTES ${lit(opts.rowGroupBytes)}` : ''})`,
     rejects: (inPath, outPath) => `COPY (
         SELECT _rec AS record, ${violationsList(checks)} AS violations, ${rawRecord(spec, bound)}
         FROM (${staged(inPath, true, true)}) WHERE ${bad}

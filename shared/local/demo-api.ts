@@ -22,7 +22,7 @@ export interface DemoApiOptions {
   seed?: number;
   /** The token data.gov.gr-shaped queries must carry (default `smelter-demo-token`). */
   token?: string;
-  /** Dataset name served under /api/v1/query/ (default `internet_speed_measurements`). */
+  /** Dataset name served under /api/v1/query/ (default: the bundled network source's). */
   networkDataset?: string;
   /** Store sizes (default: the public API's 208 users, 194 products, 50 carts). */
   store?: Omit<StoreApiOptions, 'seed'>;
@@ -40,7 +40,7 @@ export interface DemoApi {
 }
 
 export const DEMO_API_TOKEN = 'smelter-demo-token';
-export const DEMO_NETWORK_DATASET = 'internet_speed_measurements';
+export const DEMO_NETWORK_DATASET = 'mindigital_internet_speed';
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
 function send(
