@@ -36,7 +36,7 @@ export interface ReadSpec {
   /** CSV only: contract-wide null markers, handed to DuckDB's reader. */
   nullValues?: string[];
   /** JSON only, filled by buildConversionSql: the paths extracted from each record. */
-  jsonPaths?: { scalar: string[]; nested: string[] };
+  jsonPaths?: { scalar: string[]; nested: string[]; stringRefs: string[] };
 }
 
 interface Bound {
@@ -191,6 +191,7 @@ function bindRaw(contract: DatasetContract, spec: ReadSpec): { bound: Bound[]; f
   // scalars into _s, json_extract for nested values into _n), each column taking its first present one.
   const scalarPaths: string[] = [];
   const nestedPaths: string[] = [];
+  const stringRefs: string[] = [];
   for (const col of contract.columns) {
     const nested = !isScalar(col.type) || col.type === 'json';
     const list = nested ? nestedPaths : scalarPaths;
@@ -200,24 +201,20 @@ function bindRaw(contract: DatasetContract, spec: ReadSpec): { bound: Bound[]; f
     });
     const first = refs.length === 1 ? (refs[0] as string) : `coalesce(${refs.join(', ')})`;
     // A JSON null is a missing value (json_extract gives it as the text 'null').
+    if (col.type === 'string') stringRefs.push(...refs);
     bound.push({
       col,
       rawExpr: nested ? `nullif(${first}::VARCHAR, 'null')` : first,
+      // The kinds (_k) line up with the scalar values (_s): the first path holding a non-null value.
       ...(col.type === 'string'
-        ? { jsonKind: jsonKindOf(jsonPaths([col.name, ...(col.aliases ?? [])])) }
+        ? {
+            jsonKind: `list_filter([${refs.map((r) => r.replace('_s', '_k')).join(', ')}], k -> k <> 'NULL')[1]`,
+          }
         : {}),
     });
   }
-  spec.jsonPaths = { scalar: scalarPaths, nested: nestedPaths };
+  spec.jsonPaths = { scalar: scalarPaths, nested: nestedPaths, stringRefs };
   return { bound, fileProblems };
-}
-
-/**
- * The JSON type of the value a string column reads: that of the first path holding a non-null value,
- * as the column's coalesce picks it (one parse of the record for all its paths).
- */
-function jsonKindOf(paths: string[]): string {
-  return `list_filter(json_type(_o, [${paths.map(lit).join(', ')}]), k -> k <> 'NULL')[1]`;
 }
 
 /**
@@ -462,6 +459,7 @@ function stagedQuery(
   // (its `raw`), as every copy of a big record costs memory per row.
   if (isJson) rawCols.unshift('_v', '_o IS NOT NULL AS _isobj');
   if (isJson && contract.unknownColumns === 'reject') rawCols.unshift('_unknown');
+  if (isJson && spec.jsonPaths?.stringRefs.length) rawCols.unshift('_k');
   // Without a default a NULL stays NULL. Keeping these expressions minimal matters: they run for every
   // value of every file.
   // Nested columns: their {value, bad} pair (nb_<i>), built once per record.
@@ -483,14 +481,27 @@ function stagedQuery(
   // extraction for scalar columns and one for nested ones.
   const objects = isJson
     ? `, obj AS (SELECT *, _kind IS NOT NULL AS _v, CASE WHEN _kind = 'OBJECT' THEN j END AS _o FROM (SELECT *, try(json_type(j)) AS _kind FROM src${skipBlank}))` +
-      `, ext AS (SELECT *${extractList('json_extract_string', '_s', spec.jsonPaths?.scalar)}${extractList('json_extract', '_n', spec.jsonPaths?.nested)}${unknownKeys(contract)} FROM obj)`
+      `, ext AS (SELECT *${extractList('json_extract_string', '_s', spec.jsonPaths?.scalar)}${extractList('json_extract', '_n', spec.jsonPaths?.nested)}${unknownKeys(contract)} FROM obj)` +
+      kindsOfStrings(spec)
     : '';
   return (path, numbered, storeRejects) => `
     WITH src AS (SELECT ${numbered ? 'row_number() OVER () AS _rec, ' : ''}* FROM ${readerSql(spec, path, storeRejects ? rejects : undefined)})${objects},
-    raw AS (SELECT ${numbered ? `_rec, ${isJson ? 'j AS _j, ' : ''}` : ''}${rawCols.join(', ')} FROM ${isJson ? 'ext' : 'src'}),
+    raw AS (SELECT ${numbered ? `_rec, ${isJson ? 'j AS _j, ' : ''}` : ''}${rawCols.join(', ')} FROM ${isJson ? 'kinds' : 'src'}),
     ${nest ? `nest AS (SELECT *, ${nest} FROM raw),` : ''}
     typed AS (SELECT *, ${typedCols.join(', ')} FROM ${nest ? 'nest' : 'raw'})
     SELECT * FROM typed`;
+}
+
+/**
+ * json_extract_string turns an object, an array or a boolean into text: the JSON kinds (_k) of the
+ * scalar paths tell a string column's real value from such text. The record is parsed for them only
+ * when a string column's text could be one (CASE evaluates its THEN for those rows alone).
+ */
+function kindsOfStrings(spec: ReadSpec): string {
+  const refs = spec.jsonPaths?.stringRefs ?? [];
+  if (!refs.length) return `, kinds AS (SELECT * FROM ext)`;
+  const suspicious = refs.map((r) => `left(${r}, 1) IN ('{', '[') OR ${r} IN ('true', 'false')`).join(' OR ');
+  return `, kinds AS (SELECT *, CASE WHEN ${suspicious} THEN json_type(_o, [${(spec.jsonPaths?.scalar ?? []).map(lit).join(', ')}]) END AS _k FROM ext)`;
 }
 
 /** `unknownColumns: reject`: the record's keys that are no spelling of a column name or alias. */
