@@ -4,6 +4,7 @@ import { configCommand } from './config';
 import { dashboardCommand } from './dashboard';
 import { dropCommand } from './drop';
 import { publishCommand } from './publish';
+import { pullCommand } from './pull';
 import { queryCommand } from './query';
 import { refreshCommand } from './refresh';
 import { replayCommand } from './replay';
@@ -15,6 +16,7 @@ export const COMMANDS: Command[] = [
   upCommand,
   dropCommand,
   publishCommand,
+  pullCommand,
   statusCommand,
   dashboardCommand,
   queryCommand,
