@@ -4,7 +4,6 @@ import { getLocalWarehouse } from '../../shared/adapters/warehouse/duckdb-local'
 import type { Config } from '../../shared/config';
 import { isSmelterError } from '../../shared/errors';
 import { bronzeNames, type BronzeManifest } from '../../shared/ingest/bronze';
-import type { Logger } from '../../shared/log';
 import { runningStack } from '../../shared/local/stack';
 import type { PullSummary } from '../../shared/pull/run';
 import { createObjectStore } from '../../shared/runtime';
