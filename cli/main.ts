@@ -5,7 +5,16 @@
 import { parseArgv, type Command } from './command';
 import { COMMANDS } from './commands';
 
-const BOOLEAN_FLAGS = new Set(['json', 'wait', 'infer', 'help', 'no-sample', 'quiet', 'markdown']);
+const BOOLEAN_FLAGS = new Set([
+  'json',
+  'wait',
+  'infer',
+  'help',
+  'no-sample',
+  'no-demo-api',
+  'quiet',
+  'markdown',
+]);
 
 function help(out: (s: string) => void): void {
   out('smelter — raw files and events to a Bronze/Silver/Gold lakehouse\n');

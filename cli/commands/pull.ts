@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { pullFromConfig } from '../../shared/adapters/pull/wiring';
 import { getLocalWarehouse } from '../../shared/adapters/warehouse/duckdb-local';
 import type { Config } from '../../shared/config';
@@ -13,6 +15,23 @@ import { openWarehouse, resetWarehouses } from '../../shared/warehouse/open';
 import { flagString, type Command } from '../command';
 import { cliEnv } from '../env';
 import { startLocalStack, type LocalStack } from '../local/stack';
+
+/** Written by `smelter up` while it serves the demo API: the source URLs/tokens it points the stack at. */
+export const demoApiFile = (home: string): string => path.join(home, 'state', 'demo-api.json');
+
+/** The running stack's demo-API source settings, for variables this process does not set itself. */
+function stackSourceEnv(home: string): void {
+  try {
+    const info = JSON.parse(fs.readFileSync(demoApiFile(home), 'utf8')) as {
+      pid: number;
+      env: Record<string, string>;
+    };
+    process.kill(info.pid, 0);
+    for (const [k, v] of Object.entries(info.env)) process.env[k] ||= v;
+  } catch {
+    /* no stack serving the demo API */
+  }
+}
 
 export interface DatasetRows {
   records: number;
@@ -130,6 +149,7 @@ export const pullCommand: Command = {
     await store.ensureBucket(cfg.rawBucket);
     await store.ensureBucket(cfg.bronzeBucket);
     const running = cfg.backend === 'local' ? runningStack(cfg.home) : undefined;
+    if (running) stackSourceEnv(cfg.home);
     // Without a running stack, --wait brings the functions up in this process (as `drop --wait`).
     let local: LocalStack | undefined;
     if (wait && !running)

@@ -13,6 +13,8 @@ import { warehouseStatusSection } from '../../shared/warehouse/admin';
 import type { Command } from '../command';
 import { cliEnv } from '../env';
 import { callAdmin } from '../local/admin';
+import { formatPullStatus, pullStatus } from '../../shared/pull/status';
+import { createObjectStore } from '../../shared/runtime';
 
 /** Extra sections (warehouse, Pub/Sub) registered by other subsystems: name → provider. */
 export const statusProviders: { name: string; get: (ctx: { adminUrl?: string }) => Promise<unknown> }[] = [
@@ -21,6 +23,17 @@ export const statusProviders: { name: string; get: (ctx: { adminUrl?: string }) 
     get: ({ adminUrl }) => {
       const { cfg, log } = cliEnv();
       return warehouseStatusSection(cfg, log, adminUrl ? { adminUrl } : {});
+    },
+  },
+  {
+    // API sources: schedule and last run (a 401 shows here with the source, endpoint and status).
+    name: 'pulls',
+    get: () => {
+      const { cfg } = cliEnv();
+      return pullStatus(createObjectStore(cfg), {
+        contractsDir: cfg.contractsDir,
+        stateBucket: cfg.bronzeBucket,
+      });
     },
   },
 ];
@@ -191,6 +204,11 @@ export const statusCommand: Command = {
     }
     for (const l of header(cfg, stack)) out(l);
     for (const l of formatOverview(answers)) out(l);
+    const pulls = await pullStatus(createObjectStore(cfg), {
+      contractsDir: cfg.contractsDir,
+      stateBucket: cfg.bronzeBucket,
+    }).catch(() => ({}));
+    for (const l of formatPullStatus(pulls)) out(l);
     out('Full detail: smelter status --json    Charts: smelter dashboard');
     return 0;
   },

@@ -23,6 +23,7 @@ import { TempSweeper } from '../../shared/local/temp-sweep';
 import { AdminServer } from './admin';
 import { pubsubPart } from '../../shared/local/pubsub/part';
 import { pubsubAdminRoutes } from '../../shared/local/pubsub/admin';
+import { pullSchedulerPart } from '../../shared/local/pull-scheduler';
 import { schedulerPart } from '../../shared/local/scheduler';
 import { warehouseAdminRoutes } from '../../shared/warehouse/admin';
 import { openWarehouse } from '../../shared/warehouse/open';
@@ -81,6 +82,8 @@ export interface LocalStackOptions {
   ephemeral?: boolean;
   pubsub?: boolean;
   scheduler?: boolean;
+  /** With the scheduler: also pull every API source once at start (`smelter up`). */
+  pullAtStart?: boolean;
   /** Serve the dashboard (on SMELTER_PORT + 10, or an ephemeral port). */
   dashboard?: boolean;
   /** Record the stack in <home>/state/stack.json so other CLI processes find it. */
@@ -119,6 +122,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     if (p) parts.push(p);
   }
   parts.push(triggers);
+  // Each API source on its cron schedule; last, so a pull at start finds every trigger in place.
+  if (opts.pubsub && opts.scheduler) parts.push(pullSchedulerPart({ immediate: opts.pullAtStart ?? false }));
   const stack = new Stack(ctx, parts);
   const admin = new AdminServer();
   let adminUrl = '';
