@@ -16,6 +16,9 @@ export const PRICES = {
   bqQueryPerTiB: 6.25, // on-demand analysis
   bqStreamingPer200MiB: 0.01, // legacy streaming inserts (insertId dedup), 1 KB minimum per row
   loggingPerGiB: 0.5, // Cloud Logging ingestion
+  schedulerJobMonth: 0.1, // Cloud Scheduler, per job
+  secretVersionMonth: 0.06, // Secret Manager, per active secret version
+  secretAccessPer10k: 0.03, // Secret Manager access operations
 } as const;
 
 /** Workload assumptions behind the figures. */
@@ -32,6 +35,10 @@ export const ASSUMPTIONS = {
   eventsPerInstance: 1000, // routeEvent events/s per instance (1 vCPU, 512 MiB, micro-batching)
   archiveObjectsPerInstanceSecond: 1,
   requestLogKB: 1, // platform request log entry per invocation
+  pullMBps: 10, // pullSource JSON pulled per second per instance (1 vCPU, 512 MiB); bench:pull measured ~50 locally
+  pulledGzipRatio: 0.1, // gzipped NDJSON parts / JSON pulled
+  pullSources: 2, // sources, each with a scheduler job and (with auth) a secret
+  pullRunsPerDay: 24, // scheduled runs per source
 };
 
 const GB_PER_TB = 1000;
@@ -130,6 +137,31 @@ export function eventCosts(perSecond: number): Line[] {
   ];
 }
 
+export function pullCosts(gbPerDay: number): Line[] {
+  const A = ASSUMPTIONS;
+  const P = PRICES;
+  const monthGB = gbPerDay * A.days;
+  const runs = A.pullSources * A.pullRunsPerDay * A.days;
+  return [
+    {
+      item: 'pullSource compute',
+      formula: `${monthGB} GB × 1000 / ${A.pullMBps} MB/s × (${P.vcpuSecond} + 0.5 × ${P.gibSecond})`,
+      cost: ((monthGB * 1000) / A.pullMBps) * (P.vcpuSecond + 0.5 * P.gibSecond),
+    },
+    {
+      item: 'GCS storage (a month of gzipped parts)',
+      formula: `${monthGB} GB × ${A.pulledGzipRatio} × $${P.gcsStandardGbMonth}`,
+      cost: monthGB * A.pulledGzipRatio * P.gcsStandardGbMonth,
+    },
+    {
+      item: 'Scheduler jobs, secrets, secret reads',
+      formula: `${A.pullSources} × ($${P.schedulerJobMonth} + $${P.secretVersionMonth}) + ${runs} runs / 10000 × $${P.secretAccessPer10k}`,
+      cost:
+        A.pullSources * (P.schedulerJobMonth + P.secretVersionMonth) + (runs / 10_000) * P.secretAccessPer10k,
+    },
+  ];
+}
+
 /** What request logs would add if `exclude_success_request_logs` were turned off. */
 export function requestLogCost(perSecond: number): number {
   return ((perSecond * MONTH_S * ASSUMPTIONS.requestLogKB) / 1e6) * PRICES.loggingPerGiB;
@@ -149,6 +181,7 @@ export function costTable(): string {
     ['1 TB/day of files', fileCosts(GB_PER_TB)],
     ['100 events/s', eventCosts(100)],
     ['10,000 events/s', eventCosts(10_000)],
+    ['1 GB/day pulled from APIs', pullCosts(1)],
   ];
   const out = [
     '| Scenario | Cost driver | Formula (per 30-day month) | USD / month |',

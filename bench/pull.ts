@@ -1,0 +1,271 @@
+/**
+ * `npm run bench:pull` — API pull throughput and memory, side by side in one run, against one local
+ * dummyjson-shaped server (its own process) serving the same pages to both:
+ *
+ *   smelter    runPull: the robust HTTP client, offset pagination, JSON parse, gzipped NDJSON parts into
+ *              the filesystem raw bucket (ifGenerationMatch=0), state advanced at the end
+ *   ceiling    a plain `fetch` of the same pages, each body appended to one file on disk
+ *
+ * Each variant runs in its own child process, which reports its peak RSS; smelter also runs at a tenth
+ * of the records to show memory stays flat. Options:
+ *   --records 1000000   records (default 1,000,000)     --page 1000   records per page (default 1,000)
+ *   --runs 3            runs of each variant, alternating; the median run is reported
+ *   --quick             100,000 records, 1 run
+ * Prints a table and ends with one JSON line of the figures.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { NodeHttpClient } from '../shared/adapters/http/node-http';
+import { FsObjectStore } from '../shared/adapters/storage/fs';
+import { createLogger } from '../shared/log';
+import { validateSourceContract } from '../shared/pull/contract';
+import { systemClock } from '../shared/pull/ports';
+import { runPull } from '../shared/pull/run';
+
+const here = __filename;
+const tsArgs = here.endsWith('.ts') ? ['--import', 'tsx', here] : [here];
+
+interface ChildResult {
+  variant: string;
+  records: number;
+  pages: number;
+  bytes: number;
+  seconds: number;
+  maxRssMB: number;
+  outBytes: number;
+}
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+/** A dummyjson-like record of about 250 bytes, deterministic in its index. */
+function record(i: number): string {
+  const first = ['Emily', 'Michael', 'Sophia', 'James', 'Olivia', 'Liam'][i % 6];
+  const last = ['Johnson', 'Williams', 'Brown', 'Jones', 'Garcia', 'Miller'][(i * 7) % 6];
+  return `{"id":${i + 1},"firstName":"${first}","lastName":"${last}","age":${18 + (i % 60)},"email":"${String(first).toLowerCase()}.${i}@x.example","address":{"city":"City ${i % 97}","postalCode":"${10000 + (i % 89999)}","coordinates":{"lat":${((i % 180) - 90).toFixed(4)},"lng":${((i % 360) - 180).toFixed(4)}}},"company":{"department":"Dept ${i % 13}","title":"Title ${i % 31}"},"updatedAt":"2026-11-${String(1 + (i % 28)).padStart(2, '0')}T10:00:00Z"}`;
+}
+
+/** The server process: `/users?skip=&limit=` over `total` records, wrapped as dummyjson does. */
+function serve(total: number): void {
+  const server = http.createServer((req, res) => {
+    const u = new URL(req.url ?? '/', 'http://x');
+    // `n` lets one server stand in for APIs of several sizes.
+    const n = Math.min(total, Number(u.searchParams.get('n') ?? total));
+    const skip = Number(u.searchParams.get('skip') ?? 0);
+    const limit = Number(u.searchParams.get('limit') ?? 30);
+    const end = Math.min(n, skip + limit);
+    const parts: string[] = [];
+    for (let i = skip; i < end; i++) parts.push(record(i));
+    const body = `{"users":[${parts.join(',')}],"total":${n},"skip":${skip},"limit":${end - skip}}`;
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  server.keepAliveTimeout = 30_000;
+  server.listen(0, '127.0.0.1', () => {
+    process.stdout.write(`LISTENING ${(server.address() as AddressInfo).port}\n`);
+  });
+}
+
+async function child(variant: string, url: string, total: number, page: number): Promise<void> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), `smelter-bench-pull-${variant}-`));
+  try {
+    const start = process.hrtime.bigint();
+    let pages = 0;
+    let bytes = 0;
+    let outBytes = 0;
+    let records = 0;
+    if (variant === 'ceiling') {
+      const file = path.join(work, 'pages.json');
+      const fd = fs.openSync(file, 'w');
+      for (let skip = 0; skip < total; skip += page) {
+        const res = await fetch(`${url}/users?n=${total}&skip=${skip}&limit=${page}`);
+        const buf = Buffer.from(await res.arrayBuffer());
+        fs.writeSync(fd, buf);
+        pages++;
+        bytes += buf.length;
+      }
+      fs.closeSync(fd);
+      records = total;
+      outBytes = fs.statSync(file).size;
+    } else {
+      const store = new FsObjectStore(work);
+      await store.ensureBucket('raw');
+      await store.ensureBucket('bronze');
+      const c = validateSourceContract(
+        {
+          source: 'bench',
+          baseUrl: url,
+          limits: { requestsPerSecond: 100_000, pagesPerRun: 1_000_000, recordsPerPart: 100_000 },
+          endpoints: [
+            {
+              name: 'users',
+              path: '/users',
+              query: { n: String(total) },
+              dataset: 'store_users',
+              records: 'users',
+              pagination: {
+                type: 'offset',
+                offsetParam: 'skip',
+                limitParam: 'limit',
+                limit: page,
+                totalPath: 'total',
+              },
+            },
+          ],
+        },
+        'bench',
+      );
+      const http = new NodeHttpClient();
+      const s = await runPull(
+        c,
+        { run: 'bench' },
+        {
+          store,
+          http,
+          rawBucket: 'raw',
+          stateBucket: 'bronze',
+          log: createLogger({ format: 'silent' }),
+          clock: systemClock,
+        },
+      );
+      await http.close();
+      pages = s.pages;
+      bytes = s.bytes;
+      records = s.records;
+      for await (const m of store.list('raw')) outBytes += m.size;
+    }
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const r: ChildResult = {
+      variant,
+      records,
+      pages,
+      bytes,
+      seconds,
+      maxRssMB: process.resourceUsage().maxRSS / 1024,
+      outBytes,
+    };
+    process.stdout.write('RESULT ' + JSON.stringify(r) + '\n');
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function runChild(variant: string, url: string, total: number, page: number): ChildResult {
+  const p = spawnSync(
+    process.execPath,
+    [...tsArgs, '--child', variant, '--url', url, '--records', String(total), '--page', String(page)],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, METADATA_SERVER_DETECTION: 'none' },
+    },
+  );
+  const line = p.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  if (p.status !== 0 || !line)
+    throw new Error(`${variant} failed (exit ${p.status}):\n${p.stderr.slice(-3000)}`);
+  return JSON.parse(line.slice(7)) as ChildResult;
+}
+
+function median(rs: ChildResult[]): ChildResult {
+  const sorted = [...rs].sort((a, b) => a.seconds - b.seconds);
+  const mid = sorted[Math.floor((sorted.length - 1) / 2)] as ChildResult;
+  return { ...mid, maxRssMB: Math.max(...rs.map((r) => r.maxRssMB)) };
+}
+
+async function startServer(total: number): Promise<{ url: string; stop(): void }> {
+  const p = spawn(process.execPath, [...tsArgs, '--serve', String(total)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let buf = '';
+    p.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = /LISTENING (\d+)/.exec(buf);
+      if (m) resolve(Number(m[1]));
+    });
+    p.once('exit', (code) => reject(new Error(`server exited ${code}`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, stop: () => void p.kill() };
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const total = Number(arg('records') ?? (quick ? 100_000 : 1_000_000));
+  const page = Number(arg('page') ?? 1000);
+  const runs = Number(arg('runs') ?? (quick ? 1 : 3));
+  const server = await startServer(total);
+  try {
+    const smelter: ChildResult[] = [];
+    const ceiling: ChildResult[] = [];
+    for (let i = 0; i < runs; i++) {
+      ceiling.push(runChild('ceiling', server.url, total, page));
+      smelter.push(runChild('smelter', server.url, total, page));
+    }
+    const tenth = runChild('smelter', server.url, Math.round(total / 10), page);
+    const s = median(smelter);
+    const c = median(ceiling);
+    const rate = (r: ChildResult): number => r.records / r.seconds;
+    const MB = 1024 * 1024;
+    const rows = [
+      ['variant', 'records', 'pages', 'MB fetched', 'seconds', 'records/s', 'peak RSS', 'written'],
+      ...[
+        ['smelter runPull', s],
+        ['plain fetch → disk (ceiling)', c],
+        [`smelter runPull (${(total / 10).toLocaleString('en-US')} records)`, tenth],
+      ].map(([name, r]) => {
+        const x = r as ChildResult;
+        return [
+          name as string,
+          x.records.toLocaleString('en-US'),
+          String(x.pages),
+          (x.bytes / MB).toFixed(1),
+          x.seconds.toFixed(2),
+          Math.round(rate(x)).toLocaleString('en-US'),
+          `${Math.round(x.maxRssMB)} MB`,
+          `${(x.outBytes / MB).toFixed(1)} MB`,
+        ];
+      }),
+    ];
+    for (const r of rows) console.log('| ' + r.join(' | ') + ' |');
+    const ratio = rate(s) / rate(c);
+    const flat = s.maxRssMB / tenth.maxRssMB;
+    console.log(
+      `\nsmelter / ceiling records/s: ${ratio.toFixed(2)}× (target ≥ 0.5×); peak RSS ${Math.round(s.maxRssMB)} MB (target ≤ 200 MB); 10× records → ${flat.toFixed(2)}× RSS (target ≤ 1.2×)`,
+    );
+    console.log(
+      JSON.stringify({
+        records: total,
+        pages: s.pages,
+        runs,
+        smelterRecordsPerSec: Math.round(rate(s)),
+        ceilingRecordsPerSec: Math.round(rate(c)),
+        ratio: Number(ratio.toFixed(3)),
+        peakRssMB: Math.round(s.maxRssMB),
+        tenthRssMB: Math.round(tenth.maxRssMB),
+        rssRatio: Number(flat.toFixed(3)),
+        allRuns: { smelter: smelter.map((r) => r.seconds), ceiling: ceiling.map((r) => r.seconds) },
+      }),
+    );
+  } finally {
+    server.stop();
+  }
+}
+
+if (require.main === module) {
+  const serveArg = arg('serve');
+  const variant = arg('child');
+  const run = serveArg
+    ? Promise.resolve(serve(Number(serveArg)))
+    : variant
+      ? child(variant, arg('url') as string, Number(arg('records')), Number(arg('page')))
+      : main();
+  run.catch((e: unknown) => {
+    console.error(e);
+    process.exitCode = 1;
+  });
+}
