@@ -7,9 +7,13 @@
  *   ceiling    a plain `fetch` of the same pages, each body appended to one file on disk
  *
  * Each variant runs in its own child process, which reports its peak RSS; smelter also runs at a tenth
- * of the records to show memory stays flat. Options:
+ * of the records to show memory stays flat, and once with V8's default young generation for reference.
+ * Children run with `--max-semi-space-size=4` (MB): under this allocation rate V8 otherwise grows its
+ * young generation from 16 to 32 MB during a run — a constant, but one that makes short runs look
+ * smaller than long ones. Options:
  *   --records 1000000   records (default 1,000,000)     --page 1000   records per page (default 1,000)
  *   --runs 3            runs of each variant, alternating; the median run is reported
+ *   --semi-space 4      V8 --max-semi-space-size for the children (0: V8's default)
  *   --quick             100,000 records, 1 run
  * Prints a table and ends with one JSON line of the figures.
  */
@@ -156,15 +160,24 @@ async function child(variant: string, url: string, total: number, page: number):
   }
 }
 
-function runChild(variant: string, url: string, total: number, page: number): ChildResult {
-  const p = spawnSync(
-    process.execPath,
-    [...tsArgs, '--child', variant, '--url', url, '--records', String(total), '--page', String(page)],
-    {
-      encoding: 'utf8',
-      env: { ...process.env, METADATA_SERVER_DETECTION: 'none' },
-    },
-  );
+function runChild(variant: string, url: string, total: number, page: number, semiSpace: number): ChildResult {
+  const v8 = semiSpace > 0 ? [`--max-semi-space-size=${semiSpace}`] : [];
+  const args = [
+    ...v8,
+    ...tsArgs,
+    '--child',
+    variant,
+    '--url',
+    url,
+    '--records',
+    String(total),
+    '--page',
+    String(page),
+  ];
+  const p = spawnSync(process.execPath, args, {
+    encoding: 'utf8',
+    env: { ...process.env, METADATA_SERVER_DETECTION: 'none' },
+  });
   const line = p.stdout.split('\n').find((l) => l.startsWith('RESULT '));
   if (p.status !== 0 || !line)
     throw new Error(`${variant} failed (exit ${p.status}):\n${p.stderr.slice(-3000)}`);
@@ -198,15 +211,17 @@ async function main(): Promise<void> {
   const total = Number(arg('records') ?? (quick ? 100_000 : 1_000_000));
   const page = Number(arg('page') ?? 1000);
   const runs = Number(arg('runs') ?? (quick ? 1 : 3));
+  const semi = Number(arg('semi-space') ?? 4);
   const server = await startServer(total);
   try {
     const smelter: ChildResult[] = [];
     const ceiling: ChildResult[] = [];
     for (let i = 0; i < runs; i++) {
-      ceiling.push(runChild('ceiling', server.url, total, page));
-      smelter.push(runChild('smelter', server.url, total, page));
+      ceiling.push(runChild('ceiling', server.url, total, page, semi));
+      smelter.push(runChild('smelter', server.url, total, page, semi));
     }
-    const tenth = runChild('smelter', server.url, Math.round(total / 10), page);
+    const tenth = runChild('smelter', server.url, Math.round(total / 10), page, semi);
+    const defaults = semi > 0 ? runChild('smelter', server.url, total, page, 0) : undefined;
     const s = median(smelter);
     const c = median(ceiling);
     const rate = (r: ChildResult): number => r.records / r.seconds;
@@ -217,6 +232,7 @@ async function main(): Promise<void> {
         ['smelter runPull', s],
         ['plain fetch → disk (ceiling)', c],
         [`smelter runPull (${(total / 10).toLocaleString('en-US')} records)`, tenth],
+        ...(defaults ? [['smelter runPull, V8 default young generation', defaults]] : []),
       ].map(([name, r]) => {
         const x = r as ChildResult;
         return [
@@ -248,6 +264,8 @@ async function main(): Promise<void> {
         peakRssMB: Math.round(s.maxRssMB),
         tenthRssMB: Math.round(tenth.maxRssMB),
         rssRatio: Number(flat.toFixed(3)),
+        semiSpaceMB: semi,
+        ...(defaults ? { defaultFlagsRssMB: Math.round(defaults.maxRssMB) } : {}),
         allRuns: { smelter: smelter.map((r) => r.seconds), ceiling: ceiling.map((r) => r.seconds) },
       }),
     );

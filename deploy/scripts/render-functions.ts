@@ -213,7 +213,9 @@ function renderFunction(resources: Resources, p: FunctionPlan, grants: readonly 
       // Event-driven functions only take traffic from Eventarc / Pub/Sub push in this project.
       ingress_settings: isHttp(f) ? '${var.http_ingress}' : 'ALLOW_INTERNAL_ONLY',
       all_traffic_on_latest_revision: true,
-      environment_variables: '${merge(var.extra_env, local.smelter_env)}',
+      environment_variables: f.nodeOptions
+        ? `\${merge(var.extra_env, local.smelter_env, { NODE_OPTIONS = "${f.nodeOptions}" })}`
+        : '${merge(var.extra_env, local.smelter_env)}',
     },
     ...(storage
       ? {

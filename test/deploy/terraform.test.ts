@@ -210,9 +210,11 @@ describe('deploy: Terraform configuration', function () {
     for (const f of FUNCTIONS) {
       const env = at(fnOf(f).body, 'service_config.environment_variables');
       // Terraform's values are merged last, so extra_env cannot override them.
-      assert.match(
+      assert.equal(
         String(env),
-        /^\$\{merge\(var\.extra_env, local\.smelter_env\)\}$/,
+        f.nodeOptions
+          ? `\${merge(var.extra_env, local.smelter_env, { NODE_OPTIONS = "${f.nodeOptions}" })}`
+          : '${merge(var.extra_env, local.smelter_env)}',
         `${f.name} environment`,
       );
     }
