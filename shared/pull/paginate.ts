@@ -87,7 +87,15 @@ export async function* paginate(o: PaginateOptions): AsyncGenerator<Page> {
       );
     seen.add(h);
   };
-  const get = async (url: URL): Promise<{ page: JsonPage; records: unknown[] }> => {
+  /**
+   * One page: its records and what pagination needs from the body (`pick`), taken at once so that
+   * nothing holds the parsed body while the caller writes the page — a body that outlives its page is
+   * promoted to V8's old space, and the heap then grows with the run.
+   */
+  const get = async <T>(
+    url: URL,
+    pick: (body: unknown, page: JsonPage) => T,
+  ): Promise<{ page: Page; next: T; rawUrl: string }> => {
     if (o.budget.pages >= o.budget.limit)
       throw permanent(
         'SOURCE_LIMIT',
@@ -97,49 +105,57 @@ export async function* paginate(o: PaginateOptions): AsyncGenerator<Page> {
         },
       );
     o.budget.pages++;
-    const page = await o.fetch(url);
-    const recs = getPath(page.body, ep.records);
+    const res = await o.fetch(url);
+    const recs = getPath(res.body, ep.records);
     if (!Array.isArray(recs))
       throw permanent(
         'SOURCE_BAD_RESPONSE',
-        `${where}: ${page.url} has no records array at ${ep.records ? `"${ep.records}"` : 'the top level'} (got ${recs === null ? 'null' : typeof recs})`,
+        `${where}: ${res.url} has no records array at ${ep.records ? `"${ep.records}"` : 'the top level'} (got ${recs === null ? 'null' : typeof recs})`,
         {
           details: { source: o.source, endpoint: ep.name, records: ep.records },
         },
       );
-    return { page, records: recs };
+    return {
+      page: { records: recs, url: res.url, bytes: res.bytes },
+      next: pick(res.body, res),
+      rawUrl: res.rawUrl,
+    };
   };
   const url0 = (extra: Record<string, string>): URL => endpointUrl(o.baseUrl, ep, { ...o.params, ...extra });
+  const none = (): undefined => undefined;
 
   switch (p.type) {
     case 'none': {
-      const { page, records } = await get(url0({}));
-      yield { records, url: page.url, bytes: page.bytes };
+      yield (await get(url0({}), none)).page;
       return;
     }
     case 'page': {
       for (let n = p.startPage; ; n++) {
-        const { page, records } = await get(
+        const got = await get(
           url0({ [p.pageParam]: String(n), ...(p.limitParam ? { [p.limitParam]: String(p.limit) } : {}) }),
+          (body) => (p.totalPagesPath ? Number(getPath(body, p.totalPagesPath)) : NaN),
         );
-        if (records.length) yield { records, url: page.url, bytes: page.bytes };
-        const totalPages = p.totalPagesPath ? Number(getPath(page.body, p.totalPagesPath)) : NaN;
+        const count = got.page.records.length;
+        const totalPages = got.next;
+        if (count) yield got.page;
         if (Number.isFinite(totalPages)) {
           if (n - p.startPage + 1 >= totalPages) return;
-          if (records.length === 0) return;
-        } else if (records.length === 0 || (p.limitParam && records.length < p.limit)) return;
+          if (count === 0) return;
+        } else if (count === 0 || (p.limitParam && count < p.limit)) return;
       }
     }
     case 'offset': {
       for (let offset = 0; ;) {
-        const { page, records } = await get(
+        const got = await get(
           url0({ [p.offsetParam]: String(offset), [p.limitParam]: String(p.limit) }),
+          (body) => (p.totalPath ? Number(getPath(body, p.totalPath)) : NaN),
         );
-        if (records.length) yield { records, url: page.url, bytes: page.bytes };
-        offset += records.length;
-        const total = p.totalPath ? Number(getPath(page.body, p.totalPath)) : NaN;
-        if (records.length === 0) return;
-        if (Number.isFinite(total) ? offset >= total : records.length < p.limit) return;
+        const count = got.page.records.length;
+        const total = got.next;
+        if (count) yield got.page;
+        offset += count;
+        if (count === 0) return;
+        if (Number.isFinite(total) ? offset >= total : count < p.limit) return;
       }
     }
     case 'cursor': {
@@ -148,9 +164,9 @@ export async function* paginate(o: PaginateOptions): AsyncGenerator<Page> {
         const extra: Record<string, string> =
           p.limitParam && p.limit ? { [p.limitParam]: String(p.limit) } : {};
         if (cursor !== undefined) extra[p.cursorParam] = cursor;
-        const { page, records } = await get(url0(extra));
-        if (records.length) yield { records, url: page.url, bytes: page.bytes };
-        const next = getPath(page.body, p.cursorPath);
+        const got = await get(url0(extra), (body) => getPath(body, p.cursorPath));
+        const next = got.next;
+        if (got.page.records.length) yield got.page;
         if (next === undefined || next === null || next === '' || next === false) return;
         if (typeof next !== 'string' && typeof next !== 'number')
           throw permanent(
@@ -169,9 +185,12 @@ export async function* paginate(o: PaginateOptions): AsyncGenerator<Page> {
       let url = url0({});
       guard(url.href, 'next link');
       for (;;) {
-        const { page, records } = await get(url);
-        if (records.length) yield { records, url: page.url, bytes: page.bytes };
-        const next = p.type === 'next' ? getPath(page.body, p.nextPath) : linkNext(page.headers.link);
+        const got = await get(url, (body, res) =>
+          p.type === 'next' ? getPath(body, p.nextPath) : linkNext(res.headers.link),
+        );
+        const next = got.next;
+        const base = got.rawUrl;
+        if (got.page.records.length) yield got.page;
         if (next === undefined || next === null || next === '') return;
         if (typeof next !== 'string')
           throw permanent('SOURCE_BAD_RESPONSE', `${where}: the next link is not a string`, {
@@ -179,7 +198,7 @@ export async function* paginate(o: PaginateOptions): AsyncGenerator<Page> {
           });
         let u: URL;
         try {
-          u = new URL(next, page.rawUrl);
+          u = new URL(next, base);
         } catch {
           throw permanent('SOURCE_BAD_RESPONSE', `${where}: the next link is not a URL`, {
             details: { source: o.source, endpoint: ep.name },

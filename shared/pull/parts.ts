@@ -45,7 +45,8 @@ export class PartWriter {
     private readonly prefix: string,
     private readonly recordsPerPart: number,
     private readonly metadata: Record<string, string>,
-    private readonly gzipLevel = 6,
+    // Fastest level: 2× the speed of the default for ~10% larger parts (Bronze is ZSTD Parquet anyway).
+    private readonly gzipLevel = 1,
   ) {}
 
   /** Appends one page's records (already filtered and scrubbed). */

@@ -264,8 +264,9 @@ export async function runPull(c: SourceContract, req: PullRequest, d: PullDeps):
               recs = kept;
             }
             if (omit.length) for (const r of recs) for (const f of omit) omitPath(r, f);
-            await writer.add(recs);
             unitRecords += recs.length;
+            // Nothing here uses the page after this await, so only its NDJSON text is alive meanwhile.
+            await writer.add(recs);
             d.onProgress?.({
               endpoint: ep.name,
               unit: u.unit,
