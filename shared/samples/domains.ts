@@ -222,6 +222,19 @@ export interface EcommerceSample {
   user_activity: Row[];
 }
 
+/** What the three event streams of one sample share; `meta` and `eid` number events in generation order. */
+interface EcommerceGen {
+  rnd: () => number;
+  start: number;
+  days: number;
+  users: number;
+  orders: number;
+  products: { id: string; price: number }[];
+  countries: readonly string[];
+  meta(t: number): Row;
+  eid(prefix: string): string;
+}
+
 /**
  * Event-table rows (envelope + contract fields + routeEvent's metadata) over `days` days: orders that
  * move through statuses, inventory changes with consistent levels, and sessions of user activity.
@@ -231,35 +244,47 @@ export function ecommerceSample(
 ): EcommerceSample {
   const rnd = mulberry32(opts.seed ?? 31);
   const from = opts.start ?? '2024-05-06'; // a Monday: weekly cohorts line up with the sample
-  const start = Date.parse(from.length === 10 ? `${from}T00:00:00Z` : from);
-  const days = opts.days ?? 21;
-  const products = Array.from({ length: 12 }, (_, i) => ({
-    id: `P${String(i + 1).padStart(3, '0')}`,
-    price: round(5 + rnd() * 195),
-  }));
-  const warehouses = ['WH-BER', 'WH-PAR', 'WH-MAD'];
-  const countries = ['DE', 'FR', 'ES', 'IT', 'NL'];
   let seq = 0;
-  const meta = (t: number): Row => {
-    seq++;
-    return { _message_id: String(100000 + seq), _publish_time: iso(t + 150), _processed_at: iso(t + 400) };
+  const g: EcommerceGen = {
+    rnd,
+    start: Date.parse(from.length === 10 ? `${from}T00:00:00Z` : from),
+    days: opts.days ?? 21,
+    users: opts.users ?? 25,
+    orders: opts.orders ?? 60,
+    products: Array.from({ length: 12 }, (_, i) => ({
+      id: `P${String(i + 1).padStart(3, '0')}`,
+      price: round(5 + rnd() * 195),
+    })),
+    countries: ['DE', 'FR', 'ES', 'IT', 'NL'],
+    meta(t) {
+      seq++;
+      return { _message_id: String(100000 + seq), _publish_time: iso(t + 150), _processed_at: iso(t + 400) };
+    },
+    eid: (p) => `${p}-${String(seq + 1).padStart(6, '0')}`,
   };
-  const eid = (p: string): string => `${p}-${String(seq + 1).padStart(6, '0')}`;
+  // In this order: the streams draw from one random sequence.
+  const orders = sampleOrders(g);
+  const inventory = sampleInventory(g);
+  const user_activity = sampleActivity(g);
+  return { orders, inventory, user_activity };
+}
 
+/** Orders, each through one path of statuses (one event per status). */
+function sampleOrders(g: EcommerceGen): Row[] {
+  const { rnd } = g;
   const orders: Row[] = [];
-  const nOrders = opts.orders ?? 60;
-  for (let i = 0; i < nOrders; i++) {
-    const placed = start + Math.floor(rnd() * days * DAY);
-    const customer = `c-${1 + Math.floor(rnd() * (opts.users ?? 25))}`;
+  for (let i = 0; i < g.orders; i++) {
+    const placed = g.start + Math.floor(rnd() * g.days * DAY);
+    const customer = `c-${1 + Math.floor(rnd() * g.users)}`;
     const lines = 1 + Math.floor(rnd() * 3);
     const items = Array.from({ length: lines }, () => {
-      const p = pick(rnd, products);
+      const p = pick(rnd, g.products);
       return { product_id: p.id, quantity: 1 + Math.floor(rnd() * 3), unit_price: p.price };
     });
     const subtotal = round(items.reduce((s, x) => s + x.quantity * x.unit_price, 0));
     const tax = round(subtotal * 0.19);
     const shipping = subtotal > 100 ? 0 : 4.9;
-    const country = pick(rnd, countries);
+    const country = pick(rnd, g.countries);
     const base = {
       order_id: `o-${String(i + 1).padStart(5, '0')}`,
       customer_id: customer,
@@ -289,23 +314,29 @@ export function ecommerceSample(
     let t = placed;
     for (const status of path) {
       orders.push({
-        event_id: eid('ord'),
+        event_id: g.eid('ord'),
         event_type: 'order',
         event_time: iso(t),
         ...base,
         status,
-        ...meta(t),
+        ...g.meta(t),
       });
       t += Math.floor((0.2 + rnd() * 30) * 3_600_000);
     }
   }
+  return orders;
+}
 
+/** Inventory changes spread over the period, with stock levels that stay consistent per product and warehouse. */
+function sampleInventory(g: EcommerceGen): Row[] {
+  const { rnd } = g;
+  const warehouses = ['WH-BER', 'WH-PAR', 'WH-MAD'];
   const inventory: Row[] = [];
   const level = new Map<string, number>();
-  for (let i = 0; i < (opts.orders ?? 60) * 2; i++) {
-    const t =
-      start + Math.floor((i / ((opts.orders ?? 60) * 2)) * days * DAY) + Math.floor(rnd() * 3_600_000);
-    const p = pick(rnd, products);
+  const n = g.orders * 2;
+  for (let i = 0; i < n; i++) {
+    const t = g.start + Math.floor((i / n) * g.days * DAY) + Math.floor(rnd() * 3_600_000);
+    const p = pick(rnd, g.products);
     const wh = pick(rnd, warehouses);
     const key = `${p.id}|${wh}`;
     const cur = level.get(key) ?? 20;
@@ -321,7 +352,7 @@ export function ecommerceSample(
     const after = Math.max(0, cur + change);
     level.set(key, after);
     inventory.push({
-      event_id: eid('inv'),
+      event_id: g.eid('inv'),
       event_type: 'inventory',
       event_time: iso(t),
       product_id: p.id,
@@ -331,20 +362,24 @@ export function ecommerceSample(
       quantity_after: after,
       reason: null,
       reference_id: null,
-      ...meta(t),
+      ...g.meta(t),
     });
   }
+  return inventory;
+}
 
+/** Sessions of user activity: each user's first day, then some later days; funnels of varying depth. */
+function sampleActivity(g: EcommerceGen): Row[] {
+  const { rnd } = g;
   const user_activity: Row[] = [];
-  const nUsers = opts.users ?? 25;
-  for (let u = 1; u <= nUsers; u++) {
-    const first = Math.floor(rnd() * days * 0.7);
-    for (let d = first; d < days; d++) {
+  for (let u = 1; u <= g.users; u++) {
+    const first = Math.floor(rnd() * g.days * 0.7);
+    for (let d = first; d < g.days; d++) {
       if (d !== first && rnd() < 0.7) continue;
       const session = `sess-${u}-${d}`;
-      let t = start + d * DAY + Math.floor(rnd() * 22 * 3_600_000);
+      let t = g.start + d * DAY + Math.floor(rnd() * 22 * 3_600_000);
       const device = pick(rnd, ['desktop', 'mobile', 'tablet']);
-      const country = pick(rnd, countries);
+      const country = pick(rnd, g.countries);
       // Some sessions land on a product page directly (no page_view): the funnel must not count them.
       const steps: string[] = rnd() < 0.15 ? [] : ['page_view'];
       if (rnd() < 0.7) steps.push('product_view');
@@ -352,9 +387,9 @@ export function ecommerceSample(
       if (steps.includes('add_to_cart') && rnd() < 0.5) steps.push('checkout', 'purchase');
       if (rnd() < 0.2) steps.push('search');
       for (const activity of steps) {
-        const product = activity === 'page_view' || activity === 'search' ? null : pick(rnd, products).id;
+        const product = activity === 'page_view' || activity === 'search' ? null : pick(rnd, g.products).id;
         user_activity.push({
-          event_id: eid('act'),
+          event_id: g.eid('act'),
           event_type: 'user_activity',
           event_time: iso(t),
           user_id: `c-${u}`,
@@ -371,13 +406,13 @@ export function ecommerceSample(
             referrer: null,
             duration_ms: Math.floor(rnd() * 30_000),
           },
-          ...meta(t),
+          ...g.meta(t),
         });
         t += Math.floor(5_000 + rnd() * 120_000);
       }
     }
   }
-  return { orders, inventory, user_activity };
+  return user_activity;
 }
 
 // ------------------------------------------------------------------ bundled sample files
