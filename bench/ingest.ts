@@ -179,91 +179,106 @@ async function ensureInput(sizeMB: number): Promise<string> {
   return file;
 }
 
-async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  if (argv[0] === '--child') return child(argv[1] as string, argv[2] as string);
+interface IngestBenchOptions {
+  sizes: number[];
+  /** Largest size (MB) the slow baseline runs on. */
+  baselineMax: number;
+  runs: number;
+}
+
+function parseOptions(argv: readonly string[]): IngestBenchOptions {
   const flag = (n: string): string | undefined => {
     const i = argv.indexOf(`--${n}`);
     return i >= 0 ? argv[i + 1] : undefined;
   };
-  const sizes = argv.includes('--quick') ? [10] : (flag('sizes') ?? '100,1024').split(',').map(Number);
-  const baselineMax = Number(flag('baseline-max') ?? 100);
-  const runs = Math.max(1, Number(flag('runs') ?? 3));
-  const rows: Record<string, unknown>[] = [];
-  const figures: Record<string, unknown> = {
-    machine: { cpus: os.availableParallelism(), node: process.version },
-    sizes: {},
+  return {
+    sizes: argv.includes('--quick') ? [10] : (flag('sizes') ?? '100,1024').split(',').map(Number),
+    baselineMax: Number(flag('baseline-max') ?? 100),
+    runs: Math.max(1, Number(flag('runs') ?? 3)),
   };
-  for (const size of sizes) {
-    const file = await ensureInput(size);
-    const bytes = fs.statSync(file).size;
-    const mb = bytes / MB;
-    // Alternate the two so a noisy moment on the machine hits both, and report each one's median run.
-    const sm: ChildResult[] = [];
-    const ce: ChildResult[] = [];
-    for (let i = 0; i < runs; i++) {
-      sm.push(runChild('smelter', file));
-      ce.push(runChild('ceiling', file));
-    }
-    const smelter = median(sm);
-    const ceiling = median(ce);
-    const baseline = size <= baselineMax ? runChild('baseline', file) : undefined;
-    const rate = (r: ChildResult): number => mb / r.seconds;
-    const f = {
-      inputMB: Math.round(mb),
-      rows: smelter.rows,
-      smelter: {
-        seconds: +smelter.seconds.toFixed(2),
-        MBps: +rate(smelter).toFixed(1),
-        peakRssMB: Math.round(smelter.maxRssMB),
-        parquetMB: +(smelter.outBytes / MB).toFixed(1),
-      },
-      ceiling: {
-        seconds: +ceiling.seconds.toFixed(2),
-        MBps: +rate(ceiling).toFixed(1),
-        peakRssMB: Math.round(ceiling.maxRssMB),
-        parquetMB: +(ceiling.outBytes / MB).toFixed(1),
-      },
-      baseline: baseline
-        ? {
-            seconds: +baseline.seconds.toFixed(2),
-            MBps: +rate(baseline).toFixed(2),
-            peakRssMB: Math.round(baseline.maxRssMB),
-            parquetMB: +(baseline.outBytes / MB).toFixed(1),
-          }
-        : null,
-      ratioToCeiling: +(rate(smelter) / rate(ceiling)).toFixed(2),
-      speedupOverBaseline: baseline ? +(rate(smelter) / rate(baseline)).toFixed(1) : null,
-    };
-    if (smelter.rows !== ceiling.rows || (baseline && baseline.rows !== smelter.rows))
-      throw new Error(
-        `row counts differ: smelter ${smelter.rows}, ceiling ${ceiling.rows}, baseline ${baseline?.rows}`,
-      );
-    (figures.sizes as Record<string, unknown>)[`${size}MB`] = f;
-    for (const [name, r] of [
-      ['smelter rawToBronze', f.smelter],
-      ['duckdb COPY (ceiling)', f.ceiling],
-      ['parquetjs-lite', f.baseline],
-    ] as const)
-      if (r)
-        rows.push({
-          input: `${f.inputMB} MB`,
-          variant: name,
-          seconds: r.seconds,
-          'MB/s': r.MBps,
-          'peak RSS MB': r.peakRssMB,
-          'parquet MB': r.parquetMB,
-        });
+}
+
+interface VariantFigures {
+  seconds: number;
+  MBps: number;
+  peakRssMB: number;
+  parquetMB: number;
+}
+
+interface SizeFigures {
+  inputMB: number;
+  rows: number;
+  smelter: VariantFigures;
+  ceiling: VariantFigures;
+  baseline: VariantFigures | null;
+  ratioToCeiling: number;
+  speedupOverBaseline: number | null;
+}
+
+/** One input size: smelter and the ceiling alternately `runs` times (median each), the baseline once. */
+async function measureSize(size: number, o: IngestBenchOptions): Promise<SizeFigures> {
+  const file = await ensureInput(size);
+  const mb = fs.statSync(file).size / MB;
+  // Alternate the two so a noisy moment on the machine hits both, and report each one's median run.
+  const sm: ChildResult[] = [];
+  const ce: ChildResult[] = [];
+  for (let i = 0; i < o.runs; i++) {
+    sm.push(runChild('smelter', file));
+    ce.push(runChild('ceiling', file));
   }
-  const sz = Object.values(
-    figures.sizes as Record<
-      string,
-      { smelter: { peakRssMB: number }; ratioToCeiling: number; speedupOverBaseline: number | null }
-    >,
+  const smelter = median(sm);
+  const ceiling = median(ce);
+  const baseline = size <= o.baselineMax ? runChild('baseline', file) : undefined;
+  const rate = (r: ChildResult): number => mb / r.seconds;
+  const figures = (r: ChildResult, rateDigits: number): VariantFigures => ({
+    seconds: +r.seconds.toFixed(2),
+    MBps: +rate(r).toFixed(rateDigits),
+    peakRssMB: Math.round(r.maxRssMB),
+    parquetMB: +(r.outBytes / MB).toFixed(1),
+  });
+  if (smelter.rows !== ceiling.rows || (baseline && baseline.rows !== smelter.rows))
+    throw new Error(
+      `row counts differ: smelter ${smelter.rows}, ceiling ${ceiling.rows}, baseline ${baseline?.rows}`,
+    );
+  return {
+    inputMB: Math.round(mb),
+    rows: smelter.rows,
+    smelter: figures(smelter, 1),
+    ceiling: figures(ceiling, 1),
+    baseline: baseline ? figures(baseline, 2) : null,
+    ratioToCeiling: +(rate(smelter) / rate(ceiling)).toFixed(2),
+    speedupOverBaseline: baseline ? +(rate(smelter) / rate(baseline)).toFixed(1) : null,
+  };
+}
+
+/** The printed table's rows of one size. */
+function tableRows(f: SizeFigures): Record<string, unknown>[] {
+  const variants = [
+    ['smelter rawToBronze', f.smelter],
+    ['duckdb COPY (ceiling)', f.ceiling],
+    ['parquetjs-lite', f.baseline],
+  ] as const;
+  return variants.flatMap(([name, r]) =>
+    r
+      ? [
+          {
+            input: `${f.inputMB} MB`,
+            variant: name,
+            seconds: r.seconds,
+            'MB/s': r.MBps,
+            'peak RSS MB': r.peakRssMB,
+            'parquet MB': r.parquetMB,
+          },
+        ]
+      : [],
   );
+}
+
+/** The targets over every size: speed against the ceiling and the baseline, peak RSS, and its growth. */
+function targetsOf(sz: readonly SizeFigures[]) {
   const first = sz[0];
   const last = sz[sz.length - 1];
-  figures.targets = {
+  const t = {
     ratioToCeilingMin: Math.min(...sz.map((s) => s.ratioToCeiling)),
     speedupOverBaselineMin: Math.min(
       ...sz.filter((s) => s.speedupOverBaseline !== null).map((s) => s.speedupOverBaseline as number),
@@ -271,21 +286,37 @@ async function main(): Promise<void> {
     peakRssMaxMB: Math.max(...sz.map((s) => s.smelter.peakRssMB)),
     rssGrowth: first && last ? +(last.smelter.peakRssMB / first.smelter.peakRssMB).toFixed(2) : null,
   };
-  const t = figures.targets as {
-    ratioToCeilingMin: number;
-    speedupOverBaselineMin: number;
-    peakRssMaxMB: number;
-    rssGrowth: number;
+  return {
+    ...t,
+    met: {
+      ceiling: t.ratioToCeilingMin >= 0.6,
+      baseline: t.speedupOverBaselineMin >= 20,
+      rss: t.peakRssMaxMB <= 300,
+      flat: (t.rssGrowth as number) <= 1.2,
+    },
   };
-  (figures.targets as Record<string, unknown>).met = {
-    ceiling: t.ratioToCeilingMin >= 0.6,
-    baseline: t.speedupOverBaselineMin >= 20,
-    rss: t.peakRssMaxMB <= 300,
-    flat: t.rssGrowth <= 1.2,
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv[0] === '--child') return child(argv[1] as string, argv[2] as string);
+  const o = parseOptions(argv);
+  const rows: Record<string, unknown>[] = [];
+  const sizes: Record<string, SizeFigures> = {};
+  for (const size of o.sizes) {
+    const f = await measureSize(size, o);
+    sizes[`${size}MB`] = f;
+    rows.push(...tableRows(f));
+  }
+  const targets = targetsOf(Object.values(sizes));
+  const figures = {
+    machine: { cpus: os.availableParallelism(), node: process.version },
+    sizes,
+    targets,
   };
   console.table(rows);
   console.log(
-    `targets: ≥0.6× ceiling → ${t.ratioToCeilingMin}×; ≥20× parquetjs-lite → ${t.speedupOverBaselineMin}×; peak RSS ≤300 MB → ${t.peakRssMaxMB} MB; flat (≤1.2×) → ${t.rssGrowth}×`,
+    `targets: ≥0.6× ceiling → ${targets.ratioToCeilingMin}×; ≥20× parquetjs-lite → ${targets.speedupOverBaselineMin}×; peak RSS ≤300 MB → ${targets.peakRssMaxMB} MB; flat (≤1.2×) → ${targets.rssGrowth}×`,
   );
   console.log(JSON.stringify({ bench: 'ingest', ...figures }));
 }
