@@ -469,6 +469,20 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
     assert.ok(record.copy, 'the original is kept in quarantine');
   });
 
+  it('an unterminated quote in a data row: the rows before it are kept, the rest of the file is one reject', async () => {
+    const m = converted(
+      await drop(
+        'orders/openrow.csv',
+        'order_id,customer,order_date\n1,a,2024-01-01\n2,"b,2024-01-02\n3,c,2024-01-03\n',
+      ),
+    );
+    assert.deepEqual([m.rows, m.rejected, m.rowsIn], [1, 1, 2]);
+    const [r] = await rejects(m);
+    assert.equal(r?.line, 3);
+    assert.match(r?.reason ?? '', /unterminated quote/);
+    assert.match(String(r?.raw), /3,c,2024-01-03/, 'the swallowed records are in the reject');
+  });
+
   it('checks rowsIn against its own count of records: a file DuckDB splits into fewer records is quarantined', async () => {
     // Mixed line ends: after a CR LF, DuckDB's reader drops the `" ` that follows a lone CR (3 rows, no
     // reject); the Node side reads 4 records. Publishing would lose one without a trace.
