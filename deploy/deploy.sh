@@ -72,7 +72,8 @@ if [[ "$action" != "destroy" && "${SKIP_ENABLE_APIS:-0}" != 1 ]]; then
     cloudfunctions.googleapis.com run.googleapis.com eventarc.googleapis.com pubsub.googleapis.com \
     storage.googleapis.com bigquery.googleapis.com cloudbuild.googleapis.com artifactregistry.googleapis.com \
     cloudscheduler.googleapis.com monitoring.googleapis.com logging.googleapis.com iam.googleapis.com \
-    cloudresourcemanager.googleapis.com secretmanager.googleapis.com
+    cloudresourcemanager.googleapis.com secretmanager.googleapis.com datacatalog.googleapis.com \
+    bigquerydatapolicy.googleapis.com
 fi
 
 if ! gcloud storage buckets describe "gs://$TF_STATE_BUCKET" --project="$project" --format='value(name)' >/dev/null 2>&1; then

@@ -102,6 +102,10 @@ variable "extra_env" {
   description = "Extra environment variables for every function (e.g. SMELTER_BATCH_MAX_ROWS). Cannot override the backend, project, bucket, topic or dataset variables Terraform sets."
   type        = map(string)
   default     = {}
+  validation {
+    condition     = !contains(keys(var.extra_env), "SMELTER_PII_HASH_KEY")
+    error_message = "extra_env: SMELTER_PII_HASH_KEY comes from Secret Manager (deploy/README.md, Governance), never from a plain variable."
+  }
 }
 
 variable "build_service_account" {

@@ -47,6 +47,11 @@ export interface FunctionSpec {
   sourceSecrets?: boolean;
   /** Node/V8 flags of the deployed function (`NODE_OPTIONS`). */
   nodeOptions?: string;
+  /**
+   * Hashes `hash` columns/fields (shared/governance): deploy/ mounts the per-deployment key from Secret
+   * Manager as SMELTER_PII_HASH_KEY and lets only this function's account read it.
+   */
+  piiHashKey?: boolean;
   description: string;
 }
 
@@ -72,6 +77,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     createOnly: ['bronze'],
     publishes: [],
     bigquery: 'none',
+    piiHashKey: true,
     description: 'Converts each file dropped in the raw bucket to Parquet in the bronze bucket.',
   },
   {

@@ -84,6 +84,11 @@ export function functionEnvironment(): Record<string, string> {
   return env;
 }
 
+/** The Secret Manager secret holding the key of `hash` columns (deploy/governance.tf; no version in Terraform). */
+export const PII_HASH_KEY_SECRET = 'google_secret_manager_secret.pii_hash_key';
+/** The variable the functions read it from (shared/governance/key.ts). */
+export const PII_HASH_KEY_ENV = 'SMELTER_PII_HASH_KEY';
+
 export type StorageRole =
   'roles/storage.objectViewer' | 'roles/storage.objectCreator' | 'roles/storage.objectUser';
 /**

@@ -16,6 +16,8 @@ import {
   hasEventTrigger,
   invokerSaAddress,
   isHttp,
+  PII_HASH_KEY_ENV,
+  PII_HASH_KEY_SECRET,
   pubsubTriggers,
   ref,
   runtimeSaAddress,
@@ -178,6 +180,12 @@ function renderIdentity(resources: Resources, { f, k, runtimeSa, runtimeMember }
       role: 'roles/bigquery.jobUser',
       member: runtimeMember,
     });
+  if (f.piiHashKey)
+    grant(`google_secret_manager_secret_iam_member.${k}_pii_hash_key`, {
+      secret_id: ref(PII_HASH_KEY_SECRET, 'id'),
+      role: 'roles/secretmanager.secretAccessor',
+      member: runtimeMember,
+    });
   return grants;
 }
 
@@ -216,6 +224,19 @@ function renderFunction(resources: Resources, p: FunctionPlan, grants: readonly 
       environment_variables: f.nodeOptions
         ? `\${merge(var.extra_env, local.smelter_env, { NODE_OPTIONS = "${f.nodeOptions}" })}`
         : '${merge(var.extra_env, local.smelter_env)}',
+      // Read at instance start; `latest` means a new key version reaches new instances only.
+      ...(f.piiHashKey
+        ? {
+            secret_environment_variables: [
+              {
+                key: PII_HASH_KEY_ENV,
+                project_id: '${var.project}',
+                secret: ref(PII_HASH_KEY_SECRET, 'secret_id'),
+                version: 'latest',
+              },
+            ],
+          }
+        : {}),
     },
     ...(storage
       ? {

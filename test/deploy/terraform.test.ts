@@ -66,6 +66,12 @@ const EXPECTED_BIGQUERY: Record<
   },
 };
 
+/** Functions that hash `hash` columns/fields, written out independently of the manifest. */
+const HASHES_PII = ['raw-to-bronze'];
+/** What each warehouse reader may do per dataset: read Silver and Gold, nothing else. */
+const READER_DATASETS = ['gold', 'silver'];
+const WRITE_ROLES = /^roles\/bigquery\.(dataEditor|dataOwner|admin)$/;
+
 const IAM_TYPE = /_iam_(member|binding|policy|audit_config)$/;
 /** Bundled sources whose contract declares auth (each gets a Secret Manager secret). */
 const SECRET_SOURCES = listSources(path.join(packageRoot, 'contracts')).filter(
@@ -531,6 +537,9 @@ describe('deploy: Terraform configuration', function () {
           ([layer, role]) => `dataset:${layer} ${role}`,
         ),
         ...(EXPECTED_BIGQUERY[f.bigquery].jobUser ? ['project roles/bigquery.jobUser'] : []),
+        ...(HASHES_PII.includes(f.name)
+          ? ['secret:google_secret_manager_secret.pii_hash_key roles/secretmanager.secretAccessor']
+          : []),
         // One secret per source with auth; only the puller may read them.
         ...(f.sourceSecrets
           ? SECRET_SOURCES.map(
@@ -662,7 +671,9 @@ describe('deploy: Terraform configuration', function () {
         `\${base64encode(jsonencode({ source = "${c.source}" }))}`,
       );
     }
-    const secrets = resourcesOfType(m, 'google_secret_manager_secret');
+    const secrets = resourcesOfType(m, 'google_secret_manager_secret').filter((x) =>
+      x.name.startsWith('source_'),
+    );
     assert.deepEqual(secrets.map((x) => x.name).sort(), SECRET_SOURCES.map((s) => `source_${s}`).sort());
     for (const x of secrets) {
       assert.equal(x.body.secret_id, `\${var.name_prefix}-source-${x.name.slice(7).replace(/_/g, '-')}`);
@@ -673,6 +684,76 @@ describe('deploy: Terraform configuration', function () {
       (m.locals.smelter_env as Record<string, string>).SMELTER_SOURCE_SECRET_PREFIX,
       '${var.name_prefix}-source-',
     );
+  });
+
+  it('the PII hash key: a secret with no version, mounted as SMELTER_PII_HASH_KEY into exactly the functions that hash, readable only by them', function () {
+    const secret = m.resources.get('google_secret_manager_secret.pii_hash_key');
+    assert.ok(secret, 'google_secret_manager_secret.pii_hash_key');
+    assert.equal(secret.body.secret_id, '${var.name_prefix}-pii-hash-key');
+    assert.equal(resourcesOfType(m, 'google_secret_manager_secret_version').length, 0);
+    const mounting = FUNCTIONS.filter((f) => {
+      const mounts = many(at(fnOf(f).body, 'service_config.secret_environment_variables'));
+      if (mounts.length === 0) return false;
+      assert.deepEqual(mounts, [
+        {
+          key: 'SMELTER_PII_HASH_KEY',
+          project_id: '${var.project}',
+          secret: '${google_secret_manager_secret.pii_hash_key.secret_id}',
+          version: 'latest',
+        },
+      ]);
+      return true;
+    }).map((f) => f.name);
+    assert.deepEqual(mounting.sort(), [...HASHES_PII].sort());
+    const accessors = resourcesOfType(m, 'google_secret_manager_secret_iam_member').filter(
+      (g) => g.body.secret_id === '${google_secret_manager_secret.pii_hash_key.id}',
+    );
+    const runtimeSa = (f: FunctionSpec): string =>
+      saMember(target(at(fnOf(f).body, 'service_config.service_account_email'), 'email'));
+    assert.deepEqual(
+      accessors.map((g) => `${String(g.body.member)} ${String(g.body.role)}`).sort(),
+      FUNCTIONS.filter((f) => HASHES_PII.includes(f.name))
+        .map((f) => `${runtimeSa(f)} roles/secretmanager.secretAccessor`)
+        .sort(),
+    );
+    // The key cannot be passed in clear through extra_env.
+    const extra = m.variables.get('extra_env');
+    assert.match(String(one(extra?.validation).condition), /SMELTER_PII_HASH_KEY/);
+    assert.ok(!('SMELTER_PII_HASH_KEY' in (m.locals.smelter_env as Record<string, string>)));
+  });
+
+  it('dataset access: analysts and PII readers read Silver and Gold only; only the functions write', function () {
+    for (const name of ['analysts', 'pii_readers']) {
+      const v = m.variables.get(name);
+      assert.ok(v, `variable ${name}`);
+      assert.deepEqual(v.default, []);
+      const re = new RegExp(/regex\("([^"]+)"/.exec(String(one(v.validation).condition))?.[1] ?? '^$');
+      for (const ok of ['user:ana@example.com', 'group:bi@example.com']) assert.ok(re.test(ok), ok);
+      for (const bad of ['allUsers', 'allAuthenticatedUsers', ''])
+        assert.ok(!re.test(bad), `${name}: ${bad} is refused`);
+    }
+    const datasetGrants = resourcesOfType(m, 'google_bigquery_dataset_iam_member');
+    const readers = datasetGrants.filter((g) => g.body.member === '${each.value}');
+    assert.deepEqual(
+      readers.map((g) => target(g.body.dataset_id, 'dataset_id').split('.')[1]).sort(),
+      READER_DATASETS,
+    );
+    for (const g of readers) {
+      assert.equal(g.body.role, 'roles/bigquery.dataViewer');
+      assert.equal(g.body.for_each, '${local.warehouse_readers}');
+    }
+    assert.equal(m.locals.warehouse_readers, '${setunion(var.analysts, var.pii_readers)}');
+    const functionAccounts = new Set(
+      FUNCTIONS.map((f) =>
+        saMember(target(at(fnOf(f).body, 'service_config.service_account_email'), 'email')),
+      ),
+    );
+    const writers = datasetGrants.filter((g) => WRITE_ROLES.test(String(g.body.role)));
+    assert.ok(writers.length > 0);
+    for (const g of writers)
+      assert.ok(functionAccounts.has(String(g.body.member)), `${address(g)}: only function accounts write`);
+    // Table-level grants would bypass the dataset's list; there are none.
+    assert.equal(resourcesOfType(m, 'google_bigquery_table_iam_member').length, 0);
   });
 
   it('the backend is a partially configured GCS backend (bucket and prefix come from deploy.sh)', async function () {

@@ -301,6 +301,9 @@ describe('deploy: deploy.sh', function () {
       'monitoring',
       'logging',
       'iam',
+      'secretmanager',
+      'datacatalog',
+      'bigquerydatapolicy',
     ])
       assert.ok(enable.includes(` ${api}.googleapis.com`), api);
     const plan = r.calls.find((c) => / plan /.test(c)) as string;
