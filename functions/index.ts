@@ -10,6 +10,7 @@ import { ingestHttp } from './ingest-http';
 import { routeEvent } from './route-event';
 import { loadWarehouse } from './load-warehouse';
 import { pullSource } from './pull-source';
+import { dashboard } from './dashboard';
 
 // Fail at cold start on an invalid option (functions-framework exits), not on every event.
 config();
@@ -19,5 +20,6 @@ ff.http('ingestHttp', ingestHttp);
 ff.cloudEvent('routeEvent', routeEvent);
 ff.cloudEvent('loadWarehouse', loadWarehouse);
 ff.cloudEvent('pullSource', pullSource);
+ff.http('dashboard', dashboard);
 
-export { rawToBronze, ingestHttp, routeEvent, loadWarehouse, pullSource };
+export { rawToBronze, ingestHttp, routeEvent, loadWarehouse, pullSource, dashboard };

@@ -87,7 +87,8 @@ export async function createDashboard(
     warehouse,
     ...(health ? { health } : {}),
     eventTables: eventTables(cfg.contractsDir),
-    versionTtlMs: cfg.backend === 'gcp' ? 10_000 : 250,
+    // On BigQuery every version check is a billed query (10 MB minimum): at most one per 30 s.
+    versionTtlMs: cfg.backend === 'gcp' ? 30_000 : 250,
   });
   return { service, close };
 }

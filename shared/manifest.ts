@@ -24,7 +24,7 @@ export interface FunctionSpec {
   /** Deployed function name (kebab-case). */
   name: string;
   /** Exported handler name registered with functions-framework. */
-  entryPoint: 'rawToBronze' | 'ingestHttp' | 'routeEvent' | 'loadWarehouse' | 'pullSource';
+  entryPoint: 'rawToBronze' | 'ingestHttp' | 'routeEvent' | 'loadWarehouse' | 'pullSource' | 'dashboard';
   signature: 'cloudevent' | 'http';
   /** One or more triggers; each becomes an Eventarc trigger or a Terraform-owned push subscription. */
   triggers: Trigger[];
@@ -42,7 +42,7 @@ export interface FunctionSpec {
    */
   createOnly?: BucketRef[];
   publishes: TopicRef[];
-  bigquery: 'none' | 'bronze-write' | 'events-write' | 'warehouse';
+  bigquery: 'none' | 'bronze-write' | 'events-write' | 'warehouse' | 'gold-read';
   /** Reads the secrets of the API sources (Secret Manager, one per source). */
   sourceSecrets?: boolean;
   /** Node/V8 flags of the deployed function (`NODE_OPTIONS`). */
@@ -173,6 +173,22 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     // (npm run bench:pull — peak RSS flat in the number of records either way, 25 MB lower).
     nodeOptions: '--max-semi-space-size=4',
     description: 'Pulls API sources page by page into gzipped NDJSON parts in the raw bucket, on a schedule.',
+  },
+  {
+    name: 'dashboard',
+    entryPoint: 'dashboard',
+    signature: 'http',
+    triggers: [{ kind: 'http', public: false }],
+    memory: '512Mi',
+    timeoutSeconds: 60,
+    maxInstances: 3,
+    concurrency: 40,
+    reads: [],
+    writes: [],
+    publishes: [],
+    // Reads the Gold dataset only (its overview's ops/events panels say so on GCP).
+    bigquery: 'gold-read',
+    description: 'Private read-only web dashboard over the Gold dataset (charts + fixed-query JSON API).',
   },
 ];
 

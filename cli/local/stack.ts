@@ -43,6 +43,8 @@ class FunctionsPart implements StackPart {
     require('../../functions/index');
     const { getTestServer } = await import('@google-cloud/functions-framework/testing');
     for (const [i, fn] of FUNCTIONS.entries()) {
+      // The stack serves the dashboard itself (SMELTER_PORT + 10), over the warehouse this process owns.
+      if (fn.entryPoint === 'dashboard') continue;
       const server = getTestServer(fn.entryPoint);
       server.keepAliveTimeout = 65_000;
       const port = this.ephemeral ? 0 : ctx.cfg.port + i;

@@ -39,6 +39,14 @@ export const ASSUMPTIONS = {
   pulledGzipRatio: 0.1, // gzipped NDJSON parts / JSON pulled
   pullSources: 2, // sources, each with a scheduler job and (with auth) a secret
   pullRunsPerDay: 24, // scheduled runs per source
+  // The dashboard (private, scales to zero): per viewer and working day, while a page is open.
+  dashboardViewsPerViewerDay: 40, // page views
+  dashboardWorkdays: 22,
+  dashboardMinutesPerView: 3, // the open page polls for new data every 5 s
+  dashboardPanelsPerView: 7, // chart requests per page view
+  dashboardCacheHit: 0.8, // panel answers served from the instance's cache (Gold unchanged)
+  dashboardBilledMBPerQuery: 10, // on-demand minimum per query (Gold answers are small)
+  dashboardCpuSecondsPerView: 0.5, // instance busy time per page view, requests in flight
 };
 
 const GB_PER_TB = 1000;
@@ -137,6 +145,35 @@ export function eventCosts(perSecond: number): Line[] {
   ];
 }
 
+export function dashboardCosts(viewers: number): Line[] {
+  const A = ASSUMPTIONS;
+  const P = PRICES;
+  const views = viewers * A.dashboardViewsPerViewerDay * A.dashboardWorkdays;
+  const polls = views * ((A.dashboardMinutesPerView * 60) / 5);
+  const requests = views * (1 + A.dashboardPanelsPerView) + polls;
+  const queries = views * A.dashboardPanelsPerView * (1 - A.dashboardCacheHit);
+  // Version checks (Gold __TABLES__) at most every 30 s per instance while viewers are active.
+  const versionQueries = (A.dashboardWorkdays * 8 * 3600) / 30;
+  const tib = ((queries + versionQueries) * A.dashboardBilledMBPerQuery) / 1e6; // MB → TB ≈ TiB
+  return [
+    {
+      item: 'dashboard invocations (pages, charts, polls)',
+      formula: `${round(requests / 1e6, 2)} M × $${P.perMillionInvocations}`,
+      cost: (requests / 1e6) * P.perMillionInvocations,
+    },
+    {
+      item: 'dashboard compute',
+      formula: `${views} views × ${A.dashboardCpuSecondsPerView} s × (${P.vcpuSecond} + 0.5 × ${P.gibSecond})`,
+      cost: views * A.dashboardCpuSecondsPerView * (P.vcpuSecond + 0.5 * P.gibSecond),
+    },
+    {
+      item: 'BigQuery dashboard queries',
+      formula: `(${Math.round(queries)} uncached + ${Math.round(versionQueries)} version checks) × ${A.dashboardBilledMBPerQuery} MB = ${round(tib, 3)} TiB × $${P.bqQueryPerTiB}`,
+      cost: tib * P.bqQueryPerTiB,
+    },
+  ];
+}
+
 export function pullCosts(gbPerDay: number): Line[] {
   const A = ASSUMPTIONS;
   const P = PRICES;
@@ -182,6 +219,7 @@ export function costTable(): string {
     ['100 events/s', eventCosts(100)],
     ['10,000 events/s', eventCosts(10_000)],
     ['1 GB/day pulled from APIs', pullCosts(1)],
+    ['Dashboard, 20 viewers', dashboardCosts(20)],
   ];
   const out = [
     '| Scenario | Cost driver | Formula (per 30-day month) | USD / month |',

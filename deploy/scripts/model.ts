@@ -120,6 +120,8 @@ export const BIGQUERY_ACCESS: Record<
   none: { datasets: [], jobUser: false },
   'bronze-write': { datasets: [{ layer: 'bronze', role: 'roles/bigquery.dataEditor' }], jobUser: true },
   'events-write': { datasets: [{ layer: 'events', role: 'roles/bigquery.dataEditor' }], jobUser: false },
+  // The dashboard: reads Gold tables and their metadata (__TABLES__ for cache versions), runs queries.
+  'gold-read': { datasets: [{ layer: 'gold', role: 'roles/bigquery.dataViewer' }], jobUser: true },
   warehouse: {
     datasets: [
       { layer: 'bronze', role: 'roles/bigquery.dataEditor' },

@@ -161,10 +161,14 @@ export class DashboardService {
         ms: this.now() - started,
       };
     } catch (err) {
+      const msg = (err as Error).message.split('\n')[0] ?? String(err);
       return {
         id: p.id,
         rows: [],
-        error: (err as Error).message.split('\n')[0] ?? String(err),
+        // The deployed dashboard's service account reads the Gold dataset only.
+        error: /access denied|permission|forbidden/i.test(msg)
+          ? `not readable with the dashboard's access (it reads the Gold dataset only): ${msg}`
+          : msg,
         version: '',
         cached: false,
         ms: this.now() - started,

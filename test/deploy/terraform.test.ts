@@ -54,6 +54,7 @@ const EXPECTED_BIGQUERY: Record<
   none: { datasets: {}, jobUser: false },
   'bronze-write': { datasets: { bronze: 'roles/bigquery.dataEditor' }, jobUser: true },
   'events-write': { datasets: { events: 'roles/bigquery.dataEditor' }, jobUser: false },
+  'gold-read': { datasets: { gold: 'roles/bigquery.dataViewer' }, jobUser: true },
   warehouse: {
     datasets: {
       bronze: 'roles/bigquery.dataEditor',
