@@ -128,9 +128,12 @@ async function quarantineDetail(cfg: Config, store: FsObjectStore): Promise<unkn
   return { rejectFiles, failedFiles };
 }
 
-async function extraSections(stack: StackInfo | undefined): Promise<Record<string, unknown>> {
+async function extraSections(
+  stack: StackInfo | undefined,
+  only?: (name: string) => boolean,
+): Promise<Record<string, unknown>> {
   const extra: Record<string, unknown> = {};
-  for (const p of statusProviders) {
+  for (const p of statusProviders.filter((x) => !only || only(x.name))) {
     try {
       extra[p.name] = await p.get({ ...(stack?.admin ? { adminUrl: stack.admin } : {}) });
     } catch (e) {
@@ -209,6 +212,9 @@ export const statusCommand: Command = {
       stateBucket: cfg.bronzeBucket,
     }).catch(() => ({}));
     for (const l of formatPullStatus(pulls)) out(l);
+    // Other subsystems' sections, one line each (the warehouse's tables are in --json and the panels above).
+    for (const [name, v] of Object.entries(await extraSections(stack, (n) => n !== 'warehouse')))
+      out(`${name[0]?.toUpperCase()}${name.slice(1)}: ${JSON.stringify(v)}`);
     out('Full detail: smelter status --json    Charts: smelter dashboard');
     return 0;
   },

@@ -130,7 +130,8 @@ const OVERVIEW: Panel[] = [
     kind: 'sql',
     page: 'overview',
     title: 'Warehouse loads per dataset',
-    description: 'Bronze files loaded into the warehouse (ops.load_ledger), by status; problems first.',
+    description:
+      'Bronze files loaded into the warehouse (ops.load_ledger); problems are failed, blocked or pending loads.',
     sql: `SELECT dataset,
         COUNT(*) AS files,
         SUM(CASE WHEN status IN ('loaded', 'done') THEN 1 ELSE 0 END) AS loaded,
@@ -144,7 +145,7 @@ const OVERVIEW: Panel[] = [
       n('dataset', 'Dataset'),
       int('files', 'Files'),
       int('loaded', 'Loaded'),
-      int('problems', 'Failed / blocked / pending'),
+      int('problems', 'Problems'),
       int('rows_loaded', 'Rows loaded'),
       n('last_load', 'Last load'),
     ],

@@ -459,6 +459,9 @@ describe('dashboard API', function () {
       assert.equal(again.version, first.version);
       assert.deepEqual(again.rows, first.rows);
       const otherTable = await chart('network.regional');
+      const version = async (page: string): Promise<string> =>
+        ((await get(`/api/version/${page}`)).body as unknown as { version: string }).version;
+      const [rainV, netV] = [await version('rainfall'), await version('network')];
       // New rainfall lands while the same dashboard keeps serving: it holds the file only while
       // querying (closed here as the idle timer would), so a writer can take it in between.
       await srv.wiring.close();
@@ -502,6 +505,9 @@ describe('dashboard API', function () {
       assert.notEqual(after.version, first.version);
       const march = after.rows.find((r) => r.month === '2024-03-01');
       assert.equal(march?.total_rain_mm, 12.5, 'the new month is there');
+      // The open rainfall page sees a new version (and reloads); the network page does not.
+      assert.notEqual(await version('rainfall'), rainV);
+      assert.equal(await version('network'), netV);
       // A table that did not change keeps its version and its cached answer.
       const same = await chart('network.regional');
       assert.equal(same.version, otherTable.version);
