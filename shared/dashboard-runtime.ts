@@ -18,6 +18,19 @@ export interface DashboardWiring {
   close(): Promise<void>;
 }
 
+/** `<name>` of every `<dir>/<name>.json`. */
+function listFiles(dir: string): string[] {
+  try {
+    return fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.slice(0, -5))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
 function eventTables(contractsDir: string): string[] {
   const dir = path.join(contractsDir, 'events');
   let files: string[] = [];
@@ -72,6 +85,7 @@ export async function createDashboard(
           store: createObjectStore(cfg),
           bronzeBucket: cfg.bronzeBucket,
           quarantineBucket: cfg.quarantineBucket,
+          sources: () => listFiles(path.join(cfg.contractsDir, 'sources')),
           parked: () =>
             listParked(path.join(cfg.home, 'state', 'eventarc')).map((p) => ({
               parkedAt: p.parkedAt,

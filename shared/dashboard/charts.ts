@@ -18,9 +18,10 @@ export interface ChartField {
 
 /** Rows of a panel the browser flags as a problem (colour plus the text in `problem`). */
 export interface ProblemRule {
-  /** Flag rows where this field is > 0, or (with `notEqual`) differs from that value. */
+  /** Flag rows where this field is > 0, or (with `notEqual`) differs from / (with `equal`) is that value. */
   field: string;
   notEqual?: string;
+  equal?: string;
   text: string;
 }
 
@@ -53,7 +54,7 @@ export interface SqlPanel extends PanelBase {
 /** A panel computed from pipeline state outside the warehouse (manifests, quarantine, parked deliveries). */
 export interface HealthPanel extends PanelBase {
   kind: 'health';
-  health: 'ingest' | 'quarantine' | 'parked' | 'events';
+  health: 'ingest' | 'quarantine' | 'parked' | 'events' | 'pulls';
   params: [];
   sources: [];
 }
@@ -242,6 +243,29 @@ const OVERVIEW: Panel[] = [
     spec: null,
     empty: 'No parked deliveries.',
     problem: { field: 'attempts', text: 'parked' },
+    params: [],
+    sources: [],
+  },
+  {
+    id: 'overview.pulls',
+    kind: 'health',
+    health: 'pulls',
+    page: 'overview',
+    title: 'Pulled sources',
+    description:
+      'API sources (contracts/sources) pulled on a schedule: the outcome of the latest run and when the pull state last moved forward.',
+    fields: [
+      n('source', 'Source'),
+      n('status', 'Last run'),
+      n('finished_at', 'Finished at'),
+      int('records', 'Records'),
+      int('pages', 'Pages'),
+      n('state_saved_at', 'State saved at'),
+      n('error', 'Error'),
+    ],
+    spec: null,
+    empty: 'No API source is declared (contracts/sources/*.json).',
+    problem: { field: 'status', equal: 'failed', text: 'pull failed' },
     params: [],
     sources: [],
   },

@@ -5,6 +5,13 @@
  */
 import { createInterface } from 'node:readline';
 import type { BronzeManifest } from '../ingest/bronze';
+import {
+  lastRunObjectName,
+  PULL_PREFIX,
+  stateObjectName,
+  type RunRecord,
+  type SourceState,
+} from '../pull/state';
 import { readObjectJson, type ObjectStore } from '../storage/object-store';
 
 export type Row = Record<string, unknown>;
@@ -13,6 +20,7 @@ export interface HealthSource {
   ingest(): Promise<Row[]>;
   quarantine(): Promise<Row[]>;
   parked(): Promise<Row[]>;
+  pulls(): Promise<Row[]>;
 }
 
 export interface ParkedDelivery {
@@ -30,6 +38,8 @@ export interface StoreHealthOptions {
   quarantineBucket: string;
   /** The local stack's parked deliveries (absent on GCP: Pub/Sub keeps its own dead letters). */
   parked?: () => ParkedDelivery[];
+  /** API sources declared (contracts/sources), listed even before their first pull. */
+  sources?: () => string[];
   /** Rejected rows read per overview, across files (the quarantine can be large). */
   maxRejectLines?: number;
 }
@@ -139,6 +149,29 @@ export function storeHealth(o: StoreHealthOptions): HealthSource {
         (a, b) =>
           (b.count as number) - (a.count as number) || String(a.dataset).localeCompare(String(b.dataset)),
       );
+    },
+
+    async pulls() {
+      const names = new Set(o.sources?.() ?? []);
+      for await (const m of o.store.list(o.bronzeBucket, PULL_PREFIX)) {
+        const source = m.name.slice(PULL_PREFIX.length).split('/')[0];
+        if (source) names.add(source);
+      }
+      const rows: Row[] = [];
+      for (const source of [...names].sort()) {
+        const run = await readObjectJson<RunRecord>(o.store, o.bronzeBucket, lastRunObjectName(source));
+        const state = await readObjectJson<SourceState>(o.store, o.bronzeBucket, stateObjectName(source));
+        rows.push({
+          source,
+          status: run?.status ?? 'never pulled',
+          finished_at: run?.finishedAt ?? run?.startedAt ?? null,
+          records: run?.records ?? null,
+          pages: run?.pages ?? null,
+          state_saved_at: state?.updatedAt ?? null,
+          error: run?.error ? `${run.error.code}: ${run.error.message}` : null,
+        });
+      }
+      return rows;
     },
 
     async parked() {

@@ -212,7 +212,7 @@ export class DashboardService {
     return { rows: rows.map((r) => shape(p, r)) };
   }
 
-  private async health(kind: 'ingest' | 'quarantine' | 'parked' | 'events'): Promise<Row[]> {
+  private async health(kind: 'ingest' | 'quarantine' | 'parked' | 'events' | 'pulls'): Promise<Row[]> {
     if (kind === 'events') return this.eventsHealth();
     const h = this.opts.health;
     if (!h) throw new Error('not available here (no access to the buckets)');
@@ -278,5 +278,6 @@ export function humanDuration(ms: number): string {
 function isProblem(rule: ProblemRule, r: Row): boolean {
   const v = r[rule.field];
   if (rule.notEqual !== undefined) return v !== rule.notEqual;
+  if (rule.equal !== undefined) return v === rule.equal;
   return typeof v === 'number' && v > 0;
 }

@@ -45,6 +45,7 @@ const COLUMNS: Record<string, string[]> = {
   'overview.events': ['event_type', 'events', 'newest', 'lag'],
   'overview.dead_letters': ['event_type', 'reason', 'dead_letters'],
   'overview.quarantine': ['dataset', 'kind', 'reason', 'count'],
+  'overview.pulls': ['source', 'status', 'finished_at', 'records', 'error'],
   'overview.parked': ['parked_at', 'subject', 'target', 'attempts', 'last_error'],
   'overview.audits': ['model', 'audit', 'status', 'failing_rows', 'checked_at'],
   'overview.refreshes': ['model', 'status', 'last_run', 'last_trigger', 'failures'],

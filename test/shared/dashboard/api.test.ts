@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { PANELS } from '../../../shared/dashboard/charts';
 import { SAMPLE_REJECTS } from '../../../shared/samples/warehouse';
+import { FsObjectStore } from '../../../shared/adapters/storage/fs';
 import { bronzeObjectName, writeBronzeParquet } from '../../../shared/samples/bronze';
 import { loadDatasetContract } from '../../../shared/contracts/dataset';
 import { assertRows, groupBy, sum, type Row } from '../warehouse/expect';
@@ -385,6 +386,33 @@ describe('dashboard API', function () {
       assert.deepEqual(dead.rows, []);
       assert.match(dead.empty ?? '', /No dead letters/);
       assert.match((await chart('overview.parked')).empty ?? '', /No parked deliveries/);
+      // Pulled sources: every declared source, its latest run (a failed one flagged).
+      await new FsObjectStore(h.home).write(
+        h.cfg.bronzeBucket,
+        '_pull/network/last-run.json',
+        Buffer.from(
+          JSON.stringify({
+            source: 'network',
+            run: 'r1',
+            status: 'failed',
+            startedAt: '2024-06-02T00:00:00.000Z',
+            finishedAt: '2024-06-02T00:00:05.000Z',
+            pages: 2,
+            records: 40,
+            objects: 1,
+            error: { code: 'HTTP_FAILED', message: 'HTTP 503 after 5 attempts' },
+          }),
+        ),
+      );
+      const pulls = (await chart('overview.pulls')).rows;
+      assert.deepEqual(
+        pulls.map((r) => [r.source, r.status, r.records, r._problem ?? null]),
+        [
+          ['network', 'failed', 40, 'pull failed'],
+          ['store', 'never pulled', null, null],
+        ],
+      );
+      assert.equal(pulls[0]?.error, 'HTTP_FAILED: HTTP 503 after 5 attempts');
     });
 
     it('covers every panel of the catalogue', () => {
@@ -400,9 +428,17 @@ describe('dashboard API', function () {
             ['download_daily', 'regional', 'frustration', 'staircase', 'retention'].map(
               (x) => `network.${x}`,
             ),
-            ['ingest', 'loads', 'events', 'quarantine', 'audits', 'refreshes', 'dead_letters', 'parked'].map(
-              (x) => `overview.${x}`,
-            ),
+            [
+              'ingest',
+              'loads',
+              'events',
+              'quarantine',
+              'audits',
+              'refreshes',
+              'dead_letters',
+              'parked',
+              'pulls',
+            ].map((x) => `overview.${x}`),
           ),
       );
       assert.deepEqual(
