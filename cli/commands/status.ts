@@ -206,14 +206,17 @@ export const statusCommand: Command = {
       return 0;
     }
     for (const l of header(cfg, stack)) out(l);
-    for (const l of formatOverview(answers)) out(l);
+    // (pulled sources have their own lines below, from the pull subsystem)
+    for (const l of formatOverview(answers.filter((a) => a.id !== 'overview.pulls'))) out(l);
     const pulls = await pullStatus(createObjectStore(cfg), {
       contractsDir: cfg.contractsDir,
       stateBucket: cfg.bronzeBucket,
     }).catch(() => ({}));
     for (const l of formatPullStatus(pulls)) out(l);
     // Other subsystems' sections, one line each (the warehouse's tables are in --json and the panels above).
-    for (const [name, v] of Object.entries(await extraSections(stack, (n) => n !== 'warehouse')))
+    for (const [name, v] of Object.entries(
+      await extraSections(stack, (n) => n !== 'warehouse' && n !== 'pulls'),
+    ))
       out(`${name[0]?.toUpperCase()}${name.slice(1)}: ${JSON.stringify(v)}`);
     out('Full detail: smelter status --json    Charts: smelter dashboard');
     return 0;
