@@ -193,6 +193,12 @@ export const OPTIONS = {
     parse: parsers.str(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, 'a DuckDB size such as 128MB'),
     doc: "DuckDB's memory_limit for conversions.",
   } as OptionSpec<string>,
+  warehouseMemoryLimit: {
+    env: 'SMELTER_WAREHOUSE_MEMORY_LIMIT',
+    default: '160MB',
+    parse: parsers.str(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, 'a DuckDB size such as 160MB'),
+    doc: "DuckDB's memory_limit for the local warehouse (Bronze loads, Silver merges, Gold rebuilds, event tables): larger work spills to `SMELTER_HOME/tmp/duckdb`.",
+  } as OptionSpec<string>,
   duckdbThreads: {
     env: 'SMELTER_DUCKDB_THREADS',
     default: () => Math.max(1, os.availableParallelism()),

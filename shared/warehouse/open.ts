@@ -32,7 +32,10 @@ export function createEngine(cfg: Config): Promise<WarehouseEngine> {
     require('../adapters/warehouse/duckdb') as typeof import('../adapters/warehouse/duckdb');
   const { FsObjectStore } = require('../adapters/storage/fs') as typeof import('../adapters/storage/fs');
   /* eslint-enable @typescript-eslint/no-require-imports */
-  return getLocalWarehouse(cfg.home).then((wh) => new DuckDbEngine(wh, new FsObjectStore(cfg.home)));
+  return getLocalWarehouse(cfg.home, {
+    memoryLimit: cfg.warehouseMemoryLimit,
+    threads: cfg.duckdbThreads,
+  }).then((wh) => new DuckDbEngine(wh, new FsObjectStore(cfg.home)));
 }
 
 /** The process's warehouse for this configuration (opened once; ops tables ensured). */

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { OPTIONS } from '../../config';
 
 export interface LocalWarehouse {
   readonly file: string;
@@ -37,10 +38,13 @@ export function getLocalWarehouse(
   if (!p) {
     p = (async () => {
       fs.mkdirSync(path.dirname(file), { recursive: true });
+      // DuckDB creates only the last level of temp_directory, and needs it as soon as work spills.
+      const tempDir = path.join(home, 'tmp', 'duckdb');
+      fs.mkdirSync(tempDir, { recursive: true });
       const instance = await DuckDBInstance.create(file, {
-        memory_limit: opts.memoryLimit ?? '1GB',
+        memory_limit: opts.memoryLimit ?? (OPTIONS.warehouseMemoryLimit.default as string),
         threads: String(opts.threads ?? 2),
-        temp_directory: path.join(home, 'tmp', 'duckdb'),
+        temp_directory: tempDir,
       });
       // TimeZone cannot be passed to create() (the built-in icu extension is not loaded yet at that point).
       // GLOBAL so every later connection truncates timestamps to UTC dates, as BigQuery does.

@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { FsObjectStore } from '../../../shared/adapters/storage/fs';
+import { getLocalWarehouse } from '../../../shared/adapters/warehouse/duckdb-local';
+import { loadConfig } from '../../../shared/config';
+import { createLogger } from '../../../shared/log';
+import { bronzeObjectName } from '../../../shared/samples/bronze';
+import { openWarehouse, resetWarehouses } from '../../../shared/warehouse/open';
+
+describe('openWarehouse (local): bounded memory', function () {
+  this.timeout(60_000);
+  let home: string;
+
+  beforeEach(() => {
+    home = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-whmem-'));
+  });
+  afterEach(async () => {
+    await (await getLocalWarehouse(home)).close();
+    resetWarehouses();
+    fs.rmSync(home, { recursive: true, force: true });
+  });
+
+  it('opens DuckDB with SMELTER_WAREHOUSE_MEMORY_LIMIT and loads a file larger than it through Silver and Gold', async () => {
+    const cfg = loadConfig({ SMELTER_WAREHOUSE_MEMORY_LIMIT: '40MB' }, { home, backend: 'local' });
+    const wh = await openWarehouse(cfg, createLogger({ format: 'silent' }));
+    const local = await getLocalWarehouse(home);
+    const [setting] = await local.query<{ v: string }>("SELECT current_setting('memory_limit') AS v");
+    // DuckDB reports 40MB (decimal) in binary units.
+    assert.equal(setting?.v, '38.1 MiB');
+
+    // ~300,000 rows of unique station-days: well over 40 MB once decoded, so the load, the Silver MERGE
+    // and the Gold rebuilds only succeed if they stream or spill within the bound.
+    const store = new FsObjectStore(home);
+    await store.ensureBucket(cfg.bronzeBucket);
+    const generation = String(Date.parse('2024-06-01T00:00:00Z') * 1000);
+    const name = bronzeObjectName('rainfall', 'big', generation);
+    const file = await store.objectPath(cfg.bronzeBucket, name);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const rows = 300_000;
+    await local.run(
+      `COPY (SELECT 'ST' || lpad((i % 3000)::VARCHAR, 5, '0') AS station_id,
+          'Station with a fairly long name number ' || (i % 3000) AS station_name,
+          ['North', 'South', 'East', 'West'][(i % 4) + 1] AS region,
+          35 + (i % 3000) / 1000.0 AS latitude, 20 + (i % 3000) / 1000.0 AS longitude,
+          (DATE '2024-01-01' + (i // 3000)::INTEGER) AS date, (i % 97) / 3.0 AS rain_mm,
+          (TIMESTAMPTZ '2024-01-01 06:00:00+00' + to_days((i // 3000)::INTEGER)) AS measured_at,
+          'gs://raw/rainfall/big.csv' AS _source_uri, ${generation}::BIGINT AS _source_generation,
+          TIMESTAMPTZ '2024-06-01 00:00:02+00' AS _ingested_at
+        FROM range(${rows}) t(i)) TO '${file}' (FORMAT parquet, COMPRESSION zstd)`,
+    );
+    const st = await store.stat(cfg.bronzeBucket, name);
+    const out = await wh.loadObject({
+      bucket: cfg.bronzeBucket,
+      name,
+      generation: st?.generation ?? generation,
+    });
+    assert.equal(out.status, 'loaded');
+    const counts = await local.query<{ b: string; s: string; g: string }>(
+      'SELECT (SELECT COUNT(*) FROM bronze.rainfall) AS b, (SELECT COUNT(*) FROM silver.rainfall) AS s, (SELECT COUNT(*) FROM gold.rainfall_daily) AS g',
+    );
+    assert.deepEqual(counts[0], { b: String(rows), s: String(rows), g: String(rows) });
+  });
+});
