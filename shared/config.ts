@@ -195,8 +195,8 @@ export const OPTIONS = {
   } as OptionSpec<string>,
   warehouseMemoryLimit: {
     env: 'SMELTER_WAREHOUSE_MEMORY_LIMIT',
-    default: '160MB',
-    parse: parsers.str(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, 'a DuckDB size such as 160MB'),
+    default: '96MB',
+    parse: parsers.str(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, 'a DuckDB size such as 96MB'),
     doc: "DuckDB's memory_limit for the local warehouse (Bronze loads, Silver merges, Gold rebuilds, event tables): larger work spills to `SMELTER_HOME/tmp/duckdb`.",
   } as OptionSpec<string>,
   duckdbThreads: {

@@ -45,6 +45,10 @@ export function getLocalWarehouse(
         memory_limit: opts.memoryLimit ?? (OPTIONS.warehouseMemoryLimit.default as string),
         threads: String(opts.threads ?? 2),
         temp_directory: tempDir,
+        // Loads and model stages need not keep their input's order (a table has none; queries that care
+        // say ORDER BY): kept, an INSERT … SELECT buffers rows to keep it, and a 160 MB file's Silver
+        // stage ran out of a 64 MB limit instead of spilling.
+        preserve_insertion_order: 'false',
       });
       // TimeZone cannot be passed to create() (the built-in icu extension is not loaded yet at that point).
       // GLOBAL so every later connection truncates timestamps to UTC dates, as BigQuery does.
