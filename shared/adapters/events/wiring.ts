@@ -44,7 +44,8 @@ export function routerOptions(cfg: Config): RouterOptions {
 export function createEventWarehouse(cfg: Config): EventWarehouse {
   if (cfg.backend === 'local')
     return new DuckDbEventWarehouse(
-      () => getLocalWarehouse(cfg.home, { memoryLimit: cfg.warehouseMemoryLimit, threads: cfg.duckdbThreads }),
+      () =>
+        getLocalWarehouse(cfg.home, { memoryLimit: cfg.warehouseMemoryLimit, threads: cfg.duckdbThreads }),
       undefined,
       { dedupWindowMs: cfg.eventsDedupWindowMs },
     );
