@@ -22,7 +22,7 @@ import { DuckDbEngine } from '../shared/adapters/warehouse/duckdb';
 import { getLocalWarehouse, warehouseFile } from '../shared/adapters/warehouse/duckdb-local';
 import { ReadOnlyDuckDb } from '../shared/adapters/warehouse/duckdb-readonly';
 import { loadConfig } from '../shared/config';
-import { createDashboard } from '../shared/dashboard-runtime';
+import { createDashboard } from '../shared/composition/dashboard';
 import { dashboardHandler } from '../shared/dashboard/http';
 import { PAGES, pagePanels } from '../shared/dashboard/pages';
 import { createLogger } from '../shared/log';

@@ -76,10 +76,9 @@ async function instanceMain(): Promise<void> {
   /* eslint-disable @typescript-eslint/no-require-imports */
   const ff =
     require('@google-cloud/functions-framework') as typeof import('@google-cloud/functions-framework');
-  const { routeEvent, getEventRouter, closeEventRouter } =
-    require('../functions/route-event') as typeof import('../functions/route-event');
-  const { getLocalWarehouse } =
-    require('../shared/adapters/warehouse/duckdb-local') as typeof import('../shared/adapters/warehouse/duckdb-local');
+  const { routeEvent } = require('../functions/route-event') as typeof import('../functions/route-event');
+  const { runtime, closeRuntime } =
+    require('../shared/composition/runtime') as typeof import('../shared/composition/runtime');
   const { serveRegistered } =
     require('../shared/local/pubsub/serve') as typeof import('../shared/local/pubsub/serve');
   const { config } = require('../shared/config') as typeof import('../shared/config');
@@ -103,7 +102,7 @@ async function instanceMain(): Promise<void> {
       event_type: string;
       event_time: string;
     };
-    const wh = await getLocalWarehouse(cfg.home);
+    const wh = await runtime().get('localDuckDb')();
     const q = (x: string): string => `'${x.replace(/'/g, "''")}'`;
     // The tables have no index: the event_time bound lets zone maps skip row groups, so the check
     // (one in 50 events) stays cheap and does not load the instance it measures.
@@ -128,7 +127,7 @@ async function instanceMain(): Promise<void> {
   );
   const fn = await serveRegistered('benchTarget');
   const statsServer = http.createServer((req, res) => {
-    const router = noop ? undefined : getEventRouter().stats();
+    const router = noop ? undefined : runtime().get('eventRouter').stats();
     const u = process.cpuUsage();
     const hs = handlerMs.sort((a, b) => a - b);
     handlerMs = [];
@@ -148,7 +147,7 @@ async function instanceMain(): Promise<void> {
     void (async () => {
       statsServer.close();
       await fn.close();
-      if (!noop) await closeEventRouter();
+      if (!noop) await closeRuntime();
       process.exit(0);
     })();
   });
@@ -185,13 +184,13 @@ interface InProcessResult {
  */
 async function inProcessMain(): Promise<void> {
   /* eslint-disable @typescript-eslint/no-require-imports */
-  const { getEventRouter, closeEventRouter } =
-    require('../functions/route-event') as typeof import('../functions/route-event');
+  const { runtime, closeRuntime } =
+    require('../shared/composition/runtime') as typeof import('../shared/composition/runtime');
   /* eslint-enable @typescript-eslint/no-require-imports */
   const n = Number(process.env.BENCH_EVENTS);
   const rate = Number(process.env.BENCH_RATE);
   const seconds = Number(process.env.BENCH_SECONDS);
-  const router = getEventRouter();
+  const router = runtime().get('eventRouter');
   await router.ready();
   let seq = 0;
   const cloudEvent = (m: { data: Buffer; attributes: Record<string, string> }) => {
@@ -269,7 +268,7 @@ async function inProcessMain(): Promise<void> {
     deadLettered: st.deadLettered,
     failed: st.failed,
   };
-  await closeEventRouter();
+  await closeRuntime();
   process.stdout.write(JSON.stringify(out) + '\n');
 }
 

@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { duckdbConversionEngines } from '../shared/adapters/ingest/duckdb-engine';
 import { FsObjectStore } from '../shared/adapters/storage/fs';
 import { config, resetConfig } from '../shared/config';
 import { rawToBronzeFlow } from '../shared/ingest/bronze';
@@ -59,7 +60,7 @@ async function child(variant: string, file: string): Promise<void> {
       const start = process.hrtime.bigint();
       const out = await rawToBronzeFlow(
         { bucket: cfg.rawBucket, name: meta.name, generation: meta.generation },
-        { cfg, store, log: createLogger({ format: 'silent' }) },
+        { cfg, store, log: createLogger({ format: 'silent' }), engines: duckdbConversionEngines },
       );
       if (out.status !== 'converted') throw new Error(`conversion ${out.status}`);
       rows = out.manifest.rows;

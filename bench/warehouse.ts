@@ -21,6 +21,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { duckdbConversionEngines } from '../shared/adapters/ingest/duckdb-engine';
 import { FsObjectStore } from '../shared/adapters/storage/fs';
 import { DuckDbEngine } from '../shared/adapters/warehouse/duckdb';
 import { getLocalWarehouse } from '../shared/adapters/warehouse/duckdb-local';
@@ -115,7 +116,7 @@ async function dropToGold(mb: number): Promise<{
     const t0 = performance.now();
     const out = await rawToBronzeFlow(
       { bucket: raw.bucket, name, generation: raw.generation, contentType: 'text/csv' },
-      { cfg: e.cfg, store: e.store, log },
+      { cfg: e.cfg, store: e.store, log, engines: duckdbConversionEngines },
     );
     const t1 = performance.now();
     if (out.status !== 'converted') throw new Error(`rawToBronze: ${out.status}`);

@@ -24,6 +24,8 @@ export type ErrorCode =
   | 'COUNT_MISMATCH'
   | 'BAD_DATA'
   | 'BAD_EVENT'
+  /** A malformed request to an admin route (local stack). */
+  | 'BAD_REQUEST'
   | 'ENGINE_FAILED'
   | 'WAREHOUSE_UNAVAILABLE'
   | 'MODEL_FAILED'

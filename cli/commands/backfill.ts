@@ -1,7 +1,7 @@
-import { withWarehouse } from '../../shared/warehouse/admin';
 import type { RunSummary } from '../../shared/warehouse/runner';
 import { flagString, type Command } from '../command';
 import { cliEnv } from '../env';
+import { withWarehouse } from '../local/warehouse';
 import { summaryLines } from './refresh';
 
 export const backfillCommand: Command = {
@@ -14,8 +14,8 @@ export const backfillCommand: Command = {
     const to = flagString(flags, 'to') ?? from;
     if (!dataset || !from || !to)
       throw new Error('usage: smelter backfill --dataset D --from YYYY-MM-DD --to YYYY-MM-DD');
-    const { cfg, log } = cliEnv();
-    const res = await withWarehouse<RunSummary>(cfg, log, 'backfill', { dataset, from, to }, (wh) =>
+    cliEnv();
+    const res = await withWarehouse<RunSummary>('backfill', { dataset, from, to }, (wh) =>
       wh.backfill({ dataset, from, to }),
     );
     if (flags.json) {

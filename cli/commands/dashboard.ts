@@ -1,4 +1,4 @@
-import { createDashboard } from '../../shared/dashboard-runtime';
+import { createDashboard } from '../../shared/composition/dashboard';
 import { dashboardHandler } from '../../shared/dashboard/http';
 import { runningStack } from '../../shared/local/stack';
 import { flagNumber, type Command } from '../command';

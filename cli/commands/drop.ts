@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { FsObjectStore } from '../../shared/adapters/storage/fs';
 import { DATASET_NAME, loadDatasetContract } from '../../shared/contracts/dataset';
 import { isSmelterError } from '../../shared/errors';
 import { bronzeNames, type BronzeManifest } from '../../shared/ingest/bronze';
@@ -32,7 +31,7 @@ export const dropCommand: Command = {
       throw new Error(`invalid dataset name "${dataset}" (lower-case letters, digits, _)`);
     const st = fs.statSync(file, { throwIfNoEntry: false });
     if (!st?.isFile()) throw new Error(`no such file: ${file}`);
-    const { cfg, log } = cliEnv();
+    const { cfg, log, rt } = cliEnv();
     const json = Boolean(flags.json);
     const say = json ? (): void => undefined : out;
 
@@ -40,10 +39,11 @@ export const dropCommand: Command = {
       const target = path.join(cfg.contractsDir, 'datasets', `${dataset}.json`);
       if (fs.existsSync(target)) say(`contract exists, not overwriting: ${target}`);
       else {
-        const contract = await inferContract(file, dataset, {
+        const engine = await rt.get('engines')({
           memoryLimit: cfg.duckdbMemoryLimit,
           threads: cfg.duckdbThreads,
         });
+        const contract = await inferContract(file, dataset, engine);
         fs.mkdirSync(path.dirname(target), { recursive: true });
         fs.writeFileSync(target, JSON.stringify(contract, null, 2) + '\n');
         say(`inferred a contract → ${target} (review types, required columns and the primary key)`);
@@ -57,7 +57,7 @@ export const dropCommand: Command = {
       throw e;
     }
 
-    const store = new FsObjectStore(cfg.home);
+    const { store } = rt;
     await store.ensureBucket(cfg.rawBucket);
     const name = flagString(flags, 'name') ?? `${dataset}/${path.basename(file)}`;
     if (!name.startsWith(dataset + '/')) throw new Error(`--name must start with "${dataset}/"`);

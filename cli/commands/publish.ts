@@ -14,10 +14,10 @@
  */
 import fs from 'node:fs';
 import type { PubsubClient } from '../../shared/adapters/pubsub/client';
+import { closeRuntime, runtime } from '../../shared/composition/runtime';
 import { EventGenerator, summarise, type GeneratedMessage } from '../../shared/events/generator';
 import type { Config } from '../../shared/config';
 import type { Logger } from '../../shared/log';
-import { FsObjectStore } from '../../shared/adapters/storage/fs';
 import { landedReport, type LandedQuery, type LandedReport } from '../../shared/local/pubsub/landed';
 import type { SmelterPubsub } from '../../shared/local/pubsub/local-pubsub';
 import { functionSpec } from '../../shared/manifest';
@@ -28,18 +28,13 @@ import { callAdmin } from '../local/admin';
 
 /* eslint-disable @typescript-eslint/no-require-imports */
 /**
- * Loaded on demand, so other commands do not pay for them: the Pub/Sub client (~0.4 s to load),
- * DuckDB's native module, functions-framework and routeEvent.
+ * Loaded on demand, so other commands do not pay for them: functions-framework, routeEvent and the
+ * local Pub/Sub (the runtime loads the Pub/Sub client and DuckDB's native module on first use).
  */
 const lazy = {
-  pubsub: (o: ConstructorParameters<typeof PubsubClient>[0]): PubsubClient =>
-    new (
-      require('../../shared/adapters/pubsub/client') as typeof import('../../shared/adapters/pubsub/client')
-    ).PubsubClient(o),
+  pubsub: (o: { emulatorHost?: string } = {}): PubsubClient => runtime().get('pubsub')(o),
   localPubsub: (): typeof import('../../shared/local/pubsub/local-pubsub') =>
     require('../../shared/local/pubsub/local-pubsub'),
-  duckdb: (): typeof import('../../shared/adapters/warehouse/duckdb-local') =>
-    require('../../shared/adapters/warehouse/duckdb-local'),
   routeEvent: (): typeof import('../../functions/route-event') => require('../../functions/route-event'),
   serve: (): typeof import('../../shared/local/pubsub/serve') => require('../../shared/local/pubsub/serve'),
   ff: () => ({
@@ -312,7 +307,7 @@ export async function openTarget(
     Promise.all(batch.map((m) => client.publish(t, m.data, m.attributes, { maxMilliseconds: 10 })));
 
   if (cfg.backend === 'gcp') {
-    const client = lazy.pubsub({ projectId: cfg.project });
+    const client = lazy.pubsub();
     return {
       describe: `Pub/Sub (project ${cfg.project})`,
       publish: toPubsub(client),
@@ -325,7 +320,7 @@ export async function openTarget(
     const admin = stack.admin;
     const landed = admin ? (q: LandedQuery) => callAdmin<LandedReport>(admin, 'landed', q) : undefined;
     if (stack.pubsub.mode === 'emulator' && stack.pubsub.emulatorHost) {
-      const client = lazy.pubsub({ projectId: cfg.project, emulatorHost: stack.pubsub.emulatorHost });
+      const client = lazy.pubsub({ emulatorHost: stack.pubsub.emulatorHost });
       return {
         describe: `the stack's emulator ${stack.pubsub.emulatorHost}`,
         publish: toPubsub(client),
@@ -347,13 +342,12 @@ export async function openTarget(
       close: async () => undefined,
     };
   }
-  const home = cfg.home;
   const localLanded = async (q: LandedQuery): Promise<LandedReport> => {
-    return landedReport(await lazy.duckdb().getLocalWarehouse(home), q);
+    return landedReport(await runtime().get('localDuckDb')(), q);
   };
   const preset = process.env.PUBSUB_EMULATOR_HOST;
   if (preset) {
-    const client = lazy.pubsub({ projectId: cfg.project, emulatorHost: preset });
+    const client = lazy.pubsub({ emulatorHost: preset });
     err(
       `no stack running: publishing to the emulator at PUBSUB_EMULATOR_HOST=${preset} (its subscribers consume)`,
     );
@@ -383,7 +377,7 @@ async function inProcessTarget(
   if (!ff.testing.getFunction('routeEvent'))
     ff.framework.cloudEvent('routeEvent', lazy.routeEvent().routeEvent);
   const { serveRegistered } = lazy.serve();
-  await new FsObjectStore(cfg.home).ensureBucket(cfg.archiveBucket);
+  await runtime().store.ensureBucket(cfg.archiveBucket);
   const served = await serveRegistered('routeEvent');
   let ps: SmelterPubsub;
   try {
@@ -428,9 +422,8 @@ async function inProcessTarget(
     async close() {
       await ps.close();
       await served.close();
-      // This process owned the function and the DuckDB file: flush and release them.
-      await lazy.routeEvent().closeEventRouter();
-      await (await lazy.duckdb().getLocalWarehouse(cfg.home)).close();
+      // This process owned the function and the DuckDB file: flush the router and release them.
+      await closeRuntime();
     },
   };
 }

@@ -1,19 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pullFromConfig } from '../../shared/adapters/pull/wiring';
-import { getLocalWarehouse } from '../../shared/adapters/warehouse/duckdb-local';
+import { pullFromConfig } from '../../shared/composition/pull';
+import { closeRuntime, runtime } from '../../shared/composition/runtime';
 import type { Config } from '../../shared/config';
 import { isSmelterError } from '../../shared/errors';
 import { bronzeNames, type BronzeManifest } from '../../shared/ingest/bronze';
 import { runningStack } from '../../shared/local/stack';
 import type { PullSummary } from '../../shared/pull/run';
-import { createObjectStore } from '../../shared/runtime';
 import { readObjectJson, type ObjectStore } from '../../shared/storage/object-store';
-import { callWarehouseAdmin } from '../../shared/warehouse/admin';
-import { openWarehouse, resetWarehouses } from '../../shared/warehouse/open';
 import { flagString, type Command } from '../command';
 import { cliEnv } from '../env';
+import { callAdmin } from '../local/admin';
 import { startLocalStack, type LocalStack } from '../local/stack';
 
 /** Written by `smelter up` while it serves the demo API: the source URLs/tokens it points the stack at. */
@@ -145,7 +143,7 @@ export const pullCommand: Command = {
       throw new Error('--wait follows the local stack; on GCP the deployed functions load the parts');
     const from = flagString(flags, 'from');
     const to = flagString(flags, 'to');
-    const store = createObjectStore(cfg);
+    const { store } = runtime();
     await store.ensureBucket(cfg.rawBucket);
     await store.ensureBucket(cfg.bronzeBucket);
     const running = cfg.backend === 'local' ? runningStack(cfg.home) : undefined;
@@ -186,10 +184,10 @@ export const pullCommand: Command = {
       if (wait) {
         const query = running?.admin
           ? (sql: string) =>
-              callWarehouseAdmin<{ columns: string[]; rows: unknown[][] }>(running.admin as string, 'query', {
+              callAdmin<{ columns: string[]; rows: unknown[][] }>(running.admin as string, 'query', {
                 sql,
               })
-          : async (sql: string) => (await openWarehouse(cfg, log)).query(sql);
+          : async (sql: string) => (await runtime().get('warehouse')).query(sql);
         const timeoutMs = Number(flagString(flags, 'timeout') ?? 3600) * 1000;
         await waitForPull({ cfg, store, summary, query, timeoutMs, tick: status }, datasets);
         if (local) await local.triggers.idle();
@@ -226,8 +224,7 @@ export const pullCommand: Command = {
     } finally {
       if (local) {
         await local.stop();
-        await (await getLocalWarehouse(cfg.home)).close();
-        resetWarehouses();
+        await closeRuntime();
       }
     }
   },

@@ -1,6 +1,6 @@
-import { withWarehouse } from '../../shared/warehouse/admin';
 import type { Command } from '../command';
 import { cliEnv } from '../env';
+import { withWarehouse } from '../local/warehouse';
 
 /** Renders a cell for the text table: NULL, numbers as is, objects as JSON. */
 function cell(v: unknown): string {
@@ -43,8 +43,8 @@ export const queryCommand: Command = {
   async run({ args, flags, out }) {
     const sql = args.join(' ').trim();
     if (!sql) throw new Error('usage: smelter query "SELECT * FROM gold.rainfall_monthly LIMIT 10" [--json]');
-    const { cfg, log } = cliEnv();
-    const res = await withWarehouse(cfg, log, 'query', { sql }, (wh) => wh.query(sql));
+    cliEnv();
+    const res = await withWarehouse('query', { sql }, (wh) => wh.query(sql));
     if (flags.json) {
       out(
         JSON.stringify(res.rows.map((r) => Object.fromEntries(res.columns.map((c, i) => [c, r[i] ?? null])))),

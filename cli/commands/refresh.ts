@@ -1,8 +1,8 @@
-import { withWarehouse } from '../../shared/warehouse/admin';
 import type { RunSummary } from '../../shared/warehouse/runner';
 import type { RefreshOutcome } from '../../shared/warehouse/service';
 import { flagString, type Command } from '../command';
 import { cliEnv } from '../env';
+import { withWarehouse } from '../local/warehouse';
 
 /** One line per model run: rows, ranges, duration. */
 export function summaryLines(s: RunSummary | undefined): string[] {
@@ -30,7 +30,7 @@ export const refreshCommand: Command = {
   summary: 'Bring event tables into Silver/Gold from the watermarks (and retry files of a stopped dataset)',
   usage: 'refresh [--dataset D [--skip OBJECT,…]] [--json]',
   async run({ flags, out }) {
-    const { cfg, log } = cliEnv();
+    cliEnv();
     const dataset = flagString(flags, 'dataset');
     const skip = flagString(flags, 'skip')
       ?.split(',')
@@ -38,7 +38,7 @@ export const refreshCommand: Command = {
       .filter(Boolean);
     if (skip?.length && !dataset) throw new Error('--skip needs --dataset');
     const body = { ...(dataset ? { dataset } : {}), ...(skip?.length ? { skip } : {}) };
-    const res = await withWarehouse<RefreshOutcome>(cfg, log, 'refresh', body, (wh) =>
+    const res = await withWarehouse<RefreshOutcome>('refresh', body, (wh) =>
       wh.refresh({ ...body, trigger: dataset ? `refresh ${dataset} (cli)` : 'refresh (cli)' }),
     );
     if (flags.json) {

@@ -20,11 +20,11 @@ import { ReplayLedger } from '../../shared/replay/ledger';
 import { replayQuarantine } from '../../shared/replay/quarantine';
 import { bronzeNames } from '../../shared/ingest/bronze';
 import { runningStack } from '../../shared/local/stack';
-import { getRuntime } from '../../shared/runtime';
-import { withWarehouse } from '../../shared/warehouse/admin';
+import { runtime } from '../../shared/composition/runtime';
 import { flagString, type Command, type CommandContext } from '../command';
 import { cliEnv } from '../env';
 import { startLocalStack } from '../local/stack';
+import { withWarehouse } from '../local/warehouse';
 import { statusProviders } from './status';
 import { openTarget, printLanded, waitLanded } from './publish';
 
@@ -36,7 +36,7 @@ const rowsToObjects = (res: { columns: string[]; rows: unknown[][] }): Record<st
   res.rows.map((r) => Object.fromEntries(res.columns.map((c, i) => [c, r[i] ?? null])));
 
 async function deadLetters({ flags, out, err }: CommandContext, cfg: Config): Promise<number> {
-  const { log, store } = getRuntime();
+  const { log, store } = runtime();
   const filter = parseDeadLetterFilter({
     reason: flagString(flags, 'reason'),
     type: flagString(flags, 'type'),
@@ -47,7 +47,7 @@ async function deadLetters({ flags, out, err }: CommandContext, cfg: Config): Pr
   await store.ensureBucket(cfg.quarantineBucket);
   const query = async (sql: string): Promise<StoredDeadLetter[]> =>
     rowsToObjects(
-      await withWarehouse(cfg, log, 'query', { sql }, (wh) => wh.query(sql)),
+      await withWarehouse('query', { sql }, (wh) => wh.query(sql)),
     ) as unknown as StoredDeadLetter[];
   const target = dryRun ? undefined : await openTarget(cfg, log, cfg.eventsTopic, err);
   const t0 = new Date();
@@ -105,7 +105,7 @@ async function deadLetters({ flags, out, err }: CommandContext, cfg: Config): Pr
 
 /** Waits until each replayed raw object has a Bronze manifest or a quarantine record (local stack). */
 async function waitConverted(cfg: Config, names: string[], timeoutMs: number): Promise<number> {
-  const { store } = getRuntime();
+  const { store } = runtime();
   const started = Date.now();
   let pending = [...names];
   while (pending.length && Date.now() - started < timeoutMs) {
@@ -126,7 +126,7 @@ async function waitConverted(cfg: Config, names: string[], timeoutMs: number): P
 }
 
 async function quarantine({ flags, out }: CommandContext, cfg: Config): Promise<number> {
-  const { store, log } = getRuntime();
+  const { store, log } = runtime();
   const dataset = flagString(flags, 'dataset');
   if (!dataset) throw new Error(`usage: ${USAGE}`);
   // Refuses an unknown dataset or a broken contract before anything is copied.
@@ -186,7 +186,7 @@ statusProviders.push({
   name: 'replayed',
   get: async () => {
     const { cfg } = cliEnv();
-    const ledger = new ReplayLedger(getRuntime().store, cfg.quarantineBucket);
+    const ledger = new ReplayLedger(runtime().store, cfg.quarantineBucket);
     const quarantine: Record<string, number> = {};
     for (const d of listDatasets(cfg.contractsDir)) {
       const n = await ledger.count('quarantine', d);

@@ -1,36 +1,32 @@
 import path from 'node:path';
-import { FsObjectStore } from '../../shared/adapters/storage/fs';
+import { runtime } from '../../shared/composition/runtime';
 import type { Config } from '../../shared/config';
-import { createDashboard } from '../../shared/dashboard-runtime';
+import { createDashboard } from '../../shared/composition/dashboard';
 import { PANELS } from '../../shared/dashboard/charts';
 import type { PanelAnswer } from '../../shared/dashboard/service';
 import { formatOverview } from '../../shared/dashboard/summary';
 import type { BronzeManifest } from '../../shared/ingest/bronze';
 import { listParked } from '../../shared/local/delivery';
 import { runningStack, type StackInfo } from '../../shared/local/stack';
-import { readObjectJson } from '../../shared/storage/object-store';
-import { warehouseStatusSection } from '../../shared/warehouse/admin';
+import { readObjectJson, type ObjectStore } from '../../shared/storage/object-store';
 import type { Command } from '../command';
 import { cliEnv } from '../env';
 import { callAdmin } from '../local/admin';
 import { formatPullStatus, pullStatus } from '../../shared/pull/status';
-import { createObjectStore } from '../../shared/runtime';
+import { warehouseStatusSection } from '../local/warehouse';
 
 /** Extra sections (warehouse, Pub/Sub) registered by other subsystems: name → provider. */
 export const statusProviders: { name: string; get: (ctx: { adminUrl?: string }) => Promise<unknown> }[] = [
   {
     name: 'warehouse',
-    get: ({ adminUrl }) => {
-      const { cfg, log } = cliEnv();
-      return warehouseStatusSection(cfg, log, adminUrl ? { adminUrl } : {});
-    },
+    get: ({ adminUrl }) => warehouseStatusSection(adminUrl ? { adminUrl } : {}),
   },
   {
     // API sources: schedule and last run (a 401 shows here with the source, endpoint and status).
     name: 'pulls',
     get: () => {
-      const { cfg } = cliEnv();
-      return pullStatus(createObjectStore(cfg), {
+      const { cfg, store } = runtime();
+      return pullStatus(store, {
         contractsDir: cfg.contractsDir,
         stateBucket: cfg.bronzeBucket,
       });
@@ -68,7 +64,7 @@ async function overview(cfg: Config, stack: StackInfo | undefined): Promise<Pane
 
 async function bucketStats(
   cfg: Config,
-  store: FsObjectStore,
+  store: ObjectStore,
 ): Promise<Record<string, { objects: number; bytes: number }>> {
   const buckets: Record<string, { objects: number; bytes: number }> = {};
   for (const b of [cfg.rawBucket, cfg.bronzeBucket, cfg.quarantineBucket, cfg.archiveBucket]) {
@@ -82,7 +78,7 @@ async function bucketStats(
   return buckets;
 }
 
-async function bronzeDetail(cfg: Config, store: FsObjectStore): Promise<unknown> {
+async function bronzeDetail(cfg: Config, store: ObjectStore): Promise<unknown> {
   const manifests: BronzeManifest[] = [];
   for await (const m of store.list(cfg.bronzeBucket)) {
     if (!m.name.endsWith('.manifest.json')) continue;
@@ -111,7 +107,7 @@ async function bronzeDetail(cfg: Config, store: FsObjectStore): Promise<unknown>
   };
 }
 
-async function quarantineDetail(cfg: Config, store: FsObjectStore): Promise<unknown> {
+async function quarantineDetail(cfg: Config, store: ObjectStore): Promise<unknown> {
   const failedFiles: { object: string; code: string; message: string }[] = [];
   let rejectFiles = 0;
   for await (const m of store.list(cfg.quarantineBucket)) {
@@ -158,7 +154,7 @@ async function stackDetail(stack: StackInfo | undefined): Promise<unknown> {
 }
 
 async function detail(cfg: Config, stack: StackInfo | undefined, answers: PanelAnswer[]): Promise<unknown> {
-  const store = new FsObjectStore(cfg.home);
+  const { store } = runtime();
   return {
     home: cfg.home,
     stack: await stackDetail(stack),
@@ -208,7 +204,7 @@ export const statusCommand: Command = {
     for (const l of header(cfg, stack)) out(l);
     // (pulled sources have their own lines below, from the pull subsystem)
     for (const l of formatOverview(answers.filter((a) => a.id !== 'overview.pulls'))) out(l);
-    const pulls = await pullStatus(createObjectStore(cfg), {
+    const pulls = await pullStatus(runtime().store, {
       contractsDir: cfg.contractsDir,
       stateBucket: cfg.bronzeBucket,
     }).catch(() => ({}));

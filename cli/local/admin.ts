@@ -55,19 +55,19 @@ export class AdminServer {
   }
 }
 
-/** Calls a running stack's admin route; throws its error message. */
+/** Calls a running stack's admin route; throws its error (message and code). */
 export async function callAdmin<T>(adminUrl: string, route: string, body: unknown = {}): Promise<T> {
   const res = await fetch(`${adminUrl}/_smelter/${route}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
   });
-  const json = (await res.json()) as T & { error?: { code: string; message: string } };
+  const json = (await res.json().catch(() => ({}))) as T & { error?: { code?: string; message?: string } };
   if (!res.ok) {
-    const e = new Error(json.error?.message ?? `admin ${route} failed: HTTP ${res.status}`) as Error & {
+    const e = new Error(json.error?.message ?? `admin route ${route} failed: HTTP ${res.status}`) as Error & {
       code?: string;
     };
-    e.code = json.error?.code;
+    if (json.error?.code) e.code = json.error.code;
     throw e;
   }
   return json;

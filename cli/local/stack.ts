@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { FsObjectStore } from '../../shared/adapters/storage/fs';
+import { runtime } from '../../shared/composition/runtime';
 import type { Config } from '../../shared/config';
 import type { Logger } from '../../shared/log';
 import { bucketName, FUNCTIONS, type BucketRef } from '../../shared/manifest';
@@ -25,10 +26,9 @@ import { pubsubPart } from '../../shared/local/pubsub/part';
 import { pubsubAdminRoutes } from '../../shared/local/pubsub/admin';
 import { pullSchedulerPart } from '../../shared/local/pull-scheduler';
 import { schedulerPart } from '../../shared/local/scheduler';
-import { warehouseAdminRoutes } from '../../shared/warehouse/admin';
-import { openWarehouse } from '../../shared/warehouse/open';
+import { warehouseAdminRoutes } from './warehouse';
 import { DuckDbDialect } from '../../shared/warehouse/dialect';
-import { createDashboard } from '../../shared/dashboard-runtime';
+import { createDashboard } from '../../shared/composition/dashboard';
 import { dashboardHandler } from '../../shared/dashboard/http';
 import { dashboardPort, serveDashboard, type ServedDashboard } from './dashboard';
 
@@ -110,7 +110,9 @@ export const stackExtensions: {
 
 export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
   const { cfg, log } = opts;
-  const store = new FsObjectStore(cfg.home);
+  // The functions served in this process use the process runtime: the stack watches the same buckets.
+  const store = runtime().store;
+  if (!(store instanceof FsObjectStore)) throw new Error('the local stack needs SMELTER_BACKEND=local');
   for (const ref of ['raw', 'bronze', 'quarantine', 'archive'] as BucketRef[])
     await store.ensureBucket(bucketName(cfg, ref));
   const ctx: StackContext = { cfg, log, store, endpoints: {}, statusSections: new Map() };
@@ -143,7 +145,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       return { idle: true };
     });
     for (const [name, handler] of Object.entries(pubsubAdminRoutes(ctx))) admin.route(name, handler);
-    for (const [name, route] of Object.entries(warehouseAdminRoutes(() => openWarehouse(ctx.cfg, ctx.log))))
+    for (const [name, route] of Object.entries(warehouseAdminRoutes(() => runtime().get('warehouse'))))
       admin.route(name, route);
     for (const add of stackExtensions.adminRoutes) add(admin, ctx);
     adminUrl = await admin.listen(opts.ephemeral ? 0 : cfg.port + 9);
@@ -152,7 +154,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       const { service } = await createDashboard(cfg, {
         warehouse: {
           dialect: new DuckDbDialect(),
-          query: async (sql, params) => (await openWarehouse(ctx.cfg, ctx.log)).engine.query(sql, params),
+          query: async (sql, params) => (await runtime().get('warehouse')).engine.query(sql, params),
         },
       });
       dashboard = await serveDashboard(

@@ -11,7 +11,7 @@ import { bodyHeaders, streamedBody } from '../../shared/adapters/http/streamed-b
 import { acceptUploadRequest } from '../../shared/adapters/http/upload-request';
 import { errorKind } from '../../shared/errors';
 import { HttpError } from '../../shared/ingest/upload';
-import { getRuntime } from '../../shared/runtime';
+import { runtime } from '../../shared/composition/runtime';
 
 const header = (req: Request, name: string): string | undefined => {
   const v = req.headers[name];
@@ -19,7 +19,7 @@ const header = (req: Request, name: string): string | undefined => {
 };
 
 export const ingestHttp = streamedBody(async (req: Request, res: Response): Promise<void> => {
-  const { cfg, log, store } = getRuntime();
+  const { cfg, log, store } = runtime();
   const fail = (status: number, code: string, message: string): void => {
     // The rest of a refused body is read and dropped, so the client (still sending) gets the answer.
     if (!req.readableEnded) {

@@ -18,16 +18,7 @@ import {
   type MessagePublishedData,
 } from '../../shared/cloudevents';
 import { errorKind, isSmelterError } from '../../shared/errors';
-import { getRuntime } from '../../shared/runtime';
-import { openWarehouse } from '../../shared/warehouse/open';
-import type { Warehouse } from '../../shared/warehouse/service';
-
-let override: Warehouse | undefined;
-
-/** Tests and the local stack may install a warehouse built elsewhere; `undefined` restores the default. */
-export function setWarehouse(w: Warehouse | undefined): void {
-  override = w;
-}
+import { runtime } from '../../shared/composition/runtime';
 
 /** The refresh message: an optional JSON object naming a dataset. */
 export function parseRefreshMessage(data: MessagePublishedData | undefined): { dataset?: string } {
@@ -49,7 +40,8 @@ export function parseRefreshMessage(data: MessagePublishedData | undefined): { d
 }
 
 export async function loadWarehouse(ce: CloudEvent<unknown>): Promise<void> {
-  const { cfg, log } = getRuntime();
+  const rt = runtime();
+  const { cfg, log } = rt;
   const elog = log.child({ eventId: ce.id, eventType: ce.type });
   const started = Date.now();
   try {
@@ -68,7 +60,7 @@ export async function loadWarehouse(ce: CloudEvent<unknown>): Promise<void> {
         });
         return;
       }
-      const wh = override ?? (await openWarehouse(cfg, log));
+      const wh = await rt.get('warehouse');
       const out = await wh.loadObject({ bucket: ref.bucket, name: ref.name, generation: ref.generation });
       if (out.status === 'loaded')
         elog.info('loaded into the warehouse', {
@@ -84,7 +76,7 @@ export async function loadWarehouse(ce: CloudEvent<unknown>): Promise<void> {
     }
     if (ce.type === PUBSUB_PUBLISHED) {
       const msg = parseRefreshMessage(ce.data as MessagePublishedData | undefined);
-      const wh = override ?? (await openWarehouse(cfg, log));
+      const wh = await rt.get('warehouse');
       const out = await wh.refresh({ ...msg, trigger: msg.dataset ? `refresh ${msg.dataset}` : 'refresh' });
       elog.info('refreshed', {
         dataset: msg.dataset,

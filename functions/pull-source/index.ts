@@ -5,17 +5,17 @@
  * finalize chain takes it to Bronze, Silver and Gold. The run id is the message id, so a redelivered
  * message writes the same part names. Transient failures throw (Pub/Sub redelivers, then dead-letters);
  * permanent ones (401/403/404, bad bodies, limits) are recorded for `smelter status` and acknowledged.
- * Domain: shared/pull; adapters and wiring: shared/adapters/pull, shared/adapters/http.
+ * Domain: shared/pull; wiring: shared/composition/pull.ts; adapters: shared/adapters/{pull,http}.
  */
 import type { CloudEventV1 as CloudEvent } from 'cloudevents';
 import type { MessagePublishedData } from '../../shared/cloudevents';
 import { errorKind, isSmelterError } from '../../shared/errors';
-import { getRuntime } from '../../shared/runtime';
-import { pullFromConfig } from '../../shared/adapters/pull/wiring';
+import { pullFromConfig } from '../../shared/composition/pull';
+import { runtime } from '../../shared/composition/runtime';
 import { parsePullMessage } from '../../shared/pull/message';
 
 export async function pullSource(ce: CloudEvent<MessagePublishedData>): Promise<void> {
-  const rt = getRuntime();
+  const rt = runtime();
   const elog = rt.log.child({ eventId: ce.id, eventType: ce.type });
   let msg;
   try {
@@ -26,7 +26,7 @@ export async function pullSource(ce: CloudEvent<MessagePublishedData>): Promise<
   }
   const log = elog.child({ source: msg.source, run: msg.run });
   try {
-    const s = await pullFromConfig({ ...rt, log }, msg);
+    const s = await pullFromConfig({ cfg: rt.cfg, store: rt.store, log }, msg);
     log.info('pulled', {
       pages: s.pages,
       records: s.records,

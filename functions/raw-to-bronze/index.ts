@@ -7,10 +7,11 @@ import { eventAgeMs, parseStorageObject, type StorageObjectData } from '../../sh
 import { errorKind, isSmelterError } from '../../shared/errors';
 import { rawToBronzeFlow } from '../../shared/ingest/bronze';
 import { progressBus } from '../../shared/ingest/progress';
-import { getRuntime } from '../../shared/runtime';
+import { runtime } from '../../shared/composition/runtime';
 
 export async function rawToBronze(ce: CloudEvent<StorageObjectData>): Promise<void> {
-  const { cfg, log, store } = getRuntime();
+  const rt = runtime();
+  const { cfg, log, store } = rt;
   const started = Date.now();
   let ref;
   try {
@@ -31,7 +32,13 @@ export async function rawToBronze(ce: CloudEvent<StorageObjectData>): Promise<vo
   try {
     const uri = `gs://${ref.bucket}/${ref.name}`;
     const onProgress = (bytes: number): boolean => progressBus.emit('progress', { uri, bytes });
-    const outcome = await rawToBronzeFlow(ref, { cfg, store, log: elog, onProgress });
+    const outcome = await rawToBronzeFlow(ref, {
+      cfg,
+      store,
+      engines: rt.get('engines'),
+      log: elog,
+      onProgress,
+    });
     elog.debug('rawToBronze done', { status: outcome.status, durationMs: Date.now() - started });
   } catch (err) {
     const age = eventAgeMs(ce.time);

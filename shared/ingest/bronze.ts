@@ -6,7 +6,7 @@
  * point before it leaves either nothing or a complete Parquet object (writes are atomic), and a retry
  * finishes the job without producing a second output.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import os from 'node:os';
@@ -16,8 +16,8 @@ import { DATASET_NAME, loadDatasetContract, type DatasetContract } from '../cont
 import { errorMessage, isSmelterError, permanent, SmelterError, transient } from '../errors';
 import type { Logger } from '../log';
 import { gsUri, readObjectJson, type ObjectMeta, type ObjectStore } from '../storage/object-store';
-import { getEngine, runPiped, randomId, scannedRows, type EngineOptions } from './engine';
 import { csvDelimiterFor, parseCsvHeader } from './format';
+import type { ConversionEngines, EngineOptions, EngineSession } from './ports';
 import { recordGuard, type RecordTally } from './records';
 import { classifySourceError, openSource, type OpenedSource } from './source';
 import { unwrapRecords } from './unwrap';
@@ -71,6 +71,8 @@ export interface BronzeDeps {
   cfg: Config;
   store: ObjectStore;
   log: Logger;
+  /** The SQL engine that reads raw files (DuckDB). */
+  engines: ConversionEngines;
   /** Called with decompressed bytes read so far (for CLI progress). */
   onProgress?: (bytes: number) => void;
   /** The clock: ingest and quarantine times, durations. */
@@ -109,9 +111,6 @@ export function bronzeNames(source: SourceRef): BronzeNames {
  * concurrent conversions per process keeps threads free for the I/O that feeds and drains the pipes;
  * Cloud Functions runs rawToBronze one event per instance anyway.
  */
-/** The engine connection conversions run on (typed through the engine module: no SDK import here). */
-type DuckDBConnection = Parameters<typeof runPiped>[0];
-
 const MAX_CONCURRENT_CONVERSIONS = 2;
 let activeConversions = 0;
 const conversionWaiters: (() => void)[] = [];
@@ -138,6 +137,7 @@ interface BronzeJob {
   cfg: Config;
   store: ObjectStore;
   log: Logger;
+  engines: ConversionEngines;
   now: () => Date;
   /** Epoch ms at which the flow started (for durationMs). */
   started: number;
@@ -189,6 +189,7 @@ export async function rawToBronzeFlow(source: SourceRef, deps: BronzeDeps): Prom
       ...windowEnd(stat),
     },
     log: rlog,
+    engines: deps.engines,
     ...(deps.onProgress ? { onProgress: deps.onProgress } : {}),
   };
   try {
@@ -250,8 +251,9 @@ async function convert(job: BronzeJob): Promise<BronzeManifest> {
   const input = await openInput(job);
   const id = randomId();
   const sql = buildConversionSql(job.contract, input.spec, job.lineage, id);
-  const { db, version } = await getEngine(engineOptions(job.cfg));
-  const conn = await db.connect();
+  const engine = await job.engines(engineOptions(job.cfg));
+  const { version } = engine;
+  const conn = await engine.connect();
   const profile = path.join(os.tmpdir(), `smelter-profile-${id}.json`);
   const progress = job.onProgress
     ? setInterval(() => job.onProgress?.(input.src.counters.bytes), 250).unref()
@@ -264,7 +266,7 @@ async function convert(job: BronzeJob): Promise<BronzeManifest> {
     const written = await writeValidRows(job, conn, sql, input);
     await conn.run('PRAGMA disable_profiling');
     job.onProgress?.(input.src.counters.bytes);
-    const scanned = (await scannedRows(profile)) ?? written;
+    const scanned = (await conn.scannedRows(profile)) ?? written;
     const structural = await structuralRejects(conn, sql.rejectsTable, input.spec, job);
     // Second pass only when rows were dropped by contract checks: list every violation of each.
     const pass2 = scanned > written ? await contractRejects(job, input) : [];
@@ -284,7 +286,7 @@ async function convert(job: BronzeJob): Promise<BronzeManifest> {
     return manifest;
   } finally {
     if (progress) clearInterval(progress);
-    conn.closeSync();
+    conn.close();
     await rm(profile, { force: true });
   }
 }
@@ -424,7 +426,7 @@ function windowEnd(stat: ObjectMeta): { windowEnd?: string } {
  */
 async function writeValidRows(
   job: BronzeJob,
-  conn: DuckDBConnection,
+  conn: EngineSession,
   sql: ConversionSql,
   input: Input,
 ): Promise<number> {
@@ -432,18 +434,19 @@ async function writeValidRows(
   // A complete Parquet from an earlier, interrupted attempt is kept: re-run only for the counts.
   const parquetExists = (await job.store.stat(cfg.bronzeBucket, job.names.parquet)) !== undefined;
   const run = (stream: Readable, storeRejects: boolean): Promise<number> =>
-    runPiped(
-      conn,
-      (i, o) =>
-        sql.valid(i, o, {
-          rowGroupRows: cfg.rowGroupRows,
-          storeRejects,
-          // Narrow rows (CSV) stay under it; wide JSON records would otherwise outgrow the memory limit.
-          ...(cfg.preserveRowOrder ? {} : { rowGroupBytes: '16MB' }),
-        }),
-      stream,
-      (out) => (parquetExists ? drain(out) : writeParquet(job, out)),
-    ).then((r) => r.count);
+    conn
+      .piped(
+        (i, o) =>
+          sql.valid(i, o, {
+            rowGroupRows: cfg.rowGroupRows,
+            storeRejects,
+            // Narrow rows (CSV) stay under it; wide JSON records would otherwise outgrow the memory limit.
+            ...(cfg.preserveRowOrder ? {} : { rowGroupBytes: '16MB' }),
+          }),
+        stream,
+        (out) => (parquetExists ? drain(out) : writeParquet(job, out)),
+      )
+      .then((r) => r.count);
   try {
     return await run(input.src.format === 'empty' ? Readable.from([]) : input.src.stream, false);
   } catch (err) {
@@ -488,13 +491,12 @@ async function writeParquet(job: BronzeJob, out: Readable): Promise<ObjectMeta> 
 async function contractRejects(job: BronzeJob, input: Input): Promise<QuarantineRow[]> {
   const { spec } = input;
   const { src } = await input.open();
-  const ordered = await getEngine(engineOptions(job.cfg, true));
-  const conn = await ordered.db.connect();
+  const ordered = await job.engines(engineOptions(job.cfg, true));
+  const conn = await ordered.connect();
   try {
     const sql = buildConversionSql(job.contract, spec, job.lineage, randomId());
     const rows: QuarantineRow[] = [];
-    await runPiped(
-      conn,
+    await conn.piped(
       (i, o) => sql.rejects(i, o),
       src.stream,
       async (out) => {
@@ -504,7 +506,7 @@ async function contractRejects(job: BronzeJob, input: Input): Promise<Quarantine
     );
     return rows;
   } finally {
-    conn.closeSync();
+    conn.close();
   }
 }
 
@@ -634,20 +636,20 @@ function parseRaw(raw: unknown): unknown {
 }
 
 async function structuralRejects(
-  conn: DuckDBConnection,
+  conn: EngineSession,
   table: string,
   spec: ReadSpec,
   job: Pick<BronzeJob, 'lineage' | 'cfg'>,
 ): Promise<QuarantineRow[]> {
   if (spec.format === 'json-array') return [];
   try {
-    const r = await conn.runAndReadAll(
+    const found = await conn.rows<Record<string, string | null>>(
       `SELECT line, arg_min(column_idx, coalesce(column_idx, 0)) AS column_idx, arg_min(column_name, coalesce(column_idx, 0)) AS column_name, string_agg(DISTINCT error_type, ', ') AS error_type,
               arg_min(error_message, coalesce(column_idx, 0)) AS error_message, any_value(csv_line) AS csv_line
        FROM ${table} GROUP BY line ORDER BY line`,
     );
     // DuckDB names columns by our positional aliases (c0, c1, …): report the file's own header names.
-    return (r.getRowObjectsJson() as Record<string, string | null>[]).map((x) => {
+    return found.map((x) => {
       // column_name is our positional alias (c<N>); column_idx is not consistently 0-based across error types.
       const alias = /^c(\d+)$/.exec(x.column_name ?? '');
       const idx = alias ? Number(alias[1]) : x.column_idx === null ? undefined : Number(x.column_idx);
@@ -782,4 +784,8 @@ async function quarantineFile(file: FileRef, err0: unknown): Promise<BronzeOutco
     quarantine: gsUri(cfg.quarantineBucket, errorName),
   });
   return { status: 'quarantined', error: err, quarantine: { bucket: cfg.quarantineBucket, name: errorName } };
+}
+
+function randomId(): string {
+  return randomBytes(6).toString('hex');
 }

@@ -7,8 +7,8 @@ import type { ColumnSpec, DatasetContract } from '../contracts/dataset';
 import { normaliseHeader } from '../contracts/dataset';
 import type { ColumnType } from '../contracts/types';
 import { permanent } from '../errors';
-import { getEngine, type EngineOptions } from './engine';
 import { detectFormat, isGzip } from './format';
+import type { ConversionEngine } from './ports';
 import { lit } from './sql';
 
 export function contractType(duck: string): ColumnType {
@@ -27,7 +27,7 @@ export function contractType(duck: string): ColumnType {
 export async function inferContract(
   file: string,
   dataset: string,
-  engine: EngineOptions,
+  engine: ConversionEngine,
 ): Promise<DatasetContract> {
   const fd = fs.openSync(file, 'r');
   const head = Buffer.alloc(64 * 1024);
@@ -43,18 +43,17 @@ export async function inferContract(
       : format === 'ndjson'
         ? `read_json(${lit(file)}, format='newline_delimited', sample_size=20480)`
         : `read_json(${lit(file)}, format='array', sample_size=20480)`;
-  const { db } = await getEngine(engine);
-  const c = await db.connect();
+  const c = await engine.connect();
   try {
-    const cols = (await c.runAndReadAll(`DESCRIBE SELECT * FROM ${reader}`)).getRowObjectsJson() as {
-      column_name: string;
-      column_type: string;
-    }[];
-    const nulls = (
-      await c.runAndReadAll(
-        `SELECT ${cols.map((x, i) => `count(*) FILTER (WHERE "${x.column_name.replace(/"/g, '""')}" IS NULL) AS n${i}`).join(', ')}, count(*) AS total FROM (SELECT * FROM ${reader} LIMIT 20480)`,
-      )
-    ).getRowObjectsJson()[0] as Record<string, string>;
+    const cols = await c.rows<{ column_name: string; column_type: string }>(
+      `DESCRIBE SELECT * FROM ${reader}`,
+    );
+    const nulls =
+      (
+        await c.rows<Record<string, string>>(
+          `SELECT ${cols.map((x, i) => `count(*) FILTER (WHERE "${x.column_name.replace(/"/g, '""')}" IS NULL) AS n${i}`).join(', ')}, count(*) AS total FROM (SELECT * FROM ${reader} LIMIT 20480)`,
+        )
+      )[0] ?? {};
     const used = new Set<string>();
     const columns: ColumnSpec[] = cols.map((x, i) => {
       let name = normaliseHeader(x.column_name) || `column_${i + 1}`;
@@ -81,6 +80,6 @@ export async function inferContract(
       unknownColumns: 'ignore',
     };
   } finally {
-    c.closeSync();
+    c.close();
   }
 }

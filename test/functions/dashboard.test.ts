@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import '../../functions/index';
 import { resetConfig } from '../../shared/config';
-import { resetRuntime } from '../../shared/runtime';
+import { closeRuntime } from '../../shared/composition/runtime';
 import { serve } from '../support/http';
 import { seededHome, type SeededHome } from '../support/dashboard';
 
@@ -24,7 +24,7 @@ describe('dashboard function (functions-framework)', function () {
       SMELTER_LOG_FORMAT: 'silent',
     });
     resetConfig();
-    resetRuntime();
+    await closeRuntime();
     srv = await serve('dashboard');
   });
   after(async () => {
@@ -32,7 +32,7 @@ describe('dashboard function (functions-framework)', function () {
     for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
     Object.assign(process.env, saved);
     resetConfig();
-    resetRuntime();
+    await closeRuntime();
     h?.remove();
   });
 

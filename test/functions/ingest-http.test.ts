@@ -39,7 +39,7 @@ describe('ingestHttp over HTTP (functions-framework)', () => {
   }
   afterEach(async () => {
     await srv.close();
-    h.cleanup();
+    await h.cleanup();
   });
 
   const post = (query: string, init: RequestInit): Promise<Response> =>

@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import type { CloudEventV1 } from 'cloudevents';
 import sinon from 'sinon';
-import { loadWarehouse, parseRefreshMessage, setWarehouse } from '../../functions/load-warehouse';
+import { loadWarehouse, parseRefreshMessage } from '../../functions/load-warehouse';
 import { loadConfig } from '../../shared/config';
 import { transient } from '../../shared/errors';
 import { createLogger } from '../../shared/log';
-import { resetRuntime } from '../../shared/runtime';
+import { closeRuntime, useRuntime } from '../../shared/composition/runtime';
 import { rainfallRows } from '../../shared/samples/domains';
 import { testWarehouse, type TestWarehouse } from '../support/warehouse';
 
@@ -53,16 +53,15 @@ describe('loadWarehouse function', () => {
     t = await testWarehouse();
     lines.length = 0;
     const log = createLogger({ format: 'json', sink: (l) => lines.push(l) });
-    resetRuntime({
-      cfg: loadConfig({}, { home: t.home, bronzeBucket: 'bronze', maxEventAgeMs: 3600_000 }),
+    useRuntime({
+      config: loadConfig({}, { home: t.home, bronzeBucket: 'bronze', maxEventAgeMs: 3600_000 }),
       log,
       store: t.store,
+      warehouse: Promise.resolve(t.wh),
     });
-    setWarehouse(t.wh);
   });
   afterEach(async () => {
-    setWarehouse(undefined);
-    resetRuntime();
+    await closeRuntime();
     sinon.restore();
     await t.close();
   });

@@ -11,7 +11,7 @@ import path from 'node:path';
 import '../../functions/index';
 import { loadConfig } from '../../shared/config';
 import { readRunRecord } from '../../shared/pull/state';
-import { resetRuntime } from '../../shared/runtime';
+import { useRuntime } from '../../shared/composition/runtime';
 import { serve } from '../support/http';
 import { testHome, type TestHome } from '../support/home';
 import { apiServer, captureLog, json, readParts, type ApiServer } from '../support/pull';
@@ -70,13 +70,13 @@ describe('pullSource over HTTP (functions-framework)', function () {
     });
     const cap = captureLog();
     lines = cap.lines;
-    resetRuntime({ cfg: loadConfig(), log: cap.log, store: h.store });
+    useRuntime({ config: loadConfig(), log: cap.log, store: h.store });
     srv = await serve('pullSource');
   });
   afterEach(async () => {
     await srv.close();
     await api.close();
-    h.cleanup();
+    await h.cleanup();
     for (const k of ['SMELTER_CONTRACTS_DIR', 'SMELTER_SOURCE_GOV_URL', 'SMELTER_SOURCE_GOV_TOKEN'])
       delete process.env[k];
   });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import sinon from 'sinon';
 import '../../functions/index';
 import { transient } from '../../shared/errors';
-import { getRuntime } from '../../shared/runtime';
+import { runtime } from '../../shared/composition/runtime';
 import { bronzeNames } from '../../shared/ingest/bronze';
 import { serve } from '../support/http';
 import { readAll, testHome, type TestHome } from '../support/home';
@@ -18,7 +18,7 @@ describe('rawToBronze over HTTP (functions-framework)', function () {
   });
   afterEach(async () => {
     await srv.close();
-    h.cleanup();
+    await h.cleanup();
   });
 
   async function putRaw(name: string): Promise<{ generation: string; size: number }> {
@@ -179,7 +179,7 @@ describe('rawToBronze over HTTP (functions-framework)', function () {
     const m = await putRaw(name);
     // The GCP boundary failing (e.g. a 503 from storage): a transient error.
     const stub = sinon
-      .stub(getRuntime().store, 'write')
+      .stub(runtime().store, 'write')
       .rejects(transient('STORAGE_UNAVAILABLE', '503 backend error'));
     const res = await postBinary(objectData(name, m), { id: 't', time: new Date().toISOString() });
     assert.equal(res.status, 500);
@@ -191,7 +191,7 @@ describe('rawToBronze over HTTP (functions-framework)', function () {
     const name = 'rainfall/old.csv';
     const m = await putRaw(name);
     const stub = sinon
-      .stub(getRuntime().store, 'write')
+      .stub(runtime().store, 'write')
       .rejects(transient('STORAGE_UNAVAILABLE', '503 backend error'));
     const res = await postBinary(objectData(name, m), {
       id: 'old',

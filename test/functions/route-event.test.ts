@@ -8,13 +8,12 @@ import sinon from 'sinon';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { getLocalWarehouse } from '../../shared/adapters/warehouse/duckdb-local';
-import { createEventRouter, createEventWarehouse } from '../../shared/adapters/events/wiring';
 import { topicFile } from '../../shared/adapters/events/dead-letter-file';
-import { resetRuntime, getRuntime } from '../../shared/runtime';
+import { closeRuntime, runtime, useRuntime } from '../../shared/composition/runtime';
 import { transient } from '../../shared/errors';
+import type { Logger } from '../../shared/log';
 import type { EventWarehouse } from '../../shared/events/ports';
-import { closeEventRouter, getEventRouter, routeEvent, setEventRouter } from '../../functions/route-event';
+import { routeEvent } from '../../functions/route-event';
 import { testHome, readAll, type TestHome } from '../support/home';
 import {
   activity,
@@ -42,6 +41,7 @@ describe('routeEvent (local backend, through functions-framework)', function () 
   let h: TestHome;
   let served: Served;
   let lines: CapturedLog[];
+  let log: Logger;
   const savedEmulator = process.env.PUBSUB_EMULATOR_HOST;
 
   async function setup(env: Record<string, string> = {}): Promise<void> {
@@ -49,24 +49,21 @@ describe('routeEvent (local backend, through functions-framework)', function () 
     h = await testHome(env);
     const cap = captureLogger();
     lines = cap.lines;
-    resetRuntime({ cfg: h.cfg, log: cap.log, store: h.store });
+    log = cap.log;
+    useRuntime({ config: h.cfg, log, store: h.store });
     served = await serveRouteEvent(routeEvent);
   }
 
   afterEach(async () => {
     sinon.restore();
     await served?.close();
-    await closeEventRouter();
-    if (h) {
-      await (await getLocalWarehouse(h.home)).close();
-      h.cleanup();
-    }
+    await h?.cleanup(); // closes the runtime: flushes the router, releases the DuckDB file
     if (savedEmulator === undefined) delete process.env.PUBSUB_EMULATOR_HOST;
     else process.env.PUBSUB_EMULATOR_HOST = savedEmulator;
   });
 
   const query = async <T = Record<string, unknown>>(sql: string): Promise<T[]> =>
-    (await getLocalWarehouse(h.home)).query<T>(sql);
+    (await runtime().get('localDuckDb')()).query<T>(sql);
   const count = async (table: string): Promise<number> =>
     Number((await query<{ n: string }>(`SELECT count(*) AS n FROM events.${table}`))[0]?.n);
   const deadLetters = (): Promise<DeadRow[]> =>
@@ -262,7 +259,7 @@ describe('routeEvent (local backend, through functions-framework)', function () 
         assert.ok(k in l.fields, k);
     }
     // Published = stored + dead-lettered.
-    const s = getEventRouter().stats();
+    const s = runtime().get('eventRouter').stats();
     assert.equal(s.received, 13);
     assert.equal(s.stored + s.deadLettered, 13);
   });
@@ -375,8 +372,8 @@ describe('routeEvent (local backend, through functions-framework)', function () 
 
   it('answers 500 and acknowledges nothing when the warehouse is unavailable, then stores on redelivery', async () => {
     await setup();
-    const rt = getRuntime();
-    const real = { warehouse: createEventWarehouse(rt.cfg) };
+    const rt = runtime();
+    const real = { warehouse: rt.get('eventWarehouse') };
     let failing = true;
     const calls: number[] = [];
     const warehouse: EventWarehouse = {
@@ -390,7 +387,7 @@ describe('routeEvent (local backend, through functions-framework)', function () 
       insertDeadLetters: (rows) => real.warehouse.insertDeadLetters(rows),
       close: async () => undefined,
     };
-    setEventRouter(createEventRouter(rt, { warehouse }));
+    rt.override({ eventWarehouse: warehouse });
     const crashLog = sinon.stub(console, 'error'); // functions-framework prints the stack of a 500
     const events = [order(1), inventory(1), activity(1)];
     const first = await Promise.all(events.map((e, i) => served.post(msg(e, `m-${i}`))));
@@ -408,17 +405,18 @@ describe('routeEvent (local backend, through functions-framework)', function () 
 
   it('answers 500 when the archive is unavailable even though the warehouse write succeeded', async () => {
     await setup();
-    const rt = getRuntime();
+    const rt = runtime();
     sinon.stub(console, 'error');
-    setEventRouter(
-      createEventRouter(rt, {
-        archive: {
-          write: async () => Promise.reject(transient('STORAGE_UNAVAILABLE', 'bucket unreachable')),
-        },
-      }),
-    );
+    const real = rt.get('eventArchive');
+    let failing = true;
+    rt.override({
+      eventArchive: {
+        write: async (...a) =>
+          failing ? Promise.reject(transient('STORAGE_UNAVAILABLE', 'bucket unreachable')) : real.write(...a),
+      },
+    });
     assert.equal(await served.post(msg(order(1), 'm-1')), 500);
-    setEventRouter(undefined);
+    failing = false;
     assert.equal(await served.post(msg(order(1), 'm-1')), 204);
     assert.equal(await count('orders'), 1);
     assert.equal((await archivedEvents()).length, 1);
@@ -428,8 +426,8 @@ describe('routeEvent (local backend, through functions-framework)', function () 
     // No timer can fire (60 s): the first event goes out at once, the next five wait for that flush
     // and then share one.
     await setup({ SMELTER_BATCH_MAX_ROWS: '100', SMELTER_BATCH_MAX_MS: '60000' });
-    const rt = getRuntime();
-    const real = { warehouse: createEventWarehouse(rt.cfg) };
+    const rt = runtime();
+    const real = { warehouse: rt.get('eventWarehouse') };
     const gates: { entered: () => void; writing: Promise<void>; release: () => void; open: Promise<void> }[] =
       [0, 1].map(() => {
         let entered!: () => void;
@@ -452,8 +450,7 @@ describe('routeEvent (local backend, through functions-framework)', function () 
       insertDeadLetters: (rows) => real.warehouse.insertDeadLetters(rows),
       close: async () => undefined,
     };
-    const router = createEventRouter(rt, { warehouse });
-    setEventRouter(router);
+    const router = rt.override({ eventWarehouse: warehouse }).get('eventRouter');
     const until = async (ok: () => boolean): Promise<void> => {
       while (!ok()) await new Promise((r) => setTimeout(r, 2));
     };
@@ -512,7 +509,7 @@ describe('routeEvent (local backend, through functions-framework)', function () 
     await setup({ SMELTER_BATCH_MAX_ROWS: '1' });
     const statuses = await Promise.all([1, 2, 3].map((i) => served.post(msg(inventory(i), `m-${i}`))));
     assert.deepEqual(statuses, [204, 204, 204]);
-    const s = getEventRouter().stats();
+    const s = runtime().get('eventRouter').stats();
     assert.equal(s.batcher.flushes, 3);
     assert.equal(s.batcher.largestBatch, 1);
     assert.equal(await count('inventory'), 3);
@@ -544,8 +541,9 @@ describe('routeEvent (local backend, through functions-framework)', function () 
           ],
         }),
       );
-      // The registry re-scans at most once a second; a fresh router sees the file at once.
-      await closeEventRouter();
+      // The registry re-scans at most once a second; a fresh runtime's router sees the file at once.
+      await closeRuntime();
+      useRuntime({ config: h.cfg, log, store: h.store });
       assert.equal(
         await served.post(
           msg(

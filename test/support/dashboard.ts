@@ -9,12 +9,11 @@ import { FsObjectStore } from '../../shared/adapters/storage/fs';
 import { DuckDbEngine } from '../../shared/adapters/warehouse/duckdb';
 import { getLocalWarehouse } from '../../shared/adapters/warehouse/duckdb-local';
 import { loadConfig, type Config } from '../../shared/config';
-import { createDashboard, type DashboardWiring } from '../../shared/dashboard-runtime';
+import { createDashboard, type DashboardWiring } from '../../shared/composition/dashboard';
 import { dashboardHandler } from '../../shared/dashboard/http';
 import { createLogger } from '../../shared/log';
 import { packageRoot } from '../../shared/paths';
 import { sampleData, seedWarehouse, type SampleData } from '../../shared/samples/warehouse';
-import { resetWarehouses } from '../../shared/warehouse/open';
 import { Warehouse } from '../../shared/warehouse/service';
 import { serveDashboard, type ServedDashboard } from '../../cli/local/dashboard';
 
@@ -47,7 +46,6 @@ export async function seededHome(data: SampleData = sampleData()): Promise<Seede
       return await fn(wh, store);
     } finally {
       await local.close();
-      resetWarehouses();
     }
   };
   await write((wh, store) =>

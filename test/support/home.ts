@@ -4,13 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { FsObjectStore } from '../../shared/adapters/storage/fs';
 import { config, resetConfig, type Config } from '../../shared/config';
-import { resetRuntime } from '../../shared/runtime';
+import { closeRuntime } from '../../shared/composition/runtime';
 
 export interface TestHome {
   home: string;
   cfg: Config;
   store: FsObjectStore;
-  cleanup(): void;
+  /** Closes the process runtime (router, DuckDB, …), restores the environment, removes the folder. */
+  cleanup(): Promise<void>;
 }
 
 export async function testHome(env: Record<string, string> = {}): Promise<TestHome> {
@@ -27,8 +28,8 @@ export async function testHome(env: Record<string, string> = {}): Promise<TestHo
     saved[k] = process.env[k];
     process.env[k] = v;
   }
+  await closeRuntime();
   resetConfig();
-  resetRuntime();
   const cfg = config();
   const store = new FsObjectStore(home);
   for (const b of [cfg.rawBucket, cfg.bronzeBucket, cfg.quarantineBucket, cfg.archiveBucket])
@@ -37,13 +38,13 @@ export async function testHome(env: Record<string, string> = {}): Promise<TestHo
     home,
     cfg,
     store,
-    cleanup() {
+    async cleanup() {
+      await closeRuntime();
       for (const [k, v] of Object.entries(saved)) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }
       resetConfig();
-      resetRuntime();
       fs.rmSync(home, { recursive: true, force: true });
     },
   };

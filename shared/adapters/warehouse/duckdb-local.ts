@@ -61,6 +61,7 @@ export function getLocalWarehouse(
         }
       }
       const closers = new Set<() => void>();
+      let closed = false;
       const wh: LocalWarehouse = {
         file,
         instance,
@@ -86,7 +87,10 @@ export function getLocalWarehouse(
           closers.add(fn);
         },
         async close() {
-          open.delete(file);
+          // Idempotent: the runtime and a test may both close it; a newer instance of the file stays open.
+          if (closed) return;
+          closed = true;
+          if (open.get(file) === p) open.delete(file);
           for (const fn of closers) {
             try {
               fn();

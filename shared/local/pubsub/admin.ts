@@ -8,7 +8,7 @@
  * - `landed`   {messageIds: string[], eventIds?: (string|null)[], since: ISO}  →  LandedReport
  *     Reads the stack's DuckDB (only the stack process may open it) — see landed.ts.
  */
-import { getLocalWarehouse } from '../../adapters/warehouse/duckdb-local';
+import { runtime } from '../../composition/runtime';
 import { SmelterError } from '../../errors';
 import type { StackContext } from '../stack';
 import { landedReport, type LandedQuery } from './landed';
@@ -66,7 +66,7 @@ export function pubsubAdminRoutes(ctx: StackContext): Record<'publish' | 'pubsub
         !Number.isFinite(Date.parse(q.since))
       )
         throw bad('expected {messageIds: string[], eventIds?: (string|null)[], since: ISO time}');
-      const wh = await getLocalWarehouse(ctx.cfg.home);
+      const wh = await runtime().get('localDuckDb')();
       return landedReport(wh, q as LandedQuery);
     },
   };

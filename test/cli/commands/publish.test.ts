@@ -11,8 +11,7 @@ import * as ff from '@google-cloud/functions-framework';
 import { getFunction } from '@google-cloud/functions-framework/testing';
 import { publishCommand } from '../../../cli/commands/publish';
 import { AdminServer } from '../../../cli/local/admin';
-import { closeEventRouter, routeEvent } from '../../../functions/route-event';
-import { getLocalWarehouse } from '../../../shared/adapters/warehouse/duckdb-local';
+import { routeEvent } from '../../../functions/route-event';
 import { EventGenerator } from '../../../shared/events/generator';
 import { createLogger } from '../../../shared/log';
 import { pubsubAdminRoutes } from '../../../shared/local/pubsub/admin';
@@ -64,9 +63,7 @@ describe('pubsub: smelter publish', function () {
     delete process.env.PUBSUB_EMULATOR_HOST;
   });
   afterEach(async () => {
-    await closeEventRouter();
-    await (await getLocalWarehouse(h.home)).close();
-    h.cleanup();
+    await h.cleanup();
   });
 
   it('no stack: 10 valid + 3 invalid events from a file → 10 rows and 3 dead letters with reasons', async () => {

@@ -11,13 +11,13 @@ import sinon from 'sinon';
 import { backfillCommand } from '../../../cli/commands/backfill';
 import { formatTable, queryCommand } from '../../../cli/commands/query';
 import { refreshCommand } from '../../../cli/commands/refresh';
-import { AdminServer } from '../../../cli/local/admin';
+import { AdminServer, callAdmin } from '../../../cli/local/admin';
+import { warehouseAdminRoutes } from '../../../cli/local/warehouse';
 import { loadConfig } from '../../../shared/config';
 import { createLogger } from '../../../shared/log';
 import { RefreshScheduler } from '../../../shared/local/scheduler';
 import { stackInfoFile, type StackContext } from '../../../shared/local/stack';
 import { rainfallRows } from '../../../shared/samples/domains';
-import { callWarehouseAdmin, warehouseAdminRoutes } from '../../../shared/warehouse/admin';
 import { formatWarehouseStatus, warehouseStatus } from '../../../shared/warehouse/status';
 import { testWarehouse, type TestWarehouse } from '../../support/warehouse';
 
@@ -131,17 +131,14 @@ describe('warehouse CLI, admin routes, status and scheduler', () => {
       );
       const url = JSON.parse(fs.readFileSync(stackInfoFile(t.home), 'utf8')).admin as string;
       await assert.rejects(
-        callWarehouseAdmin(url, 'query', {}),
+        callAdmin(url, 'query', {}),
         (e: unknown) => (e as { code?: string }).code === 'BAD_REQUEST',
       );
     });
 
     it('reports the warehouse status: rows per layer, loads, audits', async () => {
       const url = JSON.parse(fs.readFileSync(stackInfoFile(t.home), 'utf8')).admin as string;
-      const s = await callWarehouseAdmin<Awaited<ReturnType<typeof warehouseStatus>>>(
-        url,
-        'warehouse-status',
-      );
+      const s = await callAdmin<Awaited<ReturnType<typeof warehouseStatus>>>(url, 'warehouse-status');
       assert.deepEqual(s.layers.bronze, [{ table: 'rainfall', rows: 12, kind: 'table' }]);
       assert.ok(s.layers.gold?.some((g) => g.table === 'rainfall_daily' && g.rows === 12));
       assert.deepEqual(s.loads.byStatus, { done: 1 });

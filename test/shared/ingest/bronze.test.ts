@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import zlib from 'node:zlib';
+import { duckdbConversionEngines as engines } from '../../../shared/adapters/ingest/duckdb-engine';
 import { createLogger } from '../../../shared/log';
 import {
   bronzeNames,
@@ -77,7 +78,7 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
     const m = await h.store.write(h.cfg.rawBucket, name, body);
     const out = await rawToBronzeFlow(
       { bucket: h.cfg.rawBucket, name, generation: m.generation },
-      { cfg: h.cfg, store, log },
+      { cfg: h.cfg, store, log, engines },
     );
     return { ...out, gen: m.generation };
   }
@@ -196,7 +197,7 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
   });
 
   it('on several threads (rows not kept in order) still reports exact lines and balances counts', async () => {
-    h.cleanup();
+    await h.cleanup();
     h = await testHome({ SMELTER_CONTRACTS_DIR: h.cfg.contractsDir, SMELTER_DUCKDB_THREADS: '2' });
     const lines = ['order_id,customer,amount,order_date,status'];
     const bad = new Map<number, RegExp>();
@@ -381,7 +382,7 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
     const m = await h.store.write(cfg.rawBucket, 'orders/bomb.csv.gz', bomb);
     const out = await rawToBronzeFlow(
       { bucket: cfg.rawBucket, name: m.name, generation: m.generation },
-      { cfg, store: h.store, log },
+      { cfg, store: h.store, log, engines },
     );
     assert.equal(out.status, 'quarantined');
     assert.equal((out as { error: { code: string } }).error.code, 'DECOMPRESSED_TOO_LARGE');
@@ -570,7 +571,8 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
     );
     const ref = { bucket: h.cfg.rawBucket, name: m.name, generation: m.generation };
     const outs = [];
-    for (let i = 0; i < 10; i++) outs.push(await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log }));
+    for (let i = 0; i < 10; i++)
+      outs.push(await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log, engines }));
     assert.equal(outs.filter((o) => o.status === 'converted').length, 1);
     assert.equal(outs.filter((o) => o.status === 'duplicate').length, 9);
     const objs = [];
@@ -587,11 +589,11 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
     );
     const ref = { bucket: h.cfg.rawBucket, name: m.name, generation: m.generation };
     const settled = await Promise.allSettled(
-      [1, 2, 3].map(() => rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log })),
+      [1, 2, 3].map(() => rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log, engines })),
     );
     for (const s of settled)
       if (s.status === 'rejected') assert.ok(isSmelterError(s.reason) && s.reason.kind === 'transient');
-    const again = await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log });
+    const again = await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log, engines });
     assert.equal(again.status, 'duplicate');
     const parquet = [];
     for await (const o of h.store.list(h.cfg.bronzeBucket))
@@ -621,13 +623,13 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
       return h.store.write(bucket, name, cut, opts);
     };
     await assert.rejects(
-      rawToBronzeFlow(ref, { cfg: h.cfg, store: crashing, log }),
+      rawToBronzeFlow(ref, { cfg: h.cfg, store: crashing, log, engines }),
       (e: unknown) => isSmelterError(e) && e.kind === 'transient',
     );
     const names = bronzeNames(ref);
     assert.equal(await h.store.stat(h.cfg.bronzeBucket, names.parquet), undefined);
     assert.equal(await h.store.stat(h.cfg.bronzeBucket, names.manifest), undefined);
-    const m2 = converted(await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log }));
+    const m2 = converted(await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log, engines }));
     assert.equal(m2.rows, 50_000);
   });
 
@@ -638,11 +640,11 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
       'order_id,customer,order_date\n1,a,2024-01-01\n2,b,2024-01-01\n',
     );
     const ref = { bucket: h.cfg.rawBucket, name: m.name, generation: m.generation };
-    const first = converted(await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log }));
+    const first = converted(await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log, engines }));
     const names = bronzeNames(ref);
     await h.store.delete(h.cfg.bronzeBucket, names.manifest); // as if we died right before writing it
     const gen = (await h.store.stat(h.cfg.bronzeBucket, names.parquet))?.generation;
-    const again = converted(await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log }));
+    const again = converted(await rawToBronzeFlow(ref, { cfg: h.cfg, store: h.store, log, engines }));
     assert.equal(again.rows, first.rows);
     assert.equal(
       (await h.store.stat(h.cfg.bronzeBucket, names.parquet))?.generation,
@@ -671,7 +673,7 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
       src.on('end', () => out.end());
       return out;
     };
-    await assert.rejects(rawToBronzeFlow(ref, { cfg: h.cfg, store: flaky, log }), (e: unknown) =>
+    await assert.rejects(rawToBronzeFlow(ref, { cfg: h.cfg, store: flaky, log, engines }), (e: unknown) =>
       isSmelterError(e, 'STORAGE_UNAVAILABLE'),
     );
     assert.equal(await h.store.stat(h.cfg.bronzeBucket, bronzeNames(ref).parquet), undefined);
@@ -687,7 +689,7 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
     await h.store.write(h.cfg.rawBucket, 'orders/s.csv', 'order_id,customer,order_date\n2,b,2024-01-01\n');
     const out = await rawToBronzeFlow(
       { bucket: h.cfg.rawBucket, name: m1.name, generation: m1.generation },
-      { cfg: h.cfg, store: h.store, log },
+      { cfg: h.cfg, store: h.store, log, engines },
     );
     assert.equal(out.status, 'skipped');
   });

@@ -5,6 +5,7 @@
  * every record either in Bronze or in the quarantine.
  */
 import assert from 'node:assert/strict';
+import { duckdbConversionEngines as engines } from '../../../shared/adapters/ingest/duckdb-engine';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -56,7 +57,7 @@ describe('JSON shapes in dataset contracts (fs store + DuckDB + Parquet)', funct
     const m = await h.store.write(h.cfg.rawBucket, name, body, metadata ? { metadata } : {});
     return rawToBronzeFlow(
       { bucket: h.cfg.rawBucket, name, generation: m.generation },
-      { cfg: h.cfg, store: h.store, log },
+      { cfg: h.cfg, store: h.store, log, engines },
     );
   }
   function converted(o: BronzeOutcome): BronzeManifest {

@@ -47,7 +47,7 @@ describe('local stack: DeliveryQueue (retries, parking, concurrency)', () => {
   });
   afterEach(async () => {
     await ep.close();
-    h.cleanup();
+    await h.cleanup();
   });
 
   it('retries non-2xx answers with exponential backoff: 500, 500, 204 → delivered on the 3rd attempt', async () => {

@@ -11,11 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { startLocalStack, stackExtensions, type LocalStack } from '../../../cli/local/stack';
 import { statusCommand } from '../../../cli/commands/status';
-import { getLocalWarehouse } from '../../../shared/adapters/warehouse/duckdb-local';
 import { bronzeNames, type BronzeManifest } from '../../../shared/ingest/bronze';
 import { createLogger } from '../../../shared/log';
 import { readObjectJson } from '../../../shared/storage/object-store';
-import { resetWarehouses } from '../../../shared/warehouse/open';
 import { readAll, testHome, type TestHome } from '../../support/home';
 import { rainfallCsv, sleep, SpyPart, waitFor } from '../../support/local';
 
@@ -82,10 +80,9 @@ describe('local stack: storage triggers (Eventarc stand-in)', function () {
   afterEach(async () => {
     await stop();
     stackExtensions.parts.splice(stackExtensions.parts.indexOf(addSpy), 1);
-    // loadWarehouse (subscribed to the bronze bucket) opened this home's DuckDB file in this process.
-    await (await getLocalWarehouse(h.home)).close();
-    resetWarehouses();
-    h.cleanup();
+    // loadWarehouse (subscribed to the bronze bucket) opened this home's DuckDB file in this process:
+    // cleanup closes the runtime that holds it.
+    await h.cleanup();
   });
 
   it('delivers one finalized CloudEvent, in the Eventarc shape, for a file copied in slowly', async () => {
@@ -295,7 +292,7 @@ describe('local stack: storage triggers (Eventarc stand-in)', function () {
 
   it('an event still being retried when the stack stops is delivered after the restart (at least once)', async () => {
     // A long first backoff: the retry is still pending when the stack stops.
-    h.cleanup();
+    await h.cleanup();
     h = await testHome(env({ SMELTER_LOCAL_RETRY_BASE_MS: '60000' }));
     const s = await start();
     const spy = spies[0] as SpyPart;

@@ -3,6 +3,7 @@
  * equal what shared/samples generates, and load through rawToBronze with every record in Bronze.
  */
 import assert from 'node:assert/strict';
+import { duckdbConversionEngines as engines } from '../../../shared/adapters/ingest/duckdb-engine';
 import fs from 'node:fs';
 import path from 'node:path';
 import { rawToBronzeFlow, type BronzeManifest } from '../../../shared/ingest/bronze';
@@ -44,7 +45,7 @@ describe('bundled samples', function () {
       const m = await h.store.write(h.cfg.rawBucket, name, text);
       const out = await rawToBronzeFlow(
         { bucket: h.cfg.rawBucket, name, generation: m.generation },
-        { cfg: h.cfg, store: h.store, log },
+        { cfg: h.cfg, store: h.store, log, engines },
       );
       assert.equal(out.status, 'converted', JSON.stringify(out));
       const manifest = (out as { manifest: BronzeManifest }).manifest;

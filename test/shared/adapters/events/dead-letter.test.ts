@@ -7,9 +7,9 @@ import sinon from 'sinon';
 import { PubSub, type Message } from '@google-cloud/pubsub';
 import { FileDeadLetterPublisher, topicFile } from '../../../../shared/adapters/events/dead-letter-file';
 import { PubSubDeadLetterPublisher } from '../../../../shared/adapters/events/dead-letter-pubsub';
-import { createDeadLetterPublisher, createEventRouter } from '../../../../shared/adapters/events/wiring';
 import { FsObjectStore } from '../../../../shared/adapters/storage/fs';
-import { getLocalWarehouse } from '../../../../shared/adapters/warehouse/duckdb-local';
+import { Runtime } from '../../../../shared/composition/runtime';
+import { createDeadLetterPublisher } from '../../../../shared/composition/services';
 import { loadConfig } from '../../../../shared/config';
 import { isSmelterError } from '../../../../shared/errors';
 import { discoverEmulator } from '../../../../shared/local/pubsub/discovery';
@@ -187,7 +187,8 @@ describe('dead-letter topic adapters', () => {
         m.ack();
         received.push(m);
       });
-      const router = createEventRouter({ cfg, log: captureLogger().log, store: new FsObjectStore(home) });
+      const rt = new Runtime({ config: cfg, log: captureLogger().log, store: new FsObjectStore(home) });
+      const router = rt.get('eventRouter');
       try {
         const out = await Promise.all([
           router.route({
@@ -217,7 +218,7 @@ describe('dead-letter topic adapters', () => {
         assert.equal(body.reasons[0]?.code, 'not_json');
         assert.deepEqual(body.attributes, { k: 'v' });
         assert.equal(received[0]?.attributes.source_message_id, 'm-bad');
-        const wh = await getLocalWarehouse(home);
+        const wh = await rt.get('localDuckDb')();
         assert.deepEqual(
           await wh.query(
             'SELECT (SELECT count(*) FROM events.orders) AS stored, (SELECT count(*) FROM events.dead_letter) AS dead',
@@ -225,8 +226,7 @@ describe('dead-letter topic adapters', () => {
           [{ stored: '1', dead: '1' }],
         );
       } finally {
-        await router.close();
-        await (await getLocalWarehouse(home)).close();
+        await rt.close();
         await sub.close();
         await client.close();
       }

@@ -62,7 +62,7 @@ export function runLocalPubsubContract(driver: LocalPubsubDriver): void {
     afterEach(async () => {
       await ps?.close();
       ps = undefined;
-      h.cleanup();
+      await h.cleanup();
     });
 
     const options = (): StartLocalPubsubOptions => ({

@@ -53,7 +53,7 @@ describe('pubsub: embedded delivery', () => {
   afterEach(async () => {
     await ps?.close();
     ps = undefined;
-    h.cleanup();
+    await h.cleanup();
   });
 
   const start = (): Promise<SmelterPubsub> =>

@@ -82,7 +82,7 @@ describe('pubsub: Cloud SDK emulator', function () {
   afterEach(async () => {
     await ps?.close();
     ps = undefined;
-    h.cleanup();
+    await h.cleanup();
   });
 
   const start = (delivery: 'push' | 'relay' = 'push'): Promise<SmelterPubsub> =>

@@ -5,13 +5,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Config } from './config';
-import { storeHealth, type HealthSource } from './dashboard/health';
-import { DashboardService, type DashboardWarehouse } from './dashboard/service';
-import { readEventContractFile } from './events/contract';
-import { listParked } from './local/delivery';
-import { createObjectStore } from './runtime';
-import { createEngine } from './warehouse/open';
+import type { Config } from '../config';
+import { storeHealth, type HealthSource } from '../dashboard/health';
+import { DashboardService, type DashboardWarehouse } from '../dashboard/service';
+import { readEventContractFile } from '../events/contract';
+import { listParked } from '../local/delivery';
+import { bigQueryEngine, createObjectStore } from './services';
 
 export interface DashboardWiring {
   service: DashboardService;
@@ -61,15 +60,15 @@ export async function createDashboard(
   let close = async (): Promise<void> => undefined;
   if (!warehouse) {
     if (cfg.backend === 'gcp') {
-      const engine = await createEngine(cfg);
+      const engine = bigQueryEngine(cfg);
       warehouse = engine;
       close = () => engine.close();
     } else {
       /* eslint-disable @typescript-eslint/no-require-imports -- loaded lazily: DuckDB is not needed on gcp */
       const { ReadOnlyDuckDb } =
-        require('./adapters/warehouse/duckdb-readonly') as typeof import('./adapters/warehouse/duckdb-readonly');
+        require('../adapters/warehouse/duckdb-readonly') as typeof import('../adapters/warehouse/duckdb-readonly');
       const { warehouseFile } =
-        require('./adapters/warehouse/duckdb-local') as typeof import('./adapters/warehouse/duckdb-local');
+        require('../adapters/warehouse/duckdb-local') as typeof import('../adapters/warehouse/duckdb-local');
       /* eslint-enable @typescript-eslint/no-require-imports */
       const ro = new ReadOnlyDuckDb(warehouseFile(cfg.home));
       warehouse = ro;

@@ -3,29 +3,29 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FsObjectStore } from '../../../shared/adapters/storage/fs';
-import { getLocalWarehouse } from '../../../shared/adapters/warehouse/duckdb-local';
+import { Runtime } from '../../../shared/composition/runtime';
 import { loadConfig } from '../../../shared/config';
 import { createLogger } from '../../../shared/log';
 import { bronzeObjectName } from '../../../shared/samples/bronze';
-import { openWarehouse, resetWarehouses } from '../../../shared/warehouse/open';
 
-describe('openWarehouse (local): bounded memory', function () {
+describe("the runtime's local warehouse: bounded memory", function () {
   this.timeout(60_000);
   let home: string;
+  let rt: Runtime | undefined;
 
   beforeEach(() => {
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-whmem-'));
   });
   afterEach(async () => {
-    await (await getLocalWarehouse(home)).close();
-    resetWarehouses();
+    await rt?.close();
     fs.rmSync(home, { recursive: true, force: true });
   });
 
   it('opens DuckDB with SMELTER_WAREHOUSE_MEMORY_LIMIT and loads a file larger than it through Silver and Gold', async () => {
     const cfg = loadConfig({ SMELTER_WAREHOUSE_MEMORY_LIMIT: '40MB' }, { home, backend: 'local' });
-    const wh = await openWarehouse(cfg, createLogger({ format: 'silent' }));
-    const local = await getLocalWarehouse(home);
+    rt = new Runtime({ config: cfg, log: createLogger({ format: 'silent' }) });
+    const wh = await rt.get('warehouse');
+    const local = await rt.get('localDuckDb')();
     const [setting] = await local.query<{ v: string }>("SELECT current_setting('memory_limit') AS v");
     // DuckDB reports 40MB (decimal) in binary units.
     assert.equal(setting?.v, '38.1 MiB');

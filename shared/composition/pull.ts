@@ -3,16 +3,16 @@
  * the contract (with SMELTER_SOURCE_<NAME>_URL applied), the secret (SMELTER_SOURCE_<NAME>_TOKEN, or
  * Secret Manager on GCP), the keep-alive HTTP client, and the run record `smelter status` shows.
  */
-import type { Config } from '../../config';
-import { errorMessage, isSmelterError } from '../../errors';
-import type { Logger } from '../../log';
-import { loadSourceContract, sourceEnv, withEnvOverrides, type SourceContract } from '../../pull/contract';
-import { systemClock, type Clock, type HttpClient } from '../../pull/ports';
-import { runPull, type PullRequest, type PullSummary } from '../../pull/run';
-import { writeRunRecord, type RunRecord } from '../../pull/state';
-import type { ObjectStore } from '../../storage/object-store';
-import { NodeHttpClient } from '../http/node-http';
-import { accessSecret } from './secret-manager';
+import type { Config } from '../config';
+import { errorMessage, isSmelterError } from '../errors';
+import type { Logger } from '../log';
+import { loadSourceContract, sourceEnv, withEnvOverrides, type SourceContract } from '../pull/contract';
+import { systemClock, type Clock, type HttpClient } from '../pull/ports';
+import { runPull, type PullRequest, type PullSummary } from '../pull/run';
+import { writeRunRecord, type RunRecord } from '../pull/state';
+import type { ObjectStore } from '../storage/object-store';
+import { NodeHttpClient } from '../adapters/http/node-http';
+import { accessSecret } from '../adapters/pull/secret-manager';
 
 let sharedHttp: NodeHttpClient | undefined;
 

@@ -5,7 +5,6 @@
  * Functions gen2 /tmp *is* memory); DuckDB is bounded by memory_limit and one thread per vCPU.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import net from 'node:net';
@@ -15,20 +14,16 @@ import { PassThrough, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import { permanent, SmelterError, transient } from '../errors';
+import { permanent, SmelterError, transient } from '../../errors';
+import type {
+  ConversionEngine,
+  ConversionEngines,
+  EngineOptions,
+  EngineSession,
+  PipedQueryResult,
+} from '../../ingest/ports';
 
 const execFileP = promisify(execFile);
-
-export interface EngineOptions {
-  memoryLimit: string;
-  threads: number;
-  /**
-   * Keep output rows in input order. Off, DuckDB's casts, filters and Parquet encoding run on every
-   * thread even though a pipe is scanned by one (about 2× faster on 2 vCPUs); on, they serialise.
-   */
-  preserveOrder?: boolean;
-  tempDir?: string;
-}
 
 type Engine = { db: DuckDBInstance; version: string };
 const engines = new Map<string, Promise<Engine>>();
@@ -62,6 +57,27 @@ export function getEngine(opts: EngineOptions): Promise<Engine> {
   return engine;
 }
 
+/** The conversion-engine port over DuckDB: one shared instance per option set, a connection per session. */
+export const duckdbConversionEngines: ConversionEngines = async (opts) => {
+  const { db, version } = await getEngine(opts);
+  const engine: ConversionEngine = {
+    name: 'duckdb',
+    version,
+    async connect() {
+      const conn = await db.connect();
+      const session: EngineSession = {
+        run: async (sql) => void (await conn.run(sql)),
+        rows: async <T>(sql: string) => (await conn.runAndReadAll(sql)).getRowObjectsJson() as T[],
+        piped: (sql, input, consume) => runPiped(conn, sql, input, consume),
+        scannedRows,
+        close: () => conn.closeSync(),
+      };
+      return session;
+    },
+  };
+  return engine;
+};
+
 export class PipeDir {
   private constructor(readonly dir: string) {}
   static async create(): Promise<PipeDir> {
@@ -93,12 +109,6 @@ async function waitForPeer(fifo: string, ours: number, stop: () => boolean): Pro
     if (n > ours) return;
     await new Promise((r) => setTimeout(r, Math.min(20, 1 + i)));
   }
-}
-
-export interface PipedQueryResult<T> {
-  /** First row of the query's own result (e.g. COPY's Count). */
-  count: number;
-  output: T;
 }
 
 /**
@@ -307,8 +317,4 @@ interface ProfileNode {
   operator_name?: string;
   operator_cardinality?: number;
   children?: ProfileNode[];
-}
-
-export function randomId(): string {
-  return randomBytes(6).toString('hex');
 }
