@@ -199,6 +199,12 @@ export const OPTIONS = {
     parse: parsers.str(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, 'a DuckDB size such as 96MB'),
     doc: "DuckDB's memory_limit for the local warehouse (Bronze loads, Silver merges, Gold rebuilds, event tables): larger work spills to `SMELTER_HOME/tmp/duckdb`.",
   } as OptionSpec<string>,
+  piiHashKey: {
+    env: 'SMELTER_PII_HASH_KEY',
+    default: () => '',
+    parse: parsers.str(/^.{16,}$/s, 'a secret of at least 16 characters'),
+    doc: 'Key of the HMAC-SHA256 applied to `hash` columns (a secret: Secret Manager on GCP). Locally, when unset, one is generated into `SMELTER_HOME/state/pii-hash-key`. Rotating it changes every hash: re-hash with a backfill.',
+  } as OptionSpec<string>,
   duckdbThreads: {
     env: 'SMELTER_DUCKDB_THREADS',
     default: () => Math.max(1, os.availableParallelism()),

@@ -4,6 +4,7 @@
  * - contracts/events/*.json   → one table per event type in the events dataset, plus `dead_letter`.
  * Gold tables are created by loadWarehouse at run time from the SQL models, so only the dataset is declared.
  */
+import { storedColumns } from '../../shared/governance/sensitivity';
 import fs from 'node:fs';
 import path from 'node:path';
 import { listDatasets, loadDatasetContract, type DatasetContract } from '../../shared/contracts/dataset';
@@ -70,7 +71,7 @@ export function datasetTableSpecs(c: DatasetContract): {
   bronze: BigQueryTableSpec;
   silver: BigQueryTableSpec;
 } {
-  const schema = [...c.columns, ...LINEAGE_FIELDS].map(bigqueryField).map(nullable);
+  const schema = [...storedColumns(c.columns), ...LINEAGE_FIELDS].map(bigqueryField).map(nullable);
   const clustering = c.clusterColumns?.length ? { clustering: { fields: [...c.clusterColumns] } } : {};
   const base = {
     table: c.dataset,

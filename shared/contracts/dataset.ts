@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { permanent } from '../errors';
+import { sensitivityProblems, type Sensitivity } from '../governance/sensitivity';
 import { type ColumnType, type FieldSpec, isScalar, typeProblems } from './types';
 
 export interface ColumnSpec extends FieldSpec {
@@ -33,6 +34,8 @@ export interface ColumnSpec extends FieldSpec {
    * time; `ingested_at`: the ingestion time.
    */
   fallback?: 'window_end' | 'ingested_at';
+  /** Personal data: its class and policy (drop / hash / mask); see shared/governance/sensitivity.ts. */
+  sensitive?: Sensitivity;
 }
 
 export const FALLBACKS = ['window_end', 'ingested_at'] as const;
@@ -109,6 +112,7 @@ export function validateDatasetContract(raw: unknown, where: string): DatasetCon
         problems.push(`${at}.fallback: a column takes a default or a fallback, not both`);
     }
     problems.push(
+      ...sensitivityProblems(col, `${at}.sensitive`, Array.isArray(c.primaryKey) ? c.primaryKey : []),
       ...aliasProblems(col.aliases, `${at}.aliases`),
       ...structAliasProblems(col.type, `${at}.type`),
     );

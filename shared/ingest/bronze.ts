@@ -16,6 +16,8 @@ import { DATASET_NAME, loadDatasetContract, type DatasetContract } from '../cont
 import { errorMessage, isSmelterError, permanent, SmelterError, transient } from '../errors';
 import type { Logger } from '../log';
 import { gsUri, readObjectJson, type ObjectMeta, type ObjectStore } from '../storage/object-store';
+import { hmacSetupSql } from '../governance/hmac';
+import { hasHashColumns, piiHashKey } from '../governance/key';
 import { csvDelimiterFor, parseCsvHeader } from './format';
 import type { ConversionEngines, EngineOptions, EngineSession } from './ports';
 import { recordGuard, type RecordTally } from './records';
@@ -254,6 +256,7 @@ async function convert(job: BronzeJob): Promise<BronzeManifest> {
   const engine = await job.engines(engineOptions(job.cfg));
   const { version } = engine;
   const conn = await engine.connect();
+  await setupHashing(conn, job);
   const profile = path.join(os.tmpdir(), `smelter-profile-${id}.json`);
   const progress = job.onProgress
     ? setInterval(() => job.onProgress?.(input.src.counters.bytes), 250).unref()
@@ -494,6 +497,7 @@ async function contractRejects(job: BronzeJob, input: Input): Promise<Quarantine
   const ordered = await job.engines(engineOptions(job.cfg, true));
   const conn = await ordered.connect();
   try {
+    await setupHashing(conn, job);
     const sql = buildConversionSql(job.contract, spec, job.lineage, randomId());
     const rows: QuarantineRow[] = [];
     await conn.piped(
@@ -612,6 +616,11 @@ interface Pass2Line {
   raw: unknown;
 }
 
+/** `hash` columns are hashed inside DuckDB with the key's pads held in session variables. */
+async function setupHashing(conn: EngineSession, job: Pick<BronzeJob, 'contract' | 'cfg'>): Promise<void> {
+  if (hasHashColumns(job.contract.columns)) await conn.run(hmacSetupSql(piiHashKey(job.cfg)));
+}
+
 function pass2Row(l: Pass2Line, sourceUri: string, format: ReadSpec['format']): QuarantineRow {
   const v = l.violations ?? [];
   return {
@@ -621,11 +630,11 @@ function pass2Row(l: Pass2Line, sourceUri: string, format: ReadSpec['format']): 
     reason: v.map((x) => (x.column ? `${x.column}: ${x.reason}` : x.reason)).join('; '),
     error_type: 'CONTRACT',
     violations: v,
-    raw: format === 'csv' ? parseRaw(l.raw) : l.raw,
+    raw: parseRaw(l.raw),
   };
 }
 
-/** CSV rows arrive as a JSON object of their cleaned values; JSON rows as their original text. */
+/** Rows arrive as a JSON object of their mapped columns' cleaned values. */
 function parseRaw(raw: unknown): unknown {
   if (typeof raw !== 'string' || !raw.startsWith('{')) return raw;
   try {
@@ -639,9 +648,16 @@ async function structuralRejects(
   conn: EngineSession,
   table: string,
   spec: ReadSpec,
-  job: Pick<BronzeJob, 'lineage' | 'cfg'>,
+  job: Pick<BronzeJob, 'lineage' | 'cfg' | 'contract'>,
 ): Promise<QuarantineRow[]> {
   if (spec.format === 'json-array') return [];
+  const sensitiveNames = new Set(
+    job.contract.columns.filter((c) => c.sensitive && c.sensitive.policy !== 'mask').map((c) => c.name),
+  );
+  const mapped = spec.csvContractColumns ?? [];
+  const lineIsStorable =
+    sensitiveNames.size === 0 &&
+    (spec.header ?? []).every((_, i) => mapped[i] !== undefined && mapped[i] !== null);
   try {
     const found = await conn.rows<Record<string, string | null>>(
       `SELECT line, arg_min(column_idx, coalesce(column_idx, 0)) AS column_idx, arg_min(column_name, coalesce(column_idx, 0)) AS column_name, string_agg(DISTINCT error_type, ', ') AS error_type,
@@ -657,9 +673,10 @@ async function structuralRejects(
       const message = String(x.error_message ?? x.error_type);
       // DuckDB's cast message names our positional alias (c3) and its own type names: say it in contract terms.
       const cast = /Could not convert string "(.*)" to '(\w+)'/s.exec(message);
+      const secret = contractCol !== undefined && sensitiveNames.has(contractCol);
       const reason =
         x.error_type === 'CAST' && cast && contractCol
-          ? `${contractCol}: cannot convert ${JSON.stringify(cast[1])} to ${contractType(cast[2] as string)}`
+          ? `${contractCol}: cannot convert ${secret ? '(redacted)' : JSON.stringify(cast[1])} to ${contractType(cast[2] as string)}`
           : x.error_type === 'LINE SIZE OVER MAXIMUM'
             ? // DuckDB's "actual size" is of the record as cut by the record guard.
               `record is longer than SMELTER_MAX_LINE_BYTES (${job.cfg.maxLineBytes} bytes)`
@@ -670,7 +687,8 @@ async function structuralRejects(
         column: contractCol ?? (idx === undefined ? null : (spec.header?.[idx] ?? null)),
         reason,
         error_type: String(x.error_type),
-        raw: x.csv_line,
+        // The line as read holds every field of the record: kept only when each one is mapped and storable.
+        raw: lineIsStorable ? x.csv_line : null,
       };
     });
   } catch {
@@ -729,6 +747,18 @@ async function* ndjsonLines(stream: Readable): AsyncGenerator<string> {
 const COPY_ORIGINAL_MAX = 256 * 1024 ** 2;
 
 /**
+ * A copy of the original would hold every field the source sent, including what the contract drops or
+ * never maps: datasets that declare personal data keep only the record (raw keeps the original).
+ */
+function declaresPersonalData(contractsDir: string, dataset: string): boolean {
+  try {
+    return loadDatasetContract(contractsDir, dataset).columns.some((c) => c.sensitive);
+  } catch {
+    return false;
+  }
+}
+
+/**
  * A permanent, whole-file failure: record the reason (and a copy of the original when small enough) in
  * the quarantine bucket, then acknowledge. Deterministic names make this idempotent too.
  */
@@ -740,6 +770,7 @@ async function quarantineFile(file: FileRef, err0: unknown): Promise<BronzeOutco
   let copied: string | undefined;
   if (
     meta &&
+    !declaresPersonalData(cfg.contractsDir, names.dataset) &&
     meta.generation === source.generation &&
     meta.size <= COPY_ORIGINAL_MAX &&
     err.code !== 'OBJECT_TOO_LARGE'

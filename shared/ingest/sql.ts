@@ -6,6 +6,7 @@
  * violation is excluded from the Parquet; the same expressions, re-run in a second pass only when the
  * first one dropped rows, list every violation of every bad row for the quarantine.
  */
+import { hmacSql } from '../governance/hmac';
 import { permanent } from '../errors';
 import type { ColumnSpec, DatasetContract } from '../contracts/dataset';
 import { normaliseHeader } from '../contracts/dataset';
@@ -393,7 +394,12 @@ export function buildConversionSql(
   const bad = checks.length ? `coalesce(${checks.map((c) => `(${c.cond})`).join(' OR ')}, false)` : 'false';
   const staged = stagedQuery(contract, spec, bound, { table: rejectsTable, scan: rejectsScan });
   const out = [
-    ...contract.columns.map((c, i) => `t_${i}::${duckdbType(c.type)} AS ${q(c.name)}`),
+    ...contract.columns.flatMap((c, i) => {
+      const policy = c.sensitive?.policy;
+      if (policy === 'drop') return [];
+      if (policy === 'hash') return [`${hmacSql(`t_${i}::VARCHAR`)} AS ${q(c.name)}`];
+      return [`t_${i}::${duckdbType(c.type)} AS ${q(c.name)}`];
+    }),
     ...lineageColumns(lineage),
   ];
   return {
@@ -405,7 +411,7 @@ export function buildConversionSql(
       FROM (${staged(inPath, false, opts.storeRejects ?? true)}) WHERE NOT (${bad})
     ) TO ${lit(outPath)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${opts.rowGroupRows}${opts.rowGroupBytes ? `, ROW_GROUP_SIZE_BYTES ${lit(opts.rowGroupBytes)}` : ''})`,
     rejects: (inPath, outPath) => `COPY (
-        SELECT _rec AS record, ${violationsList(checks)} AS violations, ${rawRecord(spec, bound)}
+        SELECT _rec AS record, ${violationsList(checks)} AS violations, ${rawRecord(bound, spec.format !== 'csv')}
         FROM (${staged(inPath, true, true)}) WHERE ${bad}
       ) TO ${lit(outPath)} (FORMAT json)`,
   };
@@ -414,7 +420,11 @@ export function buildConversionSql(
 /** The Parquet schema: contract columns, then lineage. */
 function outputColumns(contract: DatasetContract): { name: string; type: string }[] {
   return [
-    ...contract.columns.map((c) => ({ name: c.name, type: duckdbType(c.type) })),
+    ...contract.columns.flatMap((c) =>
+      c.sensitive?.policy === 'drop'
+        ? []
+        : [{ name: c.name, type: c.sensitive?.policy === 'hash' ? 'VARCHAR' : duckdbType(c.type) }],
+    ),
     { name: '_source_uri', type: 'VARCHAR' },
     { name: '_source_generation', type: 'BIGINT' },
     { name: '_ingested_at', type: 'TIMESTAMP WITH TIME ZONE' },
@@ -554,6 +564,9 @@ function recordChecks(contract: DatasetContract): Check[] {
 function valueChecks(b: Bound, i: number): Check[] {
   const c = b.col;
   const checks: Check[] = [];
+  // A reason quotes the value it refuses; a dropped or hashed column's value must not reach quarantine.
+  const quoted = (sql: string): string =>
+    c.sensitive && c.sensitive.policy !== 'mask' ? "'(redacted)'" : sql;
   // Natively typed CSV columns never hold an unconvertible value (DuckDB rejected that row already),
   // and a string always converts.
   if (!identity(b))
@@ -563,7 +576,7 @@ function valueChecks(b: Bound, i: number): Check[] {
         ? `r_${i} IS NOT NULL AND t_${i} IS NULL`
         : `r_${i} IS NOT NULL AND (t_${i} IS NULL OR nb_${i}.bad)`,
       column: c.name,
-      reason: `'cannot convert ' || to_json(r_${i})::VARCHAR || ' to ${typeof c.type === 'string' ? c.type : duckdbType(c.type).toLowerCase()}'`,
+      reason: `'cannot convert ' || ${quoted(`to_json(r_${i})::VARCHAR`)} || ' to ${typeof c.type === 'string' ? c.type : duckdbType(c.type).toLowerCase()}'`,
     });
   // json_extract_string turns an object, an array or a boolean into text: for a string column that is
   // the wrong kind of value. The record is parsed again only for values that can be one (CASE
@@ -582,20 +595,20 @@ function valueChecks(b: Bound, i: number): Check[] {
     checks.push({
       cond: `t_${i} IS NOT NULL AND t_${i} NOT IN (${vals})`,
       column: c.name,
-      reason: `'value ' || to_json(t_${i})::VARCHAR || ' is not one of the accepted values'`,
+      reason: `'value ' || ${quoted(`to_json(t_${i})::VARCHAR`)} || ' is not one of the accepted values'`,
     });
   }
   if (c.min !== undefined)
     checks.push({
       cond: `t_${i} < ${c.min}`,
       column: c.name,
-      reason: `'value ' || t_${i}::VARCHAR || ' is below the minimum ${c.min}'`,
+      reason: `'value ' || ${quoted(`t_${i}::VARCHAR`)} || ' is below the minimum ${c.min}'`,
     });
   if (c.max !== undefined)
     checks.push({
       cond: `t_${i} > ${c.max}`,
       column: c.name,
-      reason: `'value ' || t_${i}::VARCHAR || ' is above the maximum ${c.max}'`,
+      reason: `'value ' || ${quoted(`t_${i}::VARCHAR`)} || ' is above the maximum ${c.max}'`,
     });
   return checks;
 }
@@ -609,9 +622,19 @@ function violationsList(checks: Check[]): string {
   return `list_filter([${reasons.join(', ')}], x -> x IS NOT NULL)`;
 }
 
-/** Pass 2: the record as read — JSON as its text, CSV as an object of its cleaned values. */
-function rawRecord(spec: ReadSpec, bound: Bound[]): string {
-  return spec.format !== 'csv'
-    ? `_j AS raw`
-    : `to_json({${bound.map((b, i) => `${lit(b.col.name)}: r_${i}`).join(', ')}})::VARCHAR AS raw`;
+/**
+ * Pass 2: the record as read, as an object of its mapped columns' cleaned values. Only what the
+ * contract maps is quarantined: fields a source sends unmapped (passwords, card numbers) never are,
+ * `drop` columns are left out and `hash` columns hashed. A JSON record that is not an object has no
+ * mapped columns and no raw copy: its reason, source and line point at it in the raw bucket.
+ */
+function rawRecord(bound: Bound[], isJson: boolean): string {
+  const fields = bound.flatMap((b, i) => {
+    const policy = b.col.sensitive?.policy;
+    if (policy === 'drop') return [];
+    return [`${lit(b.col.name)}: ${policy === 'hash' ? hmacSql(`r_${i}`) : `r_${i}`}`];
+  });
+  if (!fields.length) return `NULL::VARCHAR AS raw`;
+  const obj = `to_json({${fields.join(', ')}})::VARCHAR`;
+  return isJson ? `CASE WHEN _o IS NOT NULL THEN ${obj} END AS raw` : `${obj} AS raw`;
 }

@@ -3,6 +3,7 @@
  * column is incompatible: the dataset stops with SCHEMA_INCOMPATIBLE and nothing is lost (the Bronze
  * object stays in its bucket and in the ledger, loadable once the conflict is resolved).
  */
+import { storedColumns } from '../governance/sensitivity';
 import type { ColumnType, FieldSpec } from '../contracts/types';
 import type { DatasetContract } from '../contracts/dataset';
 import type { ColumnInfo, TypeFamily } from './engine';
@@ -82,7 +83,7 @@ export function bronzeColumnsOf(
   contract: DatasetContract,
   typeText: (t: ColumnType) => string,
 ): ColumnInfo[] {
-  return [...contract.columns, ...LINEAGE].map((c) => ({
+  return [...storedColumns(contract.columns), ...LINEAGE].map((c) => ({
     name: c.name,
     type: typeText(c.type),
     ...contractSignature(c.type),

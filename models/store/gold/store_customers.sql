@@ -1,14 +1,13 @@
 -- model: gold.store_customers
 -- kind: full
 -- description: The customer dimension with its age group. Rebuilt whole, only when a users export
---   arrives (it is the export: a few thousand rows).
+--   arrives (it is the export: a few thousand rows). No personal data in clear: names and email are
+--   masked columns of Silver, so Gold keeps only the keyed hash of the email (email_key) for joins.
 -- unique_key: user_id
 -- audit: unique(user_id)
 SELECT
   user_id,
-  first_name,
-  last_name,
-  email,
+  email_key,
   age,
   CASE
     WHEN age IS NULL THEN 'unknown'

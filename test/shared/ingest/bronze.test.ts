@@ -326,7 +326,8 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
         [4, 'record is not a JSON object'],
       ],
     );
-    assert.equal(r[0]?.raw, '{"order_id":2,"customer":"b"');
+    // Unparsed records are not copied (they may hold fields the contract does not map): the line points at them.
+    assert.equal(r[0]?.raw, null);
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
     const rows = await queryParquet(bronzeFile(m), 'SELECT order_id, amount FROM p ORDER BY 1');
     assert.deepEqual(rows, [

@@ -325,7 +325,7 @@ export function storeGold(x: { users: Row[]; products: Row[]; carts: Row[] }): R
     user_id: n(u.user_id),
     age_group: ageGroup(u.age),
     gender: (u.gender as string | null) ?? 'unknown',
-    email: u.email,
+    email_key: u.email_key,
   }));
   return {
     'gold.store_purchases_daily': daily,
