@@ -505,7 +505,7 @@ async function contractRejects(job: BronzeJob, input: Input): Promise<Quarantine
       src.stream,
       async (out) => {
         for await (const line of ndjsonLines(out))
-          rows.push(pass2Row(JSON.parse(line) as Pass2Line, job.lineage.sourceUri, spec.format));
+          rows.push(pass2Row(JSON.parse(line) as Pass2Line, job.lineage.sourceUri));
       },
     );
     return rows;
@@ -621,7 +621,7 @@ async function setupHashing(conn: EngineSession, job: Pick<BronzeJob, 'contract'
   if (hasHashColumns(job.contract.columns)) await conn.run(hmacSetupSql(piiHashKey(job.cfg)));
 }
 
-function pass2Row(l: Pass2Line, sourceUri: string, format: ReadSpec['format']): QuarantineRow {
+function pass2Row(l: Pass2Line, sourceUri: string): QuarantineRow {
   const v = l.violations ?? [];
   return {
     source: sourceUri,
