@@ -1,4 +1,5 @@
-import type { Command } from '../command';
+import { ROLES, type Role } from '../../shared/governance/masking';
+import { flagString, type Command } from '../command';
 import { cliEnv } from '../env';
 import { withWarehouse } from '../local/warehouse';
 
@@ -39,12 +40,18 @@ export const queryCommand: Command = {
   name: 'query',
   summary:
     'Run SQL on the warehouse (DuckDB locally, BigQuery with SMELTER_BACKEND=gcp); @ref(layer.table) works on both',
-  usage: 'query "SELECT …" [--json]',
+  usage: 'query "SELECT …" [--role owner|pii_reader|analyst] [--json]',
   async run({ args, flags, out }) {
     const sql = args.join(' ').trim();
-    if (!sql) throw new Error('usage: smelter query "SELECT * FROM gold.rainfall_monthly LIMIT 10" [--json]');
+    if (!sql)
+      throw new Error(
+        'usage: smelter query "SELECT * FROM gold.rainfall_monthly LIMIT 10" [--role owner|pii_reader|analyst] [--json]',
+      );
+    const role = flagString(flags, 'role') ?? 'owner';
+    if (!(ROLES as readonly string[]).includes(role))
+      throw new Error(`--role must be one of ${ROLES.join(', ')} (analyst sees personal data masked)`);
     cliEnv();
-    const res = await withWarehouse('query', { sql }, (wh) => wh.query(sql));
+    const res = await withWarehouse('query', { sql, role }, (wh) => wh.query(sql, { role: role as Role }));
     if (flags.json) {
       out(
         JSON.stringify(res.rows.map((r) => Object.fromEntries(res.columns.map((c, i) => [c, r[i] ?? null])))),

@@ -2,6 +2,8 @@ import path from 'node:path';
 import { runtime } from '../../shared/composition/runtime';
 import type { Config } from '../../shared/config';
 import { createDashboard } from '../../shared/composition/dashboard';
+import { listDatasets, loadDatasetContract } from '../../shared/contracts/dataset';
+import { sensitiveColumnsOf } from '../../shared/governance/sensitivity';
 import { PANELS } from '../../shared/dashboard/charts';
 import type { PanelAnswer } from '../../shared/dashboard/service';
 import { formatOverview } from '../../shared/dashboard/summary';
@@ -16,7 +18,21 @@ import { formatPullStatus, pullStatus } from '../../shared/pull/status';
 import { warehouseStatusSection } from '../local/warehouse';
 
 /** Extra sections (warehouse, Pub/Sub) registered by other subsystems: name → provider. */
+/** Declared personal-data columns per dataset (contracts that fail to load are skipped here). */
+function personalData(cfg: Config): ReturnType<typeof sensitiveColumnsOf> {
+  return sensitiveColumnsOf(
+    listDatasets(cfg.contractsDir).flatMap((d) => {
+      try {
+        return [loadDatasetContract(cfg.contractsDir, d)];
+      } catch {
+        return [];
+      }
+    }),
+  );
+}
+
 export const statusProviders: { name: string; get: (ctx: { adminUrl?: string }) => Promise<unknown> }[] = [
+  { name: 'personalData', get: () => Promise.resolve(personalData(cliEnv().cfg)) },
   {
     name: 'warehouse',
     get: ({ adminUrl }) => warehouseStatusSection(adminUrl ? { adminUrl } : {}),
@@ -211,9 +227,17 @@ export const statusCommand: Command = {
     for (const l of formatPullStatus(pulls)) out(l);
     // Other subsystems' sections, one line each (the warehouse's tables are in --json and the panels above).
     for (const [name, v] of Object.entries(
-      await extraSections(stack, (n) => n !== 'warehouse' && n !== 'pulls'),
+      await extraSections(stack, (n) => n !== 'warehouse' && n !== 'pulls' && n !== 'personalData'),
     ))
       out(`${name[0]?.toUpperCase()}${name.slice(1)}: ${JSON.stringify(v)}`);
+    const pii = personalData(cfg);
+    if (Object.keys(pii).length) {
+      out(
+        'Personal data (contract-declared; drop = never stored, hash = keyed HMAC, mask = masked for analysts):',
+      );
+      for (const [ds, cols] of Object.entries(pii))
+        out(`  ${ds}: ${cols.map((c) => `${c.column} (${c.class}, ${c.policy})`).join(', ')}`);
+    }
     out('Full detail: smelter status --json    Charts: smelter dashboard');
     return 0;
   },

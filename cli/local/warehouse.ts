@@ -9,6 +9,7 @@
  *   backfill          {dataset, from, to}  → RunSummary
  *   warehouse-status  {}                   → WarehouseStatus
  */
+import { ROLES, type Role } from '../../shared/governance/masking';
 import { closeRuntime, runtime } from '../../shared/composition/runtime';
 import { permanent } from '../../shared/errors';
 import { runningStack } from '../../shared/local/stack';
@@ -35,7 +36,10 @@ export function warehouseAdminRoutes(
     async query(body) {
       const sql = str(body, 'sql');
       if (!sql?.trim()) throw badRequest('query needs {"sql": "SELECT …"}');
-      return (await getWarehouse()).query(sql);
+      const role = str(body, 'role') ?? 'owner';
+      if (!(ROLES as readonly string[]).includes(role))
+        throw badRequest(`"role" must be one of ${ROLES.join(', ')}`);
+      return (await getWarehouse()).query(sql, { role: role as Role });
     },
     async refresh(body) {
       const dataset = str(body, 'dataset');

@@ -82,3 +82,17 @@ export function storedColumns<T extends { type: unknown; sensitive?: Sensitivity
     .filter((c) => c.sensitive?.policy !== 'drop')
     .map((c) => (c.sensitive?.policy === 'hash' ? { ...c, type: 'string' } : c));
 }
+
+/** Per dataset, its declared personal-data columns (for `smelter status`). */
+export function sensitiveColumnsOf(
+  contracts: readonly { dataset: string; columns: readonly { name: string; sensitive?: Sensitivity }[] }[],
+): Record<string, { column: string; class: SensitiveClass; policy: Policy }[]> {
+  const out: Record<string, { column: string; class: SensitiveClass; policy: Policy }[]> = {};
+  for (const c of contracts) {
+    const cols = c.columns.flatMap((x) =>
+      x.sensitive ? [{ column: x.name, class: x.sensitive.class, policy: x.sensitive.policy }] : [],
+    );
+    if (cols.length) out[c.dataset] = cols;
+  }
+  return out;
+}

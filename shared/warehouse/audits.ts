@@ -27,7 +27,38 @@ export class Auditor {
     private readonly engine: WarehouseEngine,
     private readonly customAudits: CustomAudit[],
     private readonly query: ModelQuery,
+    private readonly maskedColumnsOf?: (input: string) => string[],
   ) {}
+
+  /**
+   * Gold never holds a `mask` value in clear: no string column of a Gold model's output may hold a
+   * value of a masked column of its Silver inputs (hash it, or aggregate it away). One query per input.
+   */
+  private async personalData(
+    m: Model,
+    stage: string,
+    check: (audit: string, sql: string) => Promise<void>,
+  ): Promise<void> {
+    if (!m.key.startsWith('gold.') || !this.maskedColumnsOf) return;
+    const d = this.engine.dialect;
+    const strings = (await this.engine.queryColumns(`SELECT * FROM ${stage}`))
+      .filter((c) => c.family === 'string')
+      .map((c) => d.ident(c.name));
+    if (!strings.length) return;
+    for (const input of m.inputs.filter((i) => i.startsWith('silver.'))) {
+      const masked = this.maskedColumnsOf(input);
+      if (!masked.length) continue;
+      const [layer, name] = input.split('.') as [TableRef['layer'], string];
+      const src = d.table({ layer, name });
+      const values = masked
+        .map((c) => `SELECT CAST(${d.ident(c)} AS ${d.scalarType('string')}) AS v FROM ${src}`)
+        .join(' UNION ALL ');
+      await check(
+        `no_personal_data(${input})`,
+        `SELECT COUNT(*) AS n FROM ${stage} WHERE ${strings.map((c) => `${c} IN (SELECT v FROM (${values}) AS pii WHERE v IS NOT NULL AND v <> '')`).join(' OR ')}`,
+      );
+    }
+  }
 
   private implicit(m: Model): BuiltinAudit[] {
     const out: BuiltinAudit[] = [];
@@ -89,6 +120,7 @@ export class Auditor {
           break; // after apply
       }
     }
+    await this.personalData(m, stage, check);
     for (const ca of this.customAudits.filter((x) => x.model === m.key)) {
       const sql = d.render(ca.sql, {
         self: stage,

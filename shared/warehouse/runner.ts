@@ -68,6 +68,8 @@ export interface RunnerDeps {
   customAudits: CustomAudit[];
   /** Times runs (ops.model_runs durations); defaults to the system clock. */
   now?: () => Date;
+  /** The `mask` columns of a Silver input (by table key), for the personal-data audit of Gold models. */
+  maskedColumnsOf?: (input: string) => string[];
 }
 
 /** What the phases of one model run over one range share. */
@@ -112,7 +114,12 @@ export class ModelRunner {
     this.ops = deps.ops;
     this.log = deps.log;
     this.graph = deps.graph;
-    this.audits = new Auditor(deps.engine, deps.customAudits, (m, sql) => this.rows(m, sql));
+    this.audits = new Auditor(
+      deps.engine,
+      deps.customAudits,
+      (m, sql) => this.rows(m, sql),
+      deps.maskedColumnsOf,
+    );
     this.now = deps.now ?? (() => new Date());
   }
 

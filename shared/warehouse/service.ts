@@ -6,6 +6,14 @@
  * - backfill: re-run a dataset's Silver/Gold for a date range (idempotent);
  * - query / status.
  */
+import {
+  MASKED_LAYERS,
+  maskedColumns,
+  maskedSchema,
+  maskedViewSql,
+  toMaskedSchemas,
+  type Role,
+} from '../governance/masking';
 import fs from 'node:fs';
 import path from 'node:path';
 import { listDatasets, loadDatasetContract, type DatasetContract } from '../contracts/dataset';
@@ -100,6 +108,14 @@ export class Warehouse {
           log: this.opts.log,
           graph,
           customAudits: set.audits,
+          maskedColumnsOf: (input) => {
+            const [layer, dataset] = input.split('.');
+            if (layer !== 'silver' || !dataset || !listDatasets(this.opts.contractsDir).includes(dataset))
+              return [];
+            return maskedColumns(this.contract(dataset))
+              .filter((c) => c.type === 'string')
+              .map((c) => c.name);
+          },
           ...(this.opts.now ? { now: this.opts.now } : {}),
         }),
       };
@@ -369,9 +385,40 @@ export class Warehouse {
   // ------------------------------------------------------------------ query
 
   /** Runs SQL; `@ref(layer.table)` works on both engines. */
-  async query(sql: string): Promise<{ columns: string[]; rows: unknown[][] }> {
-    const text = /@ref\(/.test(sql) ? this.engine.dialect.render(sql, { where: 'query' }) : sql;
+  /**
+   * Ad-hoc SQL (`smelter query`). As `analyst`, the query reads the masked views (shared/governance/masking.ts);
+   * on BigQuery the data policies do that for whoever runs the query, so a role cannot be chosen there.
+   */
+  async query(sql: string, opts: { role?: Role } = {}): Promise<{ columns: string[]; rows: unknown[][] }> {
+    let text = /@ref\(/.test(sql) ? this.engine.dialect.render(sql, { where: 'query' }) : sql;
+    if (opts.role === 'analyst') {
+      if (this.engine.dialect.name !== 'duckdb')
+        throw permanent(
+          'BAD_REQUEST',
+          'On BigQuery masking follows the caller: query as a member of `analysts` (masked) or `pii_readers` (clear)',
+        );
+      await this.refreshMaskedViews();
+      text = toMaskedSchemas(text);
+    }
     return this.engine.queryTable(text);
+  }
+
+  /** (Re)creates `masked_<layer>.<table>` for every table of the masked layers: `mask` columns through their rule. */
+  async refreshMaskedViews(): Promise<void> {
+    const d = this.engine.dialect;
+    const datasets = new Set(listDatasets(this.opts.contractsDir));
+    await this.engine.exclusive(async () => {
+      for (const layer of MASKED_LAYERS) {
+        await this.engine.exec(`CREATE SCHEMA IF NOT EXISTS ${d.ident(maskedSchema(layer))}`);
+        for (const t of await this.engine.tableStats([layer])) {
+          const masked =
+            layer !== 'gold' && datasets.has(t.table) ? maskedColumns(this.contract(t.table)) : [];
+          const source = d.table({ layer, name: t.table });
+          const target = `${d.ident(maskedSchema(layer))}.${d.ident(t.table)}`;
+          await this.engine.exec(maskedViewSql('duckdb', source, target, masked, (x) => d.ident(x)));
+        }
+      }
+    });
   }
 
   async ledgerRows(statuses: LedgerRow['status'][]): Promise<LedgerRow[]> {
