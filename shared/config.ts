@@ -202,7 +202,11 @@ export const OPTIONS = {
   piiHashKey: {
     env: 'SMELTER_PII_HASH_KEY',
     default: () => '',
-    parse: parsers.str(/^.{16,}$/s, 'a secret of at least 16 characters'),
+    // Empty means "not set" (the default); a set key must be long enough to be a key.
+    parse: (raw, env) => {
+      if (raw !== '' && raw.length < 16) throw bad(env, '(hidden)', 'a secret of at least 16 characters');
+      return raw;
+    },
     doc: 'Key of the HMAC-SHA256 applied to `hash` columns (a secret: Secret Manager on GCP). Locally, when unset, one is generated into `SMELTER_HOME/state/pii-hash-key`. Rotating it changes every hash: re-hash with a backfill.',
   } as OptionSpec<string>,
   duckdbThreads: {

@@ -636,5 +636,5 @@ function rawRecord(bound: Bound[], isJson: boolean): string {
   });
   if (!fields.length) return `NULL::VARCHAR AS raw`;
   const obj = `to_json({${fields.join(', ')}})::VARCHAR`;
-  return isJson ? `CASE WHEN _o IS NOT NULL THEN ${obj} END AS raw` : `${obj} AS raw`;
+  return isJson ? `CASE WHEN _isobj THEN ${obj} END AS raw` : `${obj} AS raw`;
 }
