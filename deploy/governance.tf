@@ -25,6 +25,8 @@ variable "pii_readers" {
 }
 
 locals {
+  # Data Catalog names locations in lower case (EU → eu); policy tags must live where the tables do.
+  governance_location = lower(local.bq_location)
   # Both roles read the same tables; what they see of `mask` columns is decided by the policy tags.
   warehouse_readers = setunion(var.analysts, var.pii_readers)
 }
@@ -50,4 +52,13 @@ resource "google_bigquery_dataset_iam_member" "readers_gold" {
   dataset_id = google_bigquery_dataset.gold.dataset_id
   role       = "roles/bigquery.dataViewer"
   member     = each.value
+}
+
+# Column-level security: one policy tag per sensitivity class (generated/governance.tf.json, with the
+# data policies and reader grants); tables put the tag on `mask` columns (generated/bigquery_tables.tf.json).
+resource "google_data_catalog_taxonomy" "personal_data" {
+  region                 = local.governance_location
+  display_name           = "${var.name_prefix} personal data"
+  description            = "Smelter: personal data classes of the contracts' mask columns (shared/governance/sensitivity.ts)."
+  activated_policy_types = ["FINE_GRAINED_ACCESS_CONTROL"]
 }

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../../shared/paths';
 import { renderFunctions } from './render-functions';
+import { renderGovernance } from './render-governance';
 import { renderSources } from './render-sources';
 import { renderTables } from './render-tables';
 
@@ -25,6 +26,7 @@ export function renderAll(opts: { contractsDir?: string } = {}): Record<string, 
     'functions.tf.json': toText(renderFunctions()),
     'bigquery_tables.tf.json': toText(renderTables(contractsDir)),
     'sources.tf.json': toText(renderSources(contractsDir)),
+    'governance.tf.json': toText(renderGovernance()),
   };
 }
 

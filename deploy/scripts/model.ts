@@ -89,6 +89,16 @@ export const PII_HASH_KEY_SECRET = 'google_secret_manager_secret.pii_hash_key';
 /** The variable the functions read it from (shared/governance/key.ts). */
 export const PII_HASH_KEY_ENV = 'SMELTER_PII_HASH_KEY';
 
+/** The personal-data taxonomy (deploy/governance.tf) and, per sensitivity class, its tag and data policy. */
+export const TAXONOMY = 'google_data_catalog_taxonomy.personal_data';
+export const policyTagAddress = (cls: string): string => `google_data_catalog_policy_tag.${cls}`;
+export const dataPolicyAddress = (cls: string): string => `google_bigquery_datapolicy_data_policy.${cls}`;
+/**
+ * Functions that read `mask` columns in clear: the warehouse loader MERGEs Bronze into Silver and runs
+ * the audits, so it holds fine-grained reader on the whole taxonomy (a masked read would corrupt Silver).
+ */
+export const readsClearPersonalData = (f: FunctionSpec): boolean => f.bigquery === 'warehouse';
+
 export type StorageRole =
   'roles/storage.objectViewer' | 'roles/storage.objectCreator' | 'roles/storage.objectUser';
 /**

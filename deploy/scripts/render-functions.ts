@@ -16,6 +16,8 @@ import {
   hasEventTrigger,
   invokerSaAddress,
   isHttp,
+  readsClearPersonalData,
+  TAXONOMY,
   PII_HASH_KEY_ENV,
   PII_HASH_KEY_SECRET,
   pubsubTriggers,
@@ -178,6 +180,12 @@ function renderIdentity(resources: Resources, { f, k, runtimeSa, runtimeMember }
     grant(`google_project_iam_member.${k}_bigquery_job_user`, {
       project: '${var.project}',
       role: 'roles/bigquery.jobUser',
+      member: runtimeMember,
+    });
+  if (readsClearPersonalData(f))
+    grant(`google_data_catalog_taxonomy_iam_member.${k}_fine_grained_reader`, {
+      taxonomy: ref(TAXONOMY, 'name'),
+      role: 'roles/datacatalog.categoryFineGrainedReader',
       member: runtimeMember,
     });
   if (f.piiHashKey)

@@ -4,7 +4,7 @@
  * - contracts/events/*.json   → one table per event type in the events dataset, plus `dead_letter`.
  * Gold tables are created by loadWarehouse at run time from the SQL models, so only the dataset is declared.
  */
-import { storedColumns } from '../../shared/governance/sensitivity';
+import { storedColumns, type Sensitivity } from '../../shared/governance/sensitivity';
 import fs from 'node:fs';
 import path from 'node:path';
 import { listDatasets, loadDatasetContract, type DatasetContract } from '../../shared/contracts/dataset';
@@ -15,7 +15,7 @@ import {
   bigqueryTableSpec,
   type BigQueryTableSpec,
 } from '../../shared/events/schema';
-import { datasetAddress, ref, type BqLayer } from './model';
+import { datasetAddress, policyTagAddress, ref, type BqLayer } from './model';
 
 type Json = Record<string, unknown>;
 
@@ -48,6 +48,18 @@ function nullable(f: BigQueryField): BigQueryField {
   };
 }
 
+type TaggedField = BigQueryField & { policyTags?: { names: string[] } };
+
+/**
+ * A `mask` column carries its class's policy tag, so BigQuery shows it in clear to fine-grained
+ * readers, masked to masked readers, and refuses it to anyone else. Only on creation: see `table`.
+ */
+function withPolicyTag(col: FieldSpec & { sensitive?: Sensitivity }, f: BigQueryField): TaggedField {
+  return col.sensitive?.policy === 'mask'
+    ? { ...f, policyTags: { names: [ref(policyTagAddress(col.sensitive.class), 'name')] } }
+    : f;
+}
+
 /** One google_bigquery_table body. `loaderOwnsColumns`: see the lifecycle comment below. */
 function table(layer: BqLayer, spec: BigQueryTableSpec, loaderOwnsColumns: boolean): Json {
   return {
@@ -61,6 +73,9 @@ function table(layer: BqLayer, spec: BigQueryTableSpec, loaderOwnsColumns: boole
     labels: { 'smelter-layer': layer },
     // Bronze/Silver columns are added at run time by loadWarehouse (ALLOW_FIELD_ADDITION) when a
     // contract grows; Terraform only creates those tables, so it never fights the loader over columns.
+    // Consequence for governance: policy tags are set when Terraform creates these tables; a mask column
+    // the loader adds later (or a mask declared on an existing column) gets none until the operator
+    // patches the schema (deploy/README.md, Governance). Loads keep the tags already on a table.
     // Event tables are streamed into, so Terraform owns their columns (additive changes apply in place).
     ...(loaderOwnsColumns ? { lifecycle: { ignore_changes: ['schema'] } } : {}),
   };
@@ -71,7 +86,9 @@ export function datasetTableSpecs(c: DatasetContract): {
   bronze: BigQueryTableSpec;
   silver: BigQueryTableSpec;
 } {
-  const schema = [...storedColumns(c.columns), ...LINEAGE_FIELDS].map(bigqueryField).map(nullable);
+  const schema = [...storedColumns(c.columns), ...LINEAGE_FIELDS].map((col) =>
+    withPolicyTag(col, nullable(bigqueryField(col))),
+  );
   const clustering = c.clusterColumns?.length ? { clustering: { fields: [...c.clusterColumns] } } : {};
   const base = {
     table: c.dataset,

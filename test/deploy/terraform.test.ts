@@ -69,6 +69,8 @@ const EXPECTED_BIGQUERY: Record<
 
 /** Functions that hash `hash` columns/fields, written out independently of the manifest. */
 const HASHES_PII = ['raw-to-bronze'];
+/** Functions that read `mask` columns in clear (the warehouse loader), written out independently. */
+const READS_CLEAR_PII = ['load-warehouse'];
 /** What each warehouse reader may do per dataset: read Silver and Gold, nothing else. */
 const READER_DATASETS = ['gold', 'silver'];
 const WRITE_ROLES = /^roles\/bigquery\.(dataEditor|dataOwner|admin)$/;
@@ -514,9 +516,11 @@ describe('deploy: Terraform configuration', function () {
                   ? `dataset:${target(g.body.dataset_id, 'dataset_id').split('.')[1]}`
                   : g.type === 'google_project_iam_member'
                     ? 'project'
-                    : g.type === 'google_secret_manager_secret_iam_member'
-                      ? `secret:${target(g.body.secret_id, 'id')}`
-                      : `${g.type}?`;
+                    : g.type === 'google_data_catalog_taxonomy_iam_member'
+                      ? `taxonomy:${target(g.body.taxonomy, 'name')}`
+                      : g.type === 'google_secret_manager_secret_iam_member'
+                        ? `secret:${target(g.body.secret_id, 'id')}`
+                        : `${g.type}?`;
           return `${scope} ${String(g.body.role)}`;
         })
         .sort();
@@ -538,6 +542,12 @@ describe('deploy: Terraform configuration', function () {
           ([layer, role]) => `dataset:${layer} ${role}`,
         ),
         ...(EXPECTED_BIGQUERY[f.bigquery].jobUser ? ['project roles/bigquery.jobUser'] : []),
+        // Reads mask columns in clear to build Silver (fine-grained reader on every tag of the taxonomy).
+        ...(READS_CLEAR_PII.includes(f.name)
+          ? [
+              'taxonomy:google_data_catalog_taxonomy.personal_data roles/datacatalog.categoryFineGrainedReader',
+            ]
+          : []),
         ...(HASHES_PII.includes(f.name)
           ? ['secret:google_secret_manager_secret.pii_hash_key roles/secretmanager.secretAccessor']
           : []),
