@@ -3,38 +3,16 @@
  * dist/ is built, the TypeScript sources through tsx otherwise), configured only by the environment.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { OPTIONS } from '../../shared/config';
 import { packageRoot } from '../../shared/paths';
+import { runSmelter } from '../support/cli';
 
 const REPO = packageRoot;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function smelter(args: string[], env: Record<string, string>): Promise<Run> {
-  // A clean environment: none of the SMELTER_* variables other tests may have set leak in.
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SMELTER_')));
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(REPO, 'bin', 'smelter.js'), ...args], {
-      cwd: REPO,
-      env: { ...base, METADATA_SERVER_DETECTION: 'none', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const smelter = runSmelter;
 
 const HEADER = 'station_id,station_name,region,lat,lon,date,rain_mm,measured_at';
 const GOOD_ROWS = [

@@ -3,41 +3,17 @@
  * rows and dead letters go through the chain again after a contract fix, exactly once.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { packageRoot } from '../../../shared/paths';
+import { runSmelter, type CliRun } from '../../support/cli';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
-function smelter(args: string[], env: Record<string, string>): Promise<Run> {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SMELTER_')));
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(packageRoot, 'bin', 'smelter.js'), ...args], {
-      cwd: packageRoot,
-      // No emulator: the in-process embedded Pub/Sub keeps the test fast and self-contained.
-      env: {
-        ...base,
-        METADATA_SERVER_DETECTION: 'none',
-        SMELTER_PUBSUB_EMULATOR: 'off',
-        SMELTER_LOG_LEVEL: 'ERROR',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+// No emulator: the in-process embedded Pub/Sub keeps the test fast and self-contained.
+const smelter = (args: string[], env: Record<string, string>): Promise<Run> =>
+  runSmelter(args, { SMELTER_PUBSUB_EMULATOR: 'off', SMELTER_LOG_LEVEL: 'ERROR', ...env });
 
 const lastJson = (r: Run): Record<string, unknown> => {
   const line = r.stdout.trim().split('\n').pop() ?? '';
