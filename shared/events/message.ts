@@ -2,6 +2,7 @@
  * Reading the Pub/Sub message out of a `messagePublished` CloudEvent, whatever produced it
  * (Eventarc, functions-framework's conversion of a push request, a hand-made binary/structured event).
  */
+import { createHash } from 'node:crypto';
 import type { CloudEventV1 as CloudEvent } from 'cloudevents';
 import { FORBIDDEN_KEYS } from './contract';
 import type { IncomingMessage, Violation } from './ports';
@@ -16,6 +17,26 @@ export interface ExtractedMessage {
 const MAX_KEPT = 64 * 1024;
 
 /**
+ * The publish time of a message that does not say when it was published (a plain HTTP POST): its key
+ * must not depend on when it arrived, or every redelivery would be a new dead letter.
+ */
+export const UNKNOWN_PUBLISH_TIME = '1970-01-01T00:00:00.000Z';
+
+/**
+ * The id of a message that carries none (no `messageId`, no CloudEvent id): a hash of what it holds —
+ * data and attributes — so each distinct message has its own key and a redelivery the same one.
+ */
+export function contentMessageId(data: string | undefined, attributes: Record<string, string>): string {
+  const attrs = Object.keys(attributes)
+    .sort()
+    .map((k) => [k, attributes[k]]);
+  const digest = createHash('sha256')
+    .update(JSON.stringify([data ?? null, attrs]))
+    .digest('hex');
+  return `sha256-${digest.slice(0, 40)}`;
+}
+
+/**
  * What identifies a Pub/Sub message: its id AND its publish time. Ids are unique per topic on GCP, but
  * the local emulator numbers messages from "1" again after every restart; a redelivery keeps both.
  */
@@ -24,7 +45,10 @@ export function messageKey(m: Pick<IncomingMessage, 'messageId' | 'publishTime'>
 }
 
 export function messageFromCloudEvent(ce: CloudEvent<unknown>, now: number = Date.now()): ExtractedMessage {
-  let data: unknown = ce.data;
+  // A POST of a push body without `subscription` is not converted by functions-framework: the body
+  // itself arrives as the event, its message at the top.
+  const bare = ce.data === undefined && Object.hasOwn(ce, 'message');
+  let data: unknown = bare ? { message: (ce as unknown as { message: unknown }).message } : ce.data;
   if (typeof data === 'string' || Buffer.isBuffer(data)) {
     try {
       data = JSON.parse(data.toString());
@@ -35,21 +59,31 @@ export function messageFromCloudEvent(ce: CloudEvent<unknown>, now: number = Dat
   const d =
     data && typeof data === 'object' && !Array.isArray(data) ? (data as Record<string, unknown>) : undefined;
   const m = d && Object.hasOwn(d, 'message') ? d.message : undefined;
-  const fallbackId = typeof ce.id === 'string' && ce.id ? ce.id : `ce-${now}`;
-  const fallbackTime =
-    (typeof ce.time === 'string' && normaliseTimestamp(ce.time)) || new Date(now).toISOString();
+  const ceId = typeof ce.id === 'string' && ce.id ? ce.id : undefined;
+  const ceTime = (typeof ce.time === 'string' && normaliseTimestamp(ce.time)) || undefined;
+  /** The message's time when it says one; else a fixed one (its key must not change between deliveries). */
+  const timeOf = (given: string | undefined): Pick<IncomingMessage, 'publishTime' | 'receivedAt'> =>
+    given
+      ? { publishTime: given }
+      : { publishTime: UNKNOWN_PUBLISH_TIME, receivedAt: new Date(now).toISOString() };
 
   if (!m || typeof m !== 'object' || Array.isArray(m)) {
-    let kept = '';
+    let sent = '';
     try {
-      kept = Buffer.from(JSON.stringify(ce.data ?? null) ?? '', 'utf8')
-        .subarray(0, MAX_KEPT)
-        .toString('base64');
+      // Without data, what was sent is the event itself (a plain POST's body); a trace header is not.
+      const { traceparent: _, ...event } = ce as unknown as Record<string, unknown>;
+      sent = JSON.stringify(ce.data === undefined ? event : ce.data) ?? '';
     } catch {
       /* nothing to keep */
     }
+    const kept = Buffer.from(sent, 'utf8').subarray(0, MAX_KEPT).toString('base64');
     return {
-      message: { data: kept, attributes: {}, messageId: fallbackId, publishTime: fallbackTime },
+      message: {
+        data: kept,
+        attributes: {},
+        messageId: ceId ?? contentMessageId(sent, {}),
+        ...timeOf(ceTime),
+      },
       violation: {
         path: '$',
         code: 'no_message',
@@ -70,17 +104,21 @@ export function messageFromCloudEvent(ce: CloudEvent<unknown>, now: number = Dat
       attributes[k] = typeof v === 'string' ? v : JSON.stringify(v);
     }
   const publish = str('publishTime') ?? str('publish_time');
+  const raw = Object.hasOwn(msg, 'data') ? msg.data : undefined;
   const message: IncomingMessage = {
     data: undefined,
     attributes,
-    messageId: str('messageId') ?? str('message_id') ?? fallbackId,
-    publishTime: (publish && normaliseTimestamp(publish)) || fallbackTime,
+    messageId:
+      str('messageId') ??
+      str('message_id') ??
+      ceId ??
+      contentMessageId(typeof raw === 'string' ? raw : JSON.stringify(raw ?? null), attributes),
+    ...timeOf((publish && normaliseTimestamp(publish)) || ceTime),
   };
   if (d && typeof d.subscription === 'string') message.subscription = d.subscription;
   const attempt = d ? Number(d.deliveryAttempt) : NaN;
   if (Number.isSafeInteger(attempt) && attempt > 0) message.deliveryAttempt = attempt;
 
-  const raw = Object.hasOwn(msg, 'data') ? msg.data : undefined;
   if (raw === undefined || raw === null || typeof raw === 'string') {
     message.data = raw ?? undefined;
     return { message };

@@ -45,8 +45,10 @@ export interface IncomingMessage {
   data: string | undefined;
   attributes: Record<string, string>;
   messageId: string;
-  /** ISO 8601; the CloudEvent time or "now" when Pub/Sub did not say. */
+  /** ISO 8601: the message's publish time, else the CloudEvent's time, else UNKNOWN_PUBLISH_TIME (epoch). */
   publishTime: string;
+  /** Set when the publish time is unknown: when this delivery arrived (retries are bounded by it). */
+  receivedAt?: string;
   subscription?: string;
   deliveryAttempt?: number;
 }

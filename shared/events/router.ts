@@ -189,7 +189,8 @@ export class EventRouter {
     }
     const result = validateEvent(decoded.value, msg.attributes, this.deps.contracts, {
       messageId: msg.messageId,
-      publishTime: msg.publishTime,
+      // A message that does not say when it was published is stored with when it arrived.
+      publishTime: msg.receivedAt ?? msg.publishTime,
       processedAt,
       text: decoded.text,
     });
@@ -274,7 +275,7 @@ export class EventRouter {
     t0: number,
   ): Promise<RouteOutcome> {
     const ids = this.ids(msg, item);
-    const published = Date.parse(msg.publishTime);
+    const published = Date.parse(msg.receivedAt ?? msg.publishTime);
     const ageMs = Number.isFinite(published) ? this.now() - published : 0;
     const tooOld = ageMs > this.options.maxEventAgeMs;
     if (errorKind(err) === 'transient' && !tooOld) {
