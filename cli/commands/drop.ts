@@ -6,8 +6,10 @@ import { bronzeNames, type BronzeManifest } from '../../shared/ingest/bronze';
 import { inferContract } from '../../shared/ingest/infer';
 import { progressBus, type ProgressEvent } from '../../shared/ingest/progress';
 import { listParked } from '../../shared/local/delivery';
-import { runningStack } from '../../shared/local/stack';
-import { guessContentType, readObjectJson } from '../../shared/storage/object-store';
+import { runningStack, type StackInfo as RunningStack } from '../../shared/local/stack';
+import type { Runtime } from '../../shared/composition/runtime';
+import type { Config } from '../../shared/config';
+import { guessContentType, readObjectJson, type ObjectStore } from '../../shared/storage/object-store';
 import { flagString, type Command } from '../command';
 import { cliEnv } from '../env';
 import { startLocalStack, type LocalStack } from '../local/stack';
@@ -19,133 +21,222 @@ const fmtBytes = (n: number): string =>
       ? `${(n / 1024 ** 2).toFixed(1)} MB`
       : `${(n / 1024).toFixed(0)} KB`;
 
+const USAGE = 'usage: smelter drop FILE --dataset NAME [--wait] [--json]';
+
+/** What `drop` was asked to do, checked before anything is written. */
+interface DropOptions {
+  file: string;
+  size: number;
+  dataset: string;
+  json: boolean;
+  wait: boolean;
+  infer: boolean;
+  name: string;
+  timeoutMs: number;
+}
+
+/** One drop in flight: its options, the services it uses and the object it wrote. */
+interface DropJob {
+  o: DropOptions;
+  cfg: Config;
+  store: ObjectStore;
+  say: (line: string) => void;
+  out: (line: string) => void;
+  err: (line: string) => void;
+  /** The stack another process runs, if any. */
+  running: RunningStack | undefined;
+  /** The stack this process started for --wait, if any. */
+  local: LocalStack | undefined;
+  source: { bucket: string; name: string; generation: string };
+  started: number;
+  now: () => number;
+}
+
+interface FailedRecord {
+  error: { code: string; message: string };
+}
+
+function parseDropOptions(args: string[], flags: Record<string, string | boolean>): DropOptions {
+  const file = args[0];
+  const dataset = flagString(flags, 'dataset');
+  if (!file || !dataset) throw new Error(USAGE);
+  if (!DATASET_NAME.test(dataset))
+    throw new Error(`invalid dataset name "${dataset}" (lower-case letters, digits, _)`);
+  const st = fs.statSync(file, { throwIfNoEntry: false });
+  if (!st?.isFile()) throw new Error(`no such file: ${file}`);
+  return {
+    file,
+    size: st.size,
+    dataset,
+    json: Boolean(flags.json),
+    wait: Boolean(flags.wait),
+    infer: Boolean(flags.infer),
+    name: flagString(flags, 'name') ?? `${dataset}/${path.basename(file)}`,
+    timeoutMs: Number(flagString(flags, 'timeout') ?? 3600) * 1000,
+  };
+}
+
+/** --infer writes a contract sniffed from the file unless one exists; then the dataset must have one. */
+async function ensureContract(
+  o: DropOptions,
+  cfg: Config,
+  rt: Runtime,
+  say: (line: string) => void,
+): Promise<void> {
+  if (o.infer) {
+    const target = path.join(cfg.contractsDir, 'datasets', `${o.dataset}.json`);
+    if (fs.existsSync(target)) say(`contract exists, not overwriting: ${target}`);
+    else {
+      const engine = await rt.get('engines')({
+        memoryLimit: cfg.duckdbMemoryLimit,
+        threads: cfg.duckdbThreads,
+      });
+      const contract = await inferContract(o.file, o.dataset, engine);
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      fs.writeFileSync(target, JSON.stringify(contract, null, 2) + '\n');
+      say(`inferred a contract → ${target} (review types, required columns and the primary key)`);
+    }
+  }
+  try {
+    loadDatasetContract(cfg.contractsDir, o.dataset);
+  } catch (e) {
+    if (isSmelterError(e, 'UNKNOWN_DATASET'))
+      throw new Error(`${e.message}\n  (create it, or run with --infer to sniff one from the file)`);
+    throw e;
+  }
+}
+
+/** Without --wait: say how the file will be converted (or print its source object) and stop. */
+function reportDropped(job: DropJob): number {
+  if (!job.running) job.say('no stack is running: start one with `npm start`, or pass --wait to convert now');
+  if (job.o.json) job.out(JSON.stringify({ source: job.source }));
+  return 0;
+}
+
+/** Bronze's manifest, or failing that the quarantine's error record, or neither yet. */
+async function readOutcome(
+  job: DropJob,
+  names: ReturnType<typeof bronzeNames>,
+): Promise<{ manifest?: BronzeManifest; failed?: FailedRecord } | undefined> {
+  const { store, cfg } = job;
+  const manifest = await readObjectJson<BronzeManifest>(store, cfg.bronzeBucket, names.manifest);
+  if (manifest) return { manifest };
+  const failed = await readObjectJson<FailedRecord>(
+    store,
+    cfg.quarantineBucket,
+    `${names.failed}/error.json`,
+  );
+  return failed ? { failed } : undefined;
+}
+
+function reportOutcome(
+  job: DropJob,
+  names: ReturnType<typeof bronzeNames>,
+  { manifest, failed }: { manifest?: BronzeManifest; failed?: FailedRecord },
+): number {
+  const { cfg, out } = job;
+  const result = {
+    source: job.source,
+    output: manifest ? { bucket: manifest.output.bucket, name: manifest.output.name } : null,
+    rows: manifest?.rows ?? 0,
+    rejected: manifest?.rejected ?? 0,
+    quarantine: manifest?.quarantine
+      ? { bucket: manifest.quarantine.bucket, name: manifest.quarantine.name }
+      : failed
+        ? { bucket: cfg.quarantineBucket, name: `${names.failed}/error.json`, error: failed.error }
+        : null,
+    durationMs: manifest?.durationMs ?? job.now() - job.started,
+  };
+  if (job.o.json) out(JSON.stringify(result));
+  else if (manifest) {
+    out(`bronze: ${manifest.output.uri}`);
+    out(
+      `rows: ${manifest.rows} written, ${manifest.rejected} rejected${manifest.quarantine ? ` → ${manifest.quarantine.uri}` : ''}  (${manifest.durationMs} ms)`,
+    );
+  } else out(`quarantined: ${failed?.error.code}: ${failed?.error.message}`);
+  return failed ? 3 : 0;
+}
+
+/** Throws once the trigger parked this object's event (rawToBronze gave up) or the wait timed out. */
+function checkGaveUp(job: DropJob): void {
+  const { cfg, o } = job;
+  const parked = listParked(path.join(cfg.home, 'state', 'eventarc')).find(
+    (p) =>
+      p.event.subject === `objects/${o.name}` &&
+      p.target === (job.running?.endpoints.rawToBronze ?? job.local?.ctx.endpoints.rawToBronze),
+  );
+  if (parked) throw new Error(`rawToBronze gave up after ${parked.attempts} attempts: ${parked.lastError}`);
+  if (job.now() - job.started > o.timeoutMs)
+    throw new Error(`timed out after ${o.timeoutMs / 1000} s waiting for Bronze output`);
+}
+
+/** Polls for the Bronze manifest or a quarantine record, showing progress meanwhile. */
+async function waitForBronze(job: DropJob): Promise<number> {
+  const { o } = job;
+  const names = bronzeNames(job.source);
+  const uri = `gs://${job.source.bucket}/${job.source.name}`;
+  let lastBytes = 0;
+  const onProgress = (p: ProgressEvent): void => {
+    if (p.uri === uri) lastBytes = p.bytes;
+  };
+  progressBus.on('progress', onProgress);
+  const tty = process.stderr.isTTY && !o.json;
+  let lastLine = 0;
+  try {
+    for (;;) {
+      const outcome = await readOutcome(job, names);
+      if (outcome) {
+        if (tty) process.stderr.write('\r\x1b[K');
+        if (job.local) await job.local.triggers.idle();
+        return reportOutcome(job, names, outcome);
+      }
+      checkGaveUp(job);
+      const now = job.now();
+      const pct = lastBytes && o.size ? ` ${fmtBytes(lastBytes)} read` : '';
+      const secs = (now - job.started) / 1000;
+      if (tty) process.stderr.write(`\r\x1b[Kconverting…${pct} ${secs.toFixed(1)} s`);
+      else if (!o.json && now - lastLine > 5000 && now - job.started > 2000) {
+        lastLine = now;
+        job.err(`converting…${pct} ${secs.toFixed(0)} s`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    progressBus.off('progress', onProgress);
+    if (job.local) await job.local.stop();
+  }
+}
+
 export const dropCommand: Command = {
   name: 'drop',
   summary: 'Copy a file into the raw bucket (optionally infer its contract, wait for Bronze)',
   usage: 'drop FILE --dataset NAME [--name OBJECT] [--infer] [--wait] [--json] [--timeout SECONDS]',
   async run({ args, flags, out, err }) {
-    const file = args[0];
-    const dataset = flagString(flags, 'dataset');
-    if (!file || !dataset) throw new Error('usage: smelter drop FILE --dataset NAME [--wait] [--json]');
-    if (!DATASET_NAME.test(dataset))
-      throw new Error(`invalid dataset name "${dataset}" (lower-case letters, digits, _)`);
-    const st = fs.statSync(file, { throwIfNoEntry: false });
-    if (!st?.isFile()) throw new Error(`no such file: ${file}`);
+    const o = parseDropOptions(args, flags);
     const { cfg, log, rt } = cliEnv();
-    const json = Boolean(flags.json);
-    const say = json ? (): void => undefined : out;
-
-    if (flags.infer) {
-      const target = path.join(cfg.contractsDir, 'datasets', `${dataset}.json`);
-      if (fs.existsSync(target)) say(`contract exists, not overwriting: ${target}`);
-      else {
-        const engine = await rt.get('engines')({
-          memoryLimit: cfg.duckdbMemoryLimit,
-          threads: cfg.duckdbThreads,
-        });
-        const contract = await inferContract(file, dataset, engine);
-        fs.mkdirSync(path.dirname(target), { recursive: true });
-        fs.writeFileSync(target, JSON.stringify(contract, null, 2) + '\n');
-        say(`inferred a contract → ${target} (review types, required columns and the primary key)`);
-      }
-    }
-    try {
-      loadDatasetContract(cfg.contractsDir, dataset);
-    } catch (e) {
-      if (isSmelterError(e, 'UNKNOWN_DATASET'))
-        throw new Error(`${e.message}\n  (create it, or run with --infer to sniff one from the file)`);
-      throw e;
-    }
+    const say = o.json ? (): void => undefined : out;
+    await ensureContract(o, cfg, rt, say);
 
     const { store } = rt;
     await store.ensureBucket(cfg.rawBucket);
-    const name = flagString(flags, 'name') ?? `${dataset}/${path.basename(file)}`;
-    if (!name.startsWith(dataset + '/')) throw new Error(`--name must start with "${dataset}/"`);
-    const wait = Boolean(flags.wait);
+    if (!o.name.startsWith(o.dataset + '/')) throw new Error(`--name must start with "${o.dataset}/"`);
     const running = runningStack(cfg.home);
     // Without a running stack, --wait brings the functions up in this process.
-    let local: LocalStack | undefined;
-    if (wait && !running)
-      local = await startLocalStack({ cfg, log: log.child({}), ephemeral: true, pollMs: 200 });
+    const local =
+      o.wait && !running
+        ? await startLocalStack({ cfg, log: log.child({}), ephemeral: true, pollMs: 200 })
+        : undefined;
 
-    const started = Date.now();
-    const meta = await store.write(cfg.rawBucket, name, fs.createReadStream(file), {
-      contentType: guessContentType(file),
+    const now = Date.now;
+    const started = now();
+    const meta = await store.write(cfg.rawBucket, o.name, fs.createReadStream(o.file), {
+      contentType: guessContentType(o.file),
     });
     say(
-      `dropped ${file} (${fmtBytes(st.size)}) → gs://${cfg.rawBucket}/${name} (generation ${meta.generation})`,
+      `dropped ${o.file} (${fmtBytes(o.size)}) → gs://${cfg.rawBucket}/${o.name} (generation ${meta.generation})`,
     );
-    if (!wait) {
-      if (!running) say('no stack is running: start one with `npm start`, or pass --wait to convert now');
-      if (json) out(JSON.stringify({ source: { bucket: cfg.rawBucket, name, generation: meta.generation } }));
-      return 0;
-    }
-
-    const names = bronzeNames({ bucket: cfg.rawBucket, name, generation: meta.generation });
-    const uri = `gs://${cfg.rawBucket}/${name}`;
-    let lastBytes = 0;
-    const onProgress = (p: ProgressEvent): void => {
-      if (p.uri === uri) lastBytes = p.bytes;
-    };
-    progressBus.on('progress', onProgress);
-    const tty = process.stderr.isTTY && !json;
-    let lastLine = 0;
-    const timeoutMs = Number(flagString(flags, 'timeout') ?? 3600) * 1000;
-    try {
-      for (;;) {
-        const manifest = await readObjectJson<BronzeManifest>(store, cfg.bronzeBucket, names.manifest);
-        const failed = manifest
-          ? undefined
-          : await readObjectJson<{ error: { code: string; message: string } }>(
-              store,
-              cfg.quarantineBucket,
-              `${names.failed}/error.json`,
-            );
-        if (manifest || failed) {
-          if (tty) process.stderr.write('\r\x1b[K');
-          if (local) await local.triggers.idle();
-          const result = {
-            source: { bucket: cfg.rawBucket, name, generation: meta.generation },
-            output: manifest ? { bucket: manifest.output.bucket, name: manifest.output.name } : null,
-            rows: manifest?.rows ?? 0,
-            rejected: manifest?.rejected ?? 0,
-            quarantine: manifest?.quarantine
-              ? { bucket: manifest.quarantine.bucket, name: manifest.quarantine.name }
-              : failed
-                ? { bucket: cfg.quarantineBucket, name: `${names.failed}/error.json`, error: failed.error }
-                : null,
-            durationMs: manifest?.durationMs ?? Date.now() - started,
-          };
-          if (json) out(JSON.stringify(result));
-          else if (manifest) {
-            out(`bronze: ${manifest.output.uri}`);
-            out(
-              `rows: ${manifest.rows} written, ${manifest.rejected} rejected${manifest.quarantine ? ` → ${manifest.quarantine.uri}` : ''}  (${manifest.durationMs} ms)`,
-            );
-          } else out(`quarantined: ${failed?.error.code}: ${failed?.error.message}`);
-          return failed ? 3 : 0;
-        }
-        const parked = listParked(path.join(cfg.home, 'state', 'eventarc')).find(
-          (p) =>
-            p.event.subject === `objects/${name}` &&
-            p.target === (running?.endpoints.rawToBronze ?? local?.ctx.endpoints.rawToBronze),
-        );
-        if (parked)
-          throw new Error(`rawToBronze gave up after ${parked.attempts} attempts: ${parked.lastError}`);
-        if (Date.now() - started > timeoutMs)
-          throw new Error(`timed out after ${timeoutMs / 1000} s waiting for Bronze output`);
-        const now = Date.now();
-        const pct = lastBytes && st.size ? ` ${fmtBytes(lastBytes)} read` : '';
-        if (tty) process.stderr.write(`\r\x1b[Kconverting…${pct} ${((now - started) / 1000).toFixed(1)} s`);
-        else if (!json && now - lastLine > 5000 && now - started > 2000) {
-          lastLine = now;
-          err(`converting…${pct} ${((now - started) / 1000).toFixed(0)} s`);
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    } finally {
-      progressBus.off('progress', onProgress);
-      if (local) await local.stop();
-    }
+    const source = { bucket: cfg.rawBucket, name: o.name, generation: meta.generation };
+    const job: DropJob = { o, cfg, store, say, out, err, running, local, source, started, now };
+    return o.wait ? waitForBronze(job) : reportDropped(job);
   },
 };

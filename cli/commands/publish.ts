@@ -66,6 +66,116 @@ const USAGE =
   "publish ['{json}' | --file events.ndjson | --generate N [--rate R] [--invalid P] [--duplicates P] [--seed S]] " +
   '[--topic T] [--attr k=v,k2=v2] [--wait] [--timeout SECONDS] [--json]';
 
+type Out = (line: string) => void;
+type GenSummary = ReturnType<typeof summarise>;
+
+/** The human summary of a publish: how many, where, and (for generated events) what kinds. */
+function printPublished(
+  out: Out,
+  o: { published: number; topic: string; target: string; publishMs: number; gen?: GenSummary; seed?: string },
+): void {
+  out(
+    `Published ${o.published} message(s) to ${o.topic} via ${o.target} in ${(o.publishMs / 1000).toFixed(2)} s`,
+  );
+  const { gen, seed } = o;
+  if (!gen) return;
+  out(
+    `  valid: ${
+      Object.entries(gen.byType)
+        .map(([t, n]) => `${t} ${n}`)
+        .join(', ') || 'none'
+    }`,
+  );
+  out(
+    `  invalid: ${gen.invalid}${
+      gen.invalid
+        ? ` (${Object.entries(gen.invalidByKind)
+            .map(([k, n]) => `${k} ${n}`)
+            .join(', ')})`
+        : ''
+    }`,
+  );
+  out(
+    `  duplicates (same event_id re-published): ${gen.duplicates}${seed !== undefined ? `   seed: ${seed}` : ''}`,
+  );
+}
+
+/** --wait: what landed of the published messages (since `since`); exit code 1 when some are still pending. */
+async function reportLanded(
+  target: Target,
+  q: LandedQuery,
+  o: { timeoutMs: number; json: boolean; out: Out; err: Out; result: Record<string, unknown> },
+): Promise<number> {
+  if (!target.landed) {
+    o.err(`--wait: cannot see the warehouse of ${target.describe} from here`);
+    return 1;
+  }
+  const { report, waitedMs } = await waitLanded(target, q, o.timeoutMs);
+  o.result.landed = { ...report, waitedMs };
+  if (!o.json) printLanded(o.out, report, waitedMs);
+  return report.pending ? 1 : 0;
+}
+
+/** Publishes the messages, prints what was sent, waits for deliveries to settle and (--wait) to land. */
+async function publishAndReport(
+  target: Target,
+  o: {
+    topic: string;
+    messages: OutMessage[];
+    seed: string | undefined;
+    rate: number | undefined;
+    timeoutMs: number;
+    json: boolean;
+    wait: boolean;
+    now: () => number;
+  },
+  { out, err }: { out: Out; err: Out },
+): Promise<number> {
+  const { topic, messages, seed } = o;
+  const t0 = o.now();
+  const ids = await publishAll(target, topic, messages, o.rate);
+  const publishMs = o.now() - t0;
+  const gen = messages.every((m) => m.gen)
+    ? summarise(messages.map((m) => m.gen as GeneratedMessage))
+    : undefined;
+  const result: Record<string, unknown> = {
+    topic,
+    target: target.describe,
+    published: ids.length,
+    publishMs,
+    ...(seed !== undefined ? { seed } : {}),
+    ...(gen
+      ? {
+          byType: gen.byType,
+          invalid: gen.invalid,
+          invalidByKind: gen.invalidByKind,
+          duplicates: gen.duplicates,
+        }
+      : {}),
+  };
+  if (!o.json)
+    printPublished(out, {
+      published: ids.length,
+      topic,
+      target: target.describe,
+      publishMs,
+      ...(gen ? { gen } : {}),
+      ...(seed !== undefined ? { seed } : {}),
+    });
+  let code = 0;
+  if (target.settle) await target.settle(ids.length, o.timeoutMs);
+  if (o.wait) {
+    const q: LandedQuery = {
+      messageIds: ids,
+      eventIds: messages.map((m) => m.eventId),
+      since: new Date(t0).toISOString(),
+    };
+    code = await reportLanded(target, q, { timeoutMs: o.timeoutMs, json: o.json, out, err, result });
+  }
+  if (o.json) out(JSON.stringify(result));
+  return code;
+}
+
 export const publishCommand: Command = {
   name: 'publish',
   summary:
@@ -83,73 +193,10 @@ export const publishCommand: Command = {
 
     const target = await openTarget(cfg, log, topic, err);
     try {
-      const t0 = new Date();
-      const ids = await publishAll(target, topic, messages, rate);
-      const publishMs = Date.now() - t0.getTime();
-      const gen = messages.every((m) => m.gen)
-        ? summarise(messages.map((m) => m.gen as GeneratedMessage))
-        : undefined;
-      const result: Record<string, unknown> = {
-        topic,
-        target: target.describe,
-        published: ids.length,
-        publishMs,
-        ...(seed !== undefined ? { seed } : {}),
-        ...(gen
-          ? {
-              byType: gen.byType,
-              invalid: gen.invalid,
-              invalidByKind: gen.invalidByKind,
-              duplicates: gen.duplicates,
-            }
-          : {}),
-      };
-      if (!flags.json) {
-        out(
-          `Published ${ids.length} message(s) to ${topic} via ${target.describe} in ${(publishMs / 1000).toFixed(2)} s`,
-        );
-        if (gen) {
-          out(
-            `  valid: ${
-              Object.entries(gen.byType)
-                .map(([t, n]) => `${t} ${n}`)
-                .join(', ') || 'none'
-            }`,
-          );
-          out(
-            `  invalid: ${gen.invalid}${
-              gen.invalid
-                ? ` (${Object.entries(gen.invalidByKind)
-                    .map(([k, n]) => `${k} ${n}`)
-                    .join(', ')})`
-                : ''
-            }`,
-          );
-          out(
-            `  duplicates (same event_id re-published): ${gen.duplicates}${seed !== undefined ? `   seed: ${seed}` : ''}`,
-          );
-        }
-      }
-      let code = 0;
-      if (target.settle) await target.settle(ids.length, timeoutMs);
-      if (flags.wait) {
-        if (!target.landed) {
-          err(`--wait: cannot see the warehouse of ${target.describe} from here`);
-          code = 1;
-        } else {
-          const q: LandedQuery = {
-            messageIds: ids,
-            eventIds: messages.map((m) => m.eventId),
-            since: t0.toISOString(),
-          };
-          const { report, waitedMs } = await waitLanded(target, q, timeoutMs);
-          result.landed = { ...report, waitedMs };
-          if (report.pending) code = 1;
-          if (!flags.json) printLanded(out, report, waitedMs);
-        }
-      }
-      if (flags.json) out(JSON.stringify(result));
-      return code;
+      const json = Boolean(flags.json);
+      const wait = Boolean(flags.wait);
+      const o = { topic, messages, seed, rate, timeoutMs, json, wait, now: Date.now };
+      return await publishAndReport(target, o, { out, err });
     } finally {
       await target.close();
     }
