@@ -108,15 +108,9 @@ export const stackExtensions: {
   adminRoutes: ((admin: AdminServer, ctx: StackContext) => void)[];
 } = { parts: [], adminRoutes: [] };
 
-export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
-  const { cfg, log } = opts;
-  // The functions served in this process use the process runtime: the stack watches the same buckets.
-  const store = runtime().store;
-  if (!(store instanceof FsObjectStore)) throw new Error('the local stack needs SMELTER_BACKEND=local');
-  for (const ref of ['raw', 'bronze', 'quarantine', 'archive'] as BucketRef[])
-    await store.ensureBucket(bucketName(cfg, ref));
-  const ctx: StackContext = { cfg, log, store, endpoints: {}, statusSections: new Map() };
-  const triggers = new StorageTriggers({ ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) });
+/** The stack's parts in start order (they stop in reverse). */
+function stackParts(opts: LocalStackOptions, triggers: StorageTriggers): StackPart[] {
+  const { cfg } = opts;
   const parts: StackPart[] = [new TempSweeper(), new FunctionsPart(opts.ephemeral ?? false)];
   // Pub/Sub subscribes the served functions, so it starts after them; the scheduler publishes on it.
   if (opts.pubsub) parts.push(pubsubPart({ delivery: cfg.pubsubDelivery }));
@@ -128,40 +122,84 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   parts.push(triggers);
   // Each API source on its cron schedule; last, so a pull at start finds every trigger in place.
   if (opts.pubsub && opts.scheduler) parts.push(pullSchedulerPart({ immediate: opts.pullAtStart ?? false }));
-  const stack = new Stack(ctx, parts);
+  return parts;
+}
+
+/** The admin endpoint's routes: status, idle, Pub/Sub, warehouse and any extension's. */
+function addAdminRoutes(admin: AdminServer, ctx: StackContext, triggers: StorageTriggers): void {
+  admin.route('status', async () => {
+    const sections: Record<string, unknown> = {};
+    for (const [name, get] of ctx.statusSections)
+      sections[name] = await get().catch((e: Error) => ({ error: e.message }));
+    return { endpoints: ctx.endpoints, deliveries: triggers.stats(), ...sections };
+  });
+  admin.route('idle', async () => {
+    await triggers.idle();
+    return { idle: true };
+  });
+  for (const [name, handler] of Object.entries(pubsubAdminRoutes(ctx))) admin.route(name, handler);
+  for (const [name, route] of Object.entries(warehouseAdminRoutes(() => runtime().get('warehouse'))))
+    admin.route(name, route);
+  for (const add of stackExtensions.adminRoutes) add(admin, ctx);
+}
+
+/** The stack's own warehouse: this process holds the DuckDB file, so the dashboard reads through it. */
+async function startDashboard(cfg: Config, ephemeral: boolean): Promise<ServedDashboard> {
+  const { service } = await createDashboard(cfg, {
+    warehouse: {
+      dialect: new DuckDbDialect(),
+      query: async (sql, params) => (await runtime().get('warehouse')).engine.query(sql, params),
+    },
+  });
+  return serveDashboard(dashboardHandler(service), ephemeral ? 0 : dashboardPort(cfg.port));
+}
+
+/** Records the stack in <home>/state/stack.json so other CLI processes find it. */
+function registerStack(
+  infoFile: string,
+  ctx: StackContext,
+  urls: { admin: string; dashboard: string | undefined },
+  now: Date,
+): void {
+  const { start } = selfRef();
+  const info: StackInfo = {
+    pid: process.pid,
+    ...(start ? { pidStart: start } : {}),
+    startedAt: now.toISOString(),
+    endpoints: ctx.endpoints,
+    admin: urls.admin,
+    ...(urls.dashboard ? { dashboard: urls.dashboard } : {}),
+    ...(ctx.pubsub
+      ? {
+          pubsub: {
+            mode: ctx.pubsub.mode,
+            ...(ctx.pubsub.emulatorHost ? { emulatorHost: ctx.pubsub.emulatorHost } : {}),
+          },
+        }
+      : {}),
+  };
+  fs.mkdirSync(path.dirname(infoFile), { recursive: true });
+  fs.writeFileSync(infoFile, JSON.stringify(info, null, 2));
+}
+
+export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
+  const { cfg, log } = opts;
+  // The functions served in this process use the process runtime: the stack watches the same buckets.
+  const store = runtime().store;
+  if (!(store instanceof FsObjectStore)) throw new Error('the local stack needs SMELTER_BACKEND=local');
+  for (const ref of ['raw', 'bronze', 'quarantine', 'archive'] as BucketRef[])
+    await store.ensureBucket(bucketName(cfg, ref));
+  const ctx: StackContext = { cfg, log, store, endpoints: {}, statusSections: new Map() };
+  const triggers = new StorageTriggers({ ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) });
+  const stack = new Stack(ctx, stackParts(opts, triggers));
   const admin = new AdminServer();
   let adminUrl = '';
   let dashboard: ServedDashboard | undefined;
   try {
     await stack.start();
-    admin.route('status', async () => {
-      const sections: Record<string, unknown> = {};
-      for (const [name, get] of ctx.statusSections)
-        sections[name] = await get().catch((e: Error) => ({ error: e.message }));
-      return { endpoints: ctx.endpoints, deliveries: triggers.stats(), ...sections };
-    });
-    admin.route('idle', async () => {
-      await triggers.idle();
-      return { idle: true };
-    });
-    for (const [name, handler] of Object.entries(pubsubAdminRoutes(ctx))) admin.route(name, handler);
-    for (const [name, route] of Object.entries(warehouseAdminRoutes(() => runtime().get('warehouse'))))
-      admin.route(name, route);
-    for (const add of stackExtensions.adminRoutes) add(admin, ctx);
+    addAdminRoutes(admin, ctx, triggers);
     adminUrl = await admin.listen(opts.ephemeral ? 0 : cfg.port + 9);
-    if (opts.dashboard) {
-      // The stack's own warehouse: this process holds the DuckDB file, so the dashboard reads through it.
-      const { service } = await createDashboard(cfg, {
-        warehouse: {
-          dialect: new DuckDbDialect(),
-          query: async (sql, params) => (await runtime().get('warehouse')).engine.query(sql, params),
-        },
-      });
-      dashboard = await serveDashboard(
-        dashboardHandler(service),
-        opts.ephemeral ? 0 : dashboardPort(cfg.port),
-      );
-    }
+    if (opts.dashboard) dashboard = await startDashboard(cfg, opts.ephemeral ?? false);
   } catch (err) {
     await dashboard?.close();
     await stack.stop();
@@ -169,27 +207,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     throw err;
   }
   const infoFile = stackInfoFile(cfg.home);
-  if (opts.register) {
-    const { start } = selfRef();
-    const info: StackInfo = {
-      pid: process.pid,
-      ...(start ? { pidStart: start } : {}),
-      startedAt: new Date().toISOString(),
-      endpoints: ctx.endpoints,
-      admin: adminUrl,
-      ...(dashboard ? { dashboard: dashboard.url } : {}),
-      ...(ctx.pubsub
-        ? {
-            pubsub: {
-              mode: ctx.pubsub.mode,
-              ...(ctx.pubsub.emulatorHost ? { emulatorHost: ctx.pubsub.emulatorHost } : {}),
-            },
-          }
-        : {}),
-    };
-    fs.mkdirSync(path.dirname(infoFile), { recursive: true });
-    fs.writeFileSync(infoFile, JSON.stringify(info, null, 2));
-  }
+  if (opts.register) registerStack(infoFile, ctx, { admin: adminUrl, dashboard: dashboard?.url }, new Date());
   return {
     ctx,
     triggers,

@@ -12,7 +12,7 @@
  *   emulator whose owner is gone is stopped; a record of a process that is gone is just removed, never
  *   a reason to refuse to start.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -140,15 +140,23 @@ function killGroupOf(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-async function startOnce(opts: StartEmulatorOptions): Promise<EmulatorHandle> {
-  const dataDir = path.join(opts.home, 'pubsub');
-  fs.mkdirSync(dataDir, { recursive: true });
-  await stopStaleEmulator(opts.home, opts.log);
-  const logFile = path.join(dataDir, 'emulator.log');
-  const port = opts.port ?? (await freePort());
-  const host = `127.0.0.1:${port}`;
+/** The last lines of the emulator's log, for start-up errors. */
+function logTail(logFile: string): string {
+  try {
+    return fs.readFileSync(logFile, 'utf8').split('\n').slice(-8).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/** Spawns the launcher under the watchdog in its own process group, its output to `logFile`. */
+function spawnGroup(
+  opts: StartEmulatorOptions,
+  dataDir: string,
+  logFile: string,
+  port: number,
+): ChildProcess {
   const fd = fs.openSync(logFile, 'w');
-  const t0 = Date.now();
   const child = spawn('/bin/sh', ['-c', WATCHDOG, opts.launcher, '--host=127.0.0.1', `--port=${port}`], {
     cwd: dataDir,
     detached: true,
@@ -161,66 +169,103 @@ async function startOnce(opts: StartEmulatorOptions): Promise<EmulatorHandle> {
     },
   });
   fs.closeSync(fd);
-  const pid = child.pid;
-  if (pid === undefined) throw new SmelterError('PUBSUB_UNAVAILABLE', `Could not start ${opts.launcher}`);
-  const pipe = child.stdin;
-  pipe?.on('error', () => undefined);
-  (pipe as unknown as { unref?: () => void } | null)?.unref?.();
-  const start = processStart(pid);
-  const record: EmulatorRecord = { group: { pid, ...(start ? { start } : {}) }, owner: selfRef(), host };
-  fs.writeFileSync(emulatorRecordFile(opts.home), JSON.stringify(record) + '\n');
+  return child;
+}
 
-  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  const exitedP = new Promise<void>((resolve) =>
-    child.once('exit', (code, signal) => {
-      exited = { code, signal };
-      resolve();
-    }),
-  );
-  child.once('error', () => undefined);
-  const killGroup = (signal: NodeJS.Signals): void => killGroupOf(pid, signal);
-  const forget = (): void => {
-    process.removeListener('exit', onExit);
-    pipe?.destroy();
-    fs.rmSync(emulatorRecordFile(opts.home), { force: true });
-  };
-  const onExit = (): void => killGroup('SIGKILL');
-  process.once('exit', onExit);
+/**
+ * A spawned emulator group tied to this process: recorded in `<home>/pubsub/emulator.json`, killed by
+ * an exit hook, its exit observed; `forget()` undoes the ties once the group is gone.
+ */
+class EmulatorGroup {
+  exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  readonly exitedP: Promise<void>;
+  private readonly pipe: ChildProcess['stdin'];
+  private readonly onExit = (): void => this.kill('SIGKILL');
 
-  const tail = (): string => {
-    try {
-      return fs.readFileSync(logFile, 'utf8').split('\n').slice(-8).join('\n');
-    } catch {
-      return '';
+  constructor(
+    child: ChildProcess,
+    readonly pid: number,
+    private readonly home: string,
+    host: string,
+  ) {
+    this.pipe = child.stdin;
+    this.pipe?.on('error', () => undefined);
+    (this.pipe as unknown as { unref?: () => void } | null)?.unref?.();
+    const start = processStart(pid);
+    const record: EmulatorRecord = { group: { pid, ...(start ? { start } : {}) }, owner: selfRef(), host };
+    fs.writeFileSync(emulatorRecordFile(home), JSON.stringify(record) + '\n');
+    this.exitedP = new Promise<void>((resolve) =>
+      child.once('exit', (code, signal) => {
+        this.exited = { code, signal };
+        resolve();
+      }),
+    );
+    child.once('error', () => undefined);
+    process.once('exit', this.onExit);
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    killGroupOf(this.pid, signal);
+  }
+
+  forget(): void {
+    process.removeListener('exit', this.onExit);
+    this.pipe?.destroy();
+    fs.rmSync(emulatorRecordFile(this.home), { force: true });
+  }
+
+  /** SIGTERM, then SIGKILL if the emulator has not exited; then kills what is left (the watchdog). */
+  async stop(): Promise<void> {
+    if (!this.exited) {
+      this.kill('SIGTERM');
+      await within(this.exitedP, 5000);
+      if (!this.exited) {
+        this.kill('SIGKILL');
+        await within(this.exitedP, 2000);
+      }
     }
+    this.kill('SIGKILL'); // what is left of the group: the watchdog
+    this.forget();
+  }
+}
+
+/** Polls the readiness page until it answers; on early exit or timeout, kills the group and throws. */
+async function waitReady(
+  group: EmulatorGroup,
+  o: { host: string; logFile: string; t0: number; timeoutMs: number },
+): Promise<void> {
+  const deadline = o.t0 + o.timeoutMs;
+  const fail = (message: string, details: Record<string, unknown>): SmelterError => {
+    group.kill('SIGKILL'); // with an exited emulator: the watchdog
+    group.forget();
+    return new SmelterError('PUBSUB_UNAVAILABLE', `${message}:\n${logTail(o.logFile)}`, { details });
   };
-  const deadline = t0 + (opts.readyTimeoutMs ?? 30_000);
   for (;;) {
-    if (exited) {
-      killGroup('SIGKILL'); // the watchdog
-      forget();
-      throw new SmelterError(
-        'PUBSUB_UNAVAILABLE',
-        `Pub/Sub emulator exited during start-up (code ${exited.code}):\n${tail()}`,
-        {
-          details: { exitedEarly: true, logFile },
-        },
-      );
-    }
-    if (await emulatorReady(host, 500)) break;
-    if (Date.now() > deadline) {
-      killGroup('SIGKILL');
-      forget();
-      throw new SmelterError(
-        'PUBSUB_UNAVAILABLE',
-        `Pub/Sub emulator not ready after ${Date.now() - t0} ms:\n${tail()}`,
-        {
-          details: { logFile },
-        },
-      );
-    }
+    if (group.exited)
+      throw fail(`Pub/Sub emulator exited during start-up (code ${group.exited.code})`, {
+        exitedEarly: true,
+        logFile: o.logFile,
+      });
+    if (await emulatorReady(o.host, 500)) return;
+    if (Date.now() > deadline)
+      throw fail(`Pub/Sub emulator not ready after ${Date.now() - o.t0} ms`, { logFile: o.logFile });
     await sleep(100);
   }
+}
+
+async function startOnce(opts: StartEmulatorOptions): Promise<EmulatorHandle> {
+  const dataDir = path.join(opts.home, 'pubsub');
+  fs.mkdirSync(dataDir, { recursive: true });
+  await stopStaleEmulator(opts.home, opts.log);
+  const logFile = path.join(dataDir, 'emulator.log');
+  const port = opts.port ?? (await freePort());
+  const host = `127.0.0.1:${port}`;
+  const t0 = Date.now();
+  const child = spawnGroup(opts, dataDir, logFile, port);
+  const pid = child.pid;
+  if (pid === undefined) throw new SmelterError('PUBSUB_UNAVAILABLE', `Could not start ${opts.launcher}`);
+  const group = new EmulatorGroup(child, pid, opts.home, host);
+  await waitReady(group, { host, logFile, t0, timeoutMs: opts.readyTimeoutMs ?? 30_000 });
   // Same file `gcloud beta emulators pubsub env-init --data-dir=<home>/pubsub` reads.
   fs.writeFileSync(path.join(dataDir, 'env.yaml'), `PUBSUB_EMULATOR_HOST: ${host}\n`);
   opts.log?.info(`Pub/Sub emulator ready on ${host} in ${Date.now() - t0} ms`, { pid, logFile });
@@ -233,19 +278,7 @@ async function startOnce(opts: StartEmulatorOptions): Promise<EmulatorHandle> {
     dataDir,
     logFile,
     stop() {
-      stopping ??= (async () => {
-        if (!exited) {
-          killGroup('SIGTERM');
-          await within(exitedP, 5000);
-          if (!exited) {
-            killGroup('SIGKILL');
-            await within(exitedP, 2000);
-          }
-        }
-        killGroup('SIGKILL'); // what is left of the group: the watchdog
-        forget();
-        fs.rmSync(path.join(dataDir, 'env.yaml'), { force: true });
-      })();
+      stopping ??= group.stop().then(() => fs.rmSync(path.join(dataDir, 'env.yaml'), { force: true }));
       return stopping;
     },
   };
