@@ -123,7 +123,14 @@ class BodyTally {
 }
 
 export async function acceptUpload(req: UploadRequest, deps: UploadDeps): Promise<UploadResult> {
-  const dataset = req.dataset?.trim();
+  const upload = new Upload(req, deps, knownDataset(req.dataset, deps.contractsDir));
+  const prior = await upload.prior();
+  return prior ? upload.duplicate(prior) : upload.write();
+}
+
+/** The request's dataset, refused (400/404) unless it names a dataset contract. */
+function knownDataset(requested: string | undefined, contractsDir: string): string {
+  const dataset = requested?.trim();
   if (!dataset)
     throw new HttpError(
       400,
@@ -137,81 +144,112 @@ export async function acceptUpload(req: UploadRequest, deps: UploadDeps): Promis
       `Invalid dataset name ${JSON.stringify(dataset.slice(0, 80))}`,
     );
   try {
-    loadDatasetContract(deps.contractsDir, dataset);
+    loadDatasetContract(contractsDir, dataset);
   } catch (err) {
     if (isSmelterError(err, 'UNKNOWN_DATASET')) throw new HttpError(404, 'UNKNOWN_DATASET', err.message);
     throw err;
   }
-  const tally = new BodyTally(deps.maxBytes);
-  const buffered = Buffer.isBuffer(req.body) ? req.body : undefined;
-  if (buffered) {
-    tally.add(buffered);
-    tally.end();
+  return dataset;
+}
+
+const day = (d: Date): string => d.toISOString().slice(0, 10);
+
+/** One accepted upload: where it goes, the body's tally, and its two outcomes (new object or duplicate). */
+class Upload {
+  private readonly tally: BodyTally;
+  private readonly filename: string;
+  private readonly today: Date;
+  /** From the Idempotency-Key: the same key maps to the same object name prefix. */
+  private readonly key: string | undefined;
+  private readonly object: string;
+  private readonly buffered: Buffer | undefined;
+
+  constructor(
+    private readonly req: UploadRequest,
+    private readonly deps: UploadDeps,
+    private readonly dataset: string,
+  ) {
+    this.tally = new BodyTally(deps.maxBytes);
+    this.buffered = Buffer.isBuffer(req.body) ? req.body : undefined;
+    if (this.buffered) {
+      this.tally.add(this.buffered);
+      this.tally.end();
+    }
+    this.filename = safeFilename(req.filename, req.contentType);
+    this.today = deps.now?.() ?? new Date();
+    this.key = req.idempotencyKey
+      ? createHash('sha256').update(`${dataset}\0${req.idempotencyKey}`).digest('hex').slice(0, 24)
+      : undefined;
+    this.object = `${dataset}/uploads/${day(this.today)}/${this.key ?? randomUUID()}-${this.filename}`;
   }
-  const body = req.body;
-  const readRest = (): Promise<void> => (Buffer.isBuffer(body) ? Promise.resolve() : tally.rest(body));
 
-  const filename = safeFilename(req.filename, req.contentType);
-  const today = deps.now?.() ?? new Date();
-  const day = (d: Date): string => d.toISOString().slice(0, 10);
-  const key = req.idempotencyKey
-    ? createHash('sha256').update(`${dataset}\0${req.idempotencyKey}`).digest('hex').slice(0, 24)
-    : undefined;
-  const object = `${dataset}/uploads/${day(today)}/${key ?? randomUUID()}-${filename}`;
+  /** The object an earlier request with the same Idempotency-Key stored, if any. */
+  async prior(): Promise<ObjectMeta | undefined> {
+    if (!this.key) return undefined;
+    // A retry may cross midnight, or name the file differently: yesterday's and today's uploads count.
+    const yesterday = new Date(this.today.getTime() - 86_400_000);
+    for (const d of [this.today, yesterday])
+      for await (const m of this.deps.store.list(
+        this.deps.rawBucket,
+        `${this.dataset}/uploads/${day(d)}/${this.key}-`,
+      ))
+        return m;
+    return undefined;
+  }
 
-  const duplicate = async (meta: ObjectMeta): Promise<UploadResult> => {
-    await readRest();
+  /** 200 for the same file under the same key; 409 for another file. */
+  async duplicate(meta: ObjectMeta): Promise<UploadResult> {
+    const { rawBucket } = this.deps;
+    if (!Buffer.isBuffer(this.req.body)) await this.tally.rest(this.req.body);
     if (
-      !meta.name.endsWith(`/${key}-${filename}`) ||
-      (meta.md5Hash !== undefined && meta.md5Hash !== tally.md5Base64)
+      !meta.name.endsWith(`/${this.key}-${this.filename}`) ||
+      (meta.md5Hash !== undefined && meta.md5Hash !== this.tally.md5Base64)
     )
       throw new HttpError(
         409,
         'IDEMPOTENCY_KEY_REUSED',
-        `This Idempotency-Key was used for another upload (${gsUri(deps.rawBucket, meta.name)}); use a new key for a new file`,
+        `This Idempotency-Key was used for another upload (${gsUri(rawBucket, meta.name)}); use a new key for a new file`,
       );
     return {
       status: 200,
-      bucket: deps.rawBucket,
+      bucket: rawBucket,
       object: meta.name,
       generation: meta.generation,
-      uri: gsUri(deps.rawBucket, meta.name),
+      uri: gsUri(rawBucket, meta.name),
       bytes: meta.size,
       duplicate: true,
     };
-  };
-  if (key) {
-    // A retry may cross midnight, or name the file differently: yesterday's and today's uploads count.
-    const yesterday = new Date(today.getTime() - 86_400_000);
-    for (const d of [today, yesterday])
-      for await (const m of deps.store.list(deps.rawBucket, `${dataset}/uploads/${day(d)}/${key}-`))
-        return duplicate(m);
   }
-  const source = buffered ?? tally.count(body as Readable);
-  try {
-    const meta = await deps.store.write(deps.rawBucket, object, source, {
-      ifAbsent: true,
-      ...(req.contentType ? { contentType: req.contentType } : {}),
-      metadata: { uploadedVia: 'ingestHttp', originalName: (req.filename ?? '').slice(0, 200) },
-    });
-    return {
-      status: 202,
-      bucket: deps.rawBucket,
-      object,
-      generation: meta.generation,
-      uri: gsUri(deps.rawBucket, object),
-      bytes: meta.size,
-      duplicate: false,
-    };
-  } catch (err) {
-    // The store's driver may wrap a source error in its own (e.g. STORAGE_UNAVAILABLE): ours wins.
-    if (tally.refused) throw tally.refused;
-    if (err instanceof HttpError) throw err;
-    if (isSmelterError(err, 'PRECONDITION_FAILED')) {
-      // A concurrent request with the same key won the race.
-      const meta = await deps.store.stat(deps.rawBucket, object);
-      if (meta) return duplicate(meta);
+
+  /** Streams the body into a new object (202), or resolves a lost race for the same key as a duplicate. */
+  async write(): Promise<UploadResult> {
+    const { store, rawBucket } = this.deps;
+    const source = this.buffered ?? this.tally.count(this.req.body as Readable);
+    try {
+      const meta = await store.write(rawBucket, this.object, source, {
+        ifAbsent: true,
+        ...(this.req.contentType ? { contentType: this.req.contentType } : {}),
+        metadata: { uploadedVia: 'ingestHttp', originalName: (this.req.filename ?? '').slice(0, 200) },
+      });
+      return {
+        status: 202,
+        bucket: rawBucket,
+        object: this.object,
+        generation: meta.generation,
+        uri: gsUri(rawBucket, this.object),
+        bytes: meta.size,
+        duplicate: false,
+      };
+    } catch (err) {
+      // The store's driver may wrap a source error in its own (e.g. STORAGE_UNAVAILABLE): ours wins.
+      if (this.tally.refused) throw this.tally.refused;
+      if (err instanceof HttpError) throw err;
+      if (isSmelterError(err, 'PRECONDITION_FAILED')) {
+        // A concurrent request with the same key won the race.
+        const meta = await store.stat(rawBucket, this.object);
+        if (meta) return this.duplicate(meta);
+      }
+      throw err instanceof SmelterError ? err : permanent('INTERNAL', String(err), { cause: err });
     }
-    throw err instanceof SmelterError ? err : permanent('INTERNAL', String(err), { cause: err });
   }
 }

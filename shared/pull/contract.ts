@@ -328,29 +328,27 @@ function validateIncremental(p: Problems, raw: unknown, at: string, hasWindow: b
   }
 }
 
+const ENDPOINT_KEYS = [
+  'name',
+  'path',
+  'dataset',
+  'method',
+  'query',
+  'records',
+  'pagination',
+  'window',
+  'incremental',
+  'omit',
+  'description',
+];
+
 function validateEndpoint(p: Problems, raw: unknown, i: number, names: Set<string>): Endpoint | undefined {
   const at = `endpoints[${i}]`;
   if (!isObj(raw)) {
     p.add(at, 'an object is required');
     return undefined;
   }
-  p.keys(
-    raw,
-    [
-      'name',
-      'path',
-      'dataset',
-      'method',
-      'query',
-      'records',
-      'pagination',
-      'window',
-      'incremental',
-      'omit',
-      'description',
-    ],
-    `${at}.`,
-  );
+  p.keys(raw, ENDPOINT_KEYS, `${at}.`);
   const dataset = p.str(raw, 'dataset', `${at}.`, {
     re: DATASET_NAME,
     hint: 'a dataset name (contracts/datasets/<dataset>.json) is required',
@@ -359,43 +357,15 @@ function validateEndpoint(p: Problems, raw: unknown, i: number, names: Set<strin
     re: /^\/[^\s?#]*$/,
     hint: 'a path starting with / (no query string: use "query")',
   });
-  const name =
-    p.optStr(raw, 'name', `${at}.`, { re: SOURCE_NAME, hint: 'lower-case letters, digits and _' }) ??
-    dataset ??
-    `endpoint_${i}`;
-  if (names.has(name)) p.add(`${at}.name`, `duplicate endpoint name ${name}`);
-  names.add(name);
+  const name = endpointName(p, raw, at, dataset ?? `endpoint_${i}`, names);
   const method = raw.method ?? 'GET';
   if (method !== 'GET' && method !== 'POST') p.add(`${at}.method`, 'GET or POST');
-  const query: Record<string, string> = {};
-  if (raw.query !== undefined) {
-    if (!isObj(raw.query)) p.add(`${at}.query`, 'an object of parameter → value');
-    else
-      for (const [k, v] of Object.entries(raw.query)) {
-        if (!PARAM.test(k)) p.add(`${at}.query.${k}`, 'not a valid parameter name');
-        if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') query[k] = String(v);
-        else p.add(`${at}.query.${k}`, 'a string, number or boolean');
-      }
-  }
-  const records =
-    raw.records === undefined || raw.records === ''
-      ? ''
-      : (p.str(raw, 'records', `${at}.`, {
-          re: DOTTED,
-          hint: 'a dotted path such as "users" or "data.items" ("" = the body)',
-        }) ?? '');
+  // Checked in the order of the fields, so problems are listed in that order.
+  const query = validateQuery(p, raw.query, `${at}.query`);
+  const records = validateRecordsPath(p, raw, at);
   const pagination = validatePagination(p, raw.pagination, `${at}.pagination`);
   const window = validateWindow(p, raw.window, `${at}.window`);
   const incremental = validateIncremental(p, raw.incremental, `${at}.incremental`, window !== undefined);
-  const omit: string[] = [];
-  if (raw.omit !== undefined) {
-    if (!Array.isArray(raw.omit)) p.add(`${at}.omit`, 'an array of dotted record fields');
-    else
-      for (const [j, f] of raw.omit.entries()) {
-        if (typeof f === 'string' && DOTTED.test(f)) omit.push(f);
-        else p.add(`${at}.omit[${j}]`, 'a dotted record field such as "bank.cardNumber"');
-      }
-  }
   return {
     name,
     path: epPath ?? '/',
@@ -406,8 +376,63 @@ function validateEndpoint(p: Problems, raw: unknown, i: number, names: Set<strin
     pagination,
     ...(window ? { window } : {}),
     incremental,
-    omit,
+    omit: validateOmit(p, raw.omit, `${at}.omit`),
   };
+}
+
+/** The endpoint's name (its dataset's by default), unique within the contract. */
+function endpointName(
+  p: Problems,
+  raw: Record<string, unknown>,
+  at: string,
+  fallback: string,
+  names: Set<string>,
+): string {
+  const name =
+    p.optStr(raw, 'name', `${at}.`, { re: SOURCE_NAME, hint: 'lower-case letters, digits and _' }) ??
+    fallback;
+  if (names.has(name)) p.add(`${at}.name`, `duplicate endpoint name ${name}`);
+  names.add(name);
+  return name;
+}
+
+function validateQuery(p: Problems, raw: unknown, at: string): Record<string, string> {
+  const query: Record<string, string> = {};
+  if (raw === undefined) return query;
+  if (!isObj(raw)) {
+    p.add(at, 'an object of parameter → value');
+    return query;
+  }
+  for (const [k, v] of Object.entries(raw)) {
+    if (!PARAM.test(k)) p.add(`${at}.${k}`, 'not a valid parameter name');
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') query[k] = String(v);
+    else p.add(`${at}.${k}`, 'a string, number or boolean');
+  }
+  return query;
+}
+
+function validateRecordsPath(p: Problems, raw: Record<string, unknown>, at: string): string {
+  if (raw.records === undefined || raw.records === '') return '';
+  return (
+    p.str(raw, 'records', `${at}.`, {
+      re: DOTTED,
+      hint: 'a dotted path such as "users" or "data.items" ("" = the body)',
+    }) ?? ''
+  );
+}
+
+function validateOmit(p: Problems, raw: unknown, at: string): string[] {
+  const omit: string[] = [];
+  if (raw === undefined) return omit;
+  if (!Array.isArray(raw)) {
+    p.add(at, 'an array of dotted record fields');
+    return omit;
+  }
+  for (const [j, f] of raw.entries()) {
+    if (typeof f === 'string' && DOTTED.test(f)) omit.push(f);
+    else p.add(`${at}[${j}]`, 'a dotted record field such as "bank.cardNumber"');
+  }
+  return omit;
 }
 
 function validateAuth(p: Problems, raw: unknown): Auth {
@@ -456,85 +481,14 @@ export function validateSourceContract(raw: unknown, where: string): SourceContr
     re: SOURCE_NAME,
     hint: 'lower-case letters, digits and _ (the file name)',
   });
-  const baseUrl = p.str(raw, 'baseUrl', '', {
-    hint: 'an http(s) URL is required (SMELTER_SOURCE_<NAME>_URL overrides it)',
-  });
-  if (baseUrl !== undefined) {
-    try {
-      const u = new URL(baseUrl);
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') p.add('baseUrl', 'http or https');
-      if (u.username || u.password) p.add('baseUrl', 'credentials never go in a contract');
-      if (u.search) p.add('baseUrl', 'no query string (use endpoints[].query)');
-    } catch {
-      p.add('baseUrl', 'not a URL');
-    }
-  }
+  const baseUrl = validateBaseUrl(p, raw);
   const auth = validateAuth(p, raw.auth);
-  let cron: Cron | undefined;
   const schedule = p.optStr(raw, 'schedule', '');
-  if (schedule !== undefined) {
-    try {
-      cron = parseCron(schedule);
-    } catch (e) {
-      p.add('schedule', (e as Error).message);
-    }
-  }
-  const lim = isObj(raw.limits) ? raw.limits : {};
-  if (raw.limits !== undefined && !isObj(raw.limits)) p.add('limits', 'an object');
-  p.keys(lim, ['pagesPerRun', 'bytesPerResponse', 'requestsPerSecond', 'recordsPerPart'], 'limits.');
-  let bytesPerResponse = DEFAULT_LIMITS.bytesPerResponse;
-  if (lim.bytesPerResponse !== undefined) {
-    const b = parseBytes(lim.bytesPerResponse);
-    if (b === undefined || b > 1024 ** 3)
-      p.add('limits.bytesPerResponse', 'a size such as 16MB (at most 1GB)');
-    else bytesPerResponse = b;
-  }
-  const limits: Limits = {
-    pagesPerRun: p.int(lim, 'pagesPerRun', 'limits.', DEFAULT_LIMITS.pagesPerRun, 1, 10_000_000),
-    bytesPerResponse,
-    requestsPerSecond: p.num(
-      lim,
-      'requestsPerSecond',
-      'limits.',
-      DEFAULT_LIMITS.requestsPerSecond,
-      0.001,
-      100_000,
-    ),
-    recordsPerPart: p.int(lim, 'recordsPerPart', 'limits.', DEFAULT_LIMITS.recordsPerPart, 1, 10_000_000),
-  };
-  const h = isObj(raw.http) ? raw.http : {};
-  if (raw.http !== undefined && !isObj(raw.http)) p.add('http', 'an object');
-  p.keys(h, Object.keys(DEFAULT_HTTP), 'http.');
-  const http: HttpPolicy = {
-    connectTimeoutMs: p.int(h, 'connectTimeoutMs', 'http.', DEFAULT_HTTP.connectTimeoutMs, 1, 600_000),
-    timeoutMs: p.int(h, 'timeoutMs', 'http.', DEFAULT_HTTP.timeoutMs, 1, 3_600_000),
-    maxAttempts: p.int(h, 'maxAttempts', 'http.', DEFAULT_HTTP.maxAttempts, 1, 50),
-    retryBaseMs: p.int(h, 'retryBaseMs', 'http.', DEFAULT_HTTP.retryBaseMs, 1, 600_000),
-    retryMaxMs: p.int(h, 'retryMaxMs', 'http.', DEFAULT_HTTP.retryMaxMs, 1, 3_600_000),
-    maxRedirects: p.int(h, 'maxRedirects', 'http.', DEFAULT_HTTP.maxRedirects, 0, 20),
-  };
-  const headers: Record<string, string> = {};
-  if (raw.headers !== undefined) {
-    if (!isObj(raw.headers)) p.add('headers', 'an object of header → value');
-    else
-      for (const [k, v] of Object.entries(raw.headers)) {
-        if (!HEADER.test(k)) p.add(`headers.${k}`, 'not a valid header name');
-        else if (/^(authorization|cookie|proxy-authorization)$/i.test(k))
-          p.add(`headers.${k}`, 'credentials never go in a contract: use "auth"');
-        else if (typeof v !== 'string') p.add(`headers.${k}`, 'a string');
-        else headers[k] = v;
-      }
-  }
-  const endpoints: Endpoint[] = [];
-  if (!Array.isArray(raw.endpoints) || raw.endpoints.length === 0)
-    p.add('endpoints', 'at least one endpoint is required');
-  else {
-    const names = new Set<string>();
-    for (const [i, e] of raw.endpoints.entries()) {
-      const ep = validateEndpoint(p, e, i, names);
-      if (ep) endpoints.push(ep);
-    }
-  }
+  const cron = schedule === undefined ? undefined : validateSchedule(p, schedule);
+  const limits = validateLimits(p, raw.limits);
+  const http = validateHttp(p, raw.http);
+  const headers = validateHeaders(p, raw.headers);
+  const endpoints = validateEndpoints(p, raw.endpoints);
   if (p.list.length)
     throw permanent('CONTRACT_INVALID', `${where}: invalid source contract:\n  ${p.list.join('\n  ')}`, {
       details: { file: where, problems: p.list },
@@ -550,6 +504,102 @@ export function validateSourceContract(raw: unknown, where: string): SourceContr
     headers,
     endpoints,
   };
+}
+
+function validateBaseUrl(p: Problems, raw: Record<string, unknown>): string | undefined {
+  const baseUrl = p.str(raw, 'baseUrl', '', {
+    hint: 'an http(s) URL is required (SMELTER_SOURCE_<NAME>_URL overrides it)',
+  });
+  if (baseUrl === undefined) return undefined;
+  try {
+    const u = new URL(baseUrl);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') p.add('baseUrl', 'http or https');
+    if (u.username || u.password) p.add('baseUrl', 'credentials never go in a contract');
+    if (u.search) p.add('baseUrl', 'no query string (use endpoints[].query)');
+  } catch {
+    p.add('baseUrl', 'not a URL');
+  }
+  return baseUrl;
+}
+
+function validateSchedule(p: Problems, schedule: string): Cron | undefined {
+  try {
+    return parseCron(schedule);
+  } catch (e) {
+    p.add('schedule', (e as Error).message);
+    return undefined;
+  }
+}
+
+function validateLimits(p: Problems, raw: unknown): Limits {
+  const lim = isObj(raw) ? raw : {};
+  if (raw !== undefined && !isObj(raw)) p.add('limits', 'an object');
+  p.keys(lim, ['pagesPerRun', 'bytesPerResponse', 'requestsPerSecond', 'recordsPerPart'], 'limits.');
+  let bytesPerResponse = DEFAULT_LIMITS.bytesPerResponse;
+  if (lim.bytesPerResponse !== undefined) {
+    const b = parseBytes(lim.bytesPerResponse);
+    if (b === undefined || b > 1024 ** 3)
+      p.add('limits.bytesPerResponse', 'a size such as 16MB (at most 1GB)');
+    else bytesPerResponse = b;
+  }
+  return {
+    pagesPerRun: p.int(lim, 'pagesPerRun', 'limits.', DEFAULT_LIMITS.pagesPerRun, 1, 10_000_000),
+    bytesPerResponse,
+    requestsPerSecond: p.num(
+      lim,
+      'requestsPerSecond',
+      'limits.',
+      DEFAULT_LIMITS.requestsPerSecond,
+      0.001,
+      100_000,
+    ),
+    recordsPerPart: p.int(lim, 'recordsPerPart', 'limits.', DEFAULT_LIMITS.recordsPerPart, 1, 10_000_000),
+  };
+}
+
+function validateHttp(p: Problems, raw: unknown): HttpPolicy {
+  const h = isObj(raw) ? raw : {};
+  if (raw !== undefined && !isObj(raw)) p.add('http', 'an object');
+  p.keys(h, Object.keys(DEFAULT_HTTP), 'http.');
+  return {
+    connectTimeoutMs: p.int(h, 'connectTimeoutMs', 'http.', DEFAULT_HTTP.connectTimeoutMs, 1, 600_000),
+    timeoutMs: p.int(h, 'timeoutMs', 'http.', DEFAULT_HTTP.timeoutMs, 1, 3_600_000),
+    maxAttempts: p.int(h, 'maxAttempts', 'http.', DEFAULT_HTTP.maxAttempts, 1, 50),
+    retryBaseMs: p.int(h, 'retryBaseMs', 'http.', DEFAULT_HTTP.retryBaseMs, 1, 600_000),
+    retryMaxMs: p.int(h, 'retryMaxMs', 'http.', DEFAULT_HTTP.retryMaxMs, 1, 3_600_000),
+    maxRedirects: p.int(h, 'maxRedirects', 'http.', DEFAULT_HTTP.maxRedirects, 0, 20),
+  };
+}
+
+function validateHeaders(p: Problems, raw: unknown): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (raw === undefined) return headers;
+  if (!isObj(raw)) {
+    p.add('headers', 'an object of header → value');
+    return headers;
+  }
+  for (const [k, v] of Object.entries(raw)) {
+    if (!HEADER.test(k)) p.add(`headers.${k}`, 'not a valid header name');
+    else if (/^(authorization|cookie|proxy-authorization)$/i.test(k))
+      p.add(`headers.${k}`, 'credentials never go in a contract: use "auth"');
+    else if (typeof v !== 'string') p.add(`headers.${k}`, 'a string');
+    else headers[k] = v;
+  }
+  return headers;
+}
+
+function validateEndpoints(p: Problems, raw: unknown): Endpoint[] {
+  const endpoints: Endpoint[] = [];
+  if (!Array.isArray(raw) || raw.length === 0) {
+    p.add('endpoints', 'at least one endpoint is required');
+    return endpoints;
+  }
+  const names = new Set<string>();
+  for (const [i, e] of raw.entries()) {
+    const ep = validateEndpoint(p, e, i, names);
+    if (ep) endpoints.push(ep);
+  }
+  return endpoints;
 }
 
 export function sourcesDir(contractsDir: string): string {
