@@ -117,6 +117,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     writes: ['archive'],
     publishes: ['deadLetter'],
     bigquery: 'events-write',
+    piiHashKey: true,
     description:
       'Validates backend events and routes them to per-type tables, the archive and the dead letter.',
   },

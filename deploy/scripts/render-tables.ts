@@ -108,6 +108,19 @@ export function datasetTableSpecs(c: DatasetContract): {
   return { bronze, silver: { ...base, timePartitioning: silverPartitioning } };
 }
 
+/** An event table: the router's layout (drop fields gone, hash fields strings), tags on `mask` fields. */
+export function eventTableSpec(c: EventContract): BigQueryTableSpec {
+  const spec = bigqueryTableSpec(c);
+  const masked = new Map(c.fields.filter((f) => f.sensitive?.policy === 'mask').map((f) => [f.name, f]));
+  return {
+    ...spec,
+    schema: spec.schema.map((f) => {
+      const col = masked.get(f.name);
+      return col ? withPolicyTag(col, f) : f;
+    }),
+  };
+}
+
 export function renderTables(contractsDir: string): Json {
   const resources: Record<string, Json> = {};
   const add = (name: string, body: Json): void => {
@@ -121,7 +134,7 @@ export function renderTables(contractsDir: string): Json {
     add(`silver_${name}`, table('silver', specs.silver, true));
   }
   for (const c of listEventContracts(contractsDir))
-    add(`events_${c.table}`, table('events', bigqueryTableSpec(c), false));
+    add(`events_${c.table}`, table('events', eventTableSpec(c), false));
   const dl = bigqueryDeadLetterSpec();
   add(`events_${dl.table}`, table('events', dl, false));
 

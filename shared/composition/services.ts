@@ -23,6 +23,7 @@ import { config } from '../config';
 import { EventContractRegistry, type ContractLookup } from '../events/contract';
 import type { DeadLetterPublisher, EventArchive, EventWarehouse } from '../events/ports';
 import { EventRouter, type RouterOptions } from '../events/router';
+import { piiHashKey } from '../governance/key';
 import type { ConversionEngines } from '../ingest/ports';
 import { createLogger, type Logger } from '../log';
 import type { ObjectStore } from '../storage/object-store';
@@ -278,9 +279,16 @@ export const FACTORIES: Factories = {
         archive: rt.get('eventArchive'),
         deadLetters: rt.get('deadLetters'),
         log: rt.get('log').child({ function: 'routeEvent' }),
+        piiKey: cachedPiiKey(rt.get('config')),
       },
       routerOptions(rt.get('config')),
     );
     return { value, close: () => value.close() };
   },
 };
+
+/** The key of `hash` fields, read once it is first needed (and again after a failure: it may be fixed). */
+function cachedPiiKey(cfg: Config): () => string {
+  let key: string | undefined;
+  return () => (key ??= piiHashKey(cfg));
+}

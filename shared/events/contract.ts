@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { permanent, SmelterError, transient } from '../errors';
 import { type ColumnType, type FieldSpec, isScalar, typeProblems } from '../contracts/types';
+import { sensitivityProblems, type Sensitivity } from '../governance/sensitivity';
 
 /** A field of an event: the shared column vocabulary plus value rules checked on every event. */
 export interface EventFieldSpec extends FieldSpec {
@@ -22,6 +23,8 @@ export interface EventFieldSpec extends FieldSpec {
   /** Arrays only: bounds on the number of elements. */
   minItems?: number;
   maxItems?: number;
+  /** Personal data: dropped or hashed by the router, or stored and masked for analysts (top level only). */
+  sensitive?: Sensitivity;
 }
 
 export interface EventContract {
@@ -92,6 +95,10 @@ export function validateEventContract(raw: unknown, where: string): EventContrac
     if (!p) problems.push(`partition: unknown field ${JSON.stringify(c.partition)}`);
     else if ((p.type !== 'timestamp' && p.type !== 'date') || !p.required)
       problems.push('partition: must be event_time or a required timestamp/date field');
+    else if (p.sensitive && p.sensitive.policy !== 'mask')
+      problems.push(
+        `partition: ${p.name} is ${p.sensitive.policy === 'drop' ? 'dropped' : 'hashed'} (sensitive), so it cannot partition the table`,
+      );
   }
   if (c.cluster === undefined) c.cluster = [];
   if (!Array.isArray(c.cluster)) problems.push('cluster: an array of field names');
@@ -101,6 +108,8 @@ export function validateEventContract(raw: unknown, where: string): EventContrac
       if (k === 'event_id' || k === 'event_type' || k === 'event_time') continue;
       const f = top.get(k);
       if (!f) problems.push(`cluster: unknown field ${JSON.stringify(k)}`);
+      else if (f.sensitive?.policy === 'drop')
+        problems.push(`cluster: ${k} is dropped (sensitive), so it cannot cluster the table`);
       else if (!isScalar(f.type) || !CLUSTERABLE.has(f.type))
         problems.push(`cluster: ${k} must be a top-level scalar (not json/float64)`);
     }
@@ -129,14 +138,20 @@ function fieldListProblems(fields: unknown[], at: string, topLevel: boolean): st
       continue;
     }
     const here = `${at}.${f.name}`;
-    if (topLevel && (ENVELOPE_COLUMNS as readonly string[]).includes(f.name))
+    if (topLevel && (ENVELOPE_COLUMNS as readonly string[]).includes(f.name)) {
       problems.push(`${here}: ${f.name} is an envelope column every event carries; do not declare it`);
+      if (f.sensitive !== undefined)
+        problems.push(
+          `${here}.sensitive: ${f.name} identifies the event (table key, insert id, archive name) and cannot be dropped, hashed or masked`,
+        );
+    }
     if (names.has(f.name)) problems.push(`${here}: duplicate field`);
     names.add(f.name);
     const tp = typeProblems(f.type, `${here}.type`);
     problems.push(...tp);
     if (tp.length) continue;
     problems.push(...ruleProblems(f, here));
+    problems.push(...eventSensitivityProblems(f, here, topLevel));
     if (!isScalar(f.type)) {
       if ('struct' in f.type) problems.push(...fieldListProblems(f.type.struct, `${here}`, false));
       else if (!isScalar(f.type.array) && 'struct' in f.type.array)
@@ -144,6 +159,23 @@ function fieldListProblems(fields: unknown[], at: string, topLevel: boolean): st
     }
   }
   return problems;
+}
+
+/**
+ * `sensitive` on an event field: the dataset rules (class, policy, scalar for hash/mask), plus what the
+ * router and the masked views need: `mask` only on top-level fields (policy tags and the local masked
+ * views work per column), and a `drop` field cannot be `required` (a dead letter's stored payload no
+ * longer holds it, so a replay would fail for it).
+ */
+function eventSensitivityProblems(f: EventFieldSpec, here: string, topLevel: boolean): string[] {
+  if (f.sensitive === undefined) return [];
+  const p = sensitivityProblems(f, `${here}.sensitive`, []);
+  if (p.length) return p;
+  if (f.sensitive.policy === 'mask' && !topLevel)
+    p.push(`${here}.sensitive.policy: only top-level fields can be masked; hash or drop a nested field`);
+  if (f.sensitive.policy === 'drop' && f.required)
+    p.push(`${here}.sensitive.policy: a dropped field cannot be required (declare it optional)`);
+  return p;
 }
 
 /** Value rules must suit the field's type (for scalar arrays, the element type). */
@@ -164,6 +196,7 @@ function ruleProblems(f: EventFieldSpec, here: string): string[] {
     'maxLength',
     'minItems',
     'maxItems',
+    'sensitive',
   ]);
   for (const k of Object.keys(f)) if (!known.has(k)) p.push(`${here}.${k}: unknown field key`);
   if (f.required !== undefined && typeof f.required !== 'boolean') p.push(`${here}.required: true or false`);

@@ -273,9 +273,12 @@ export class EventGenerator {
     }
     const tax = Math.round((subtotal * country.vat) / 100);
     const shipping = subtotal >= 5000 ? 0 : 495;
+    const orderId = `ORD-${String(Math.floor(this.rnd() * 9e8) + 1e8)}`;
+    const customer = `CUST-${String(1 + Math.floor(this.rnd() * CUSTOMERS)).padStart(5, '0')}`;
     return {
-      order_id: `ORD-${String(Math.floor(this.rnd() * 9e8) + 1e8)}`,
-      customer_id: `CUST-${String(1 + Math.floor(this.rnd() * CUSTOMERS)).padStart(5, '0')}`,
+      order_id: orderId,
+      customer_id: customer,
+      customer_email: `${customer.toLowerCase()}@example.com`,
       status: this.pick(STATUSES),
       items,
       shipping_address: {
@@ -351,6 +354,7 @@ export class EventGenerator {
       user_id: `USER-${String(user).padStart(6, '0')}`,
       session_id: session,
       activity_type: type,
+      ip: `10.0.${user >> 8}.${user & 255}`,
     };
     switch (type) {
       case 'search': {

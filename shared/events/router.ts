@@ -8,12 +8,16 @@
  * Retrying is bounded by age: when a message published more than `maxEventAgeMs` ago still cannot be
  * written, it is dead-lettered (reason `retries_exhausted`) and acknowledged; if even that fails it is
  * logged at ERROR with its bytes and acknowledged — a poison message must not be retried forever.
+ *
+ * Personal data (./privacy.ts): `drop` and `hash` fields are applied to the row right after validation
+ * and to every payload a dead letter or log line keeps, so neither a table, the archive, a dead letter
+ * nor a log line holds a dropped value or a hashed one in clear.
  */
 import type { CloudEventV1 as CloudEvent } from 'cloudevents';
-import { errorKind, errorMessage } from '../errors';
+import { errorKind, errorMessage, SmelterError } from '../errors';
 import type { Logger } from '../log';
 import { MicroBatcher, type BatcherStats } from './batcher';
-import type { ContractLookup } from './contract';
+import type { ContractLookup, EventContract } from './contract';
 import { archiveKey } from './archive';
 import { messageFromCloudEvent, messageKey } from './message';
 import {
@@ -21,8 +25,19 @@ import {
   decodeBase64Head,
   decodeMessageData,
   MAX_JSON_DEPTH,
+  parseJsonSafely,
   wellFormed,
 } from './parse';
+import {
+  hashedAttributes,
+  PII_HASHED_ATTR,
+  PII_WITHHELD_ATTR,
+  protect,
+  sensitiveFields,
+  verifiedPrehashed,
+  withoutMarkers,
+  type SensitiveField,
+} from './privacy';
 import type {
   AcceptedEvent,
   DeadLetterMessage,
@@ -52,6 +67,17 @@ export interface RouterDeps {
   deadLetters: DeadLetterPublisher;
   log: Logger;
   now?: () => number;
+  /** The key of `hash` fields (SMELTER_PII_HASH_KEY); asked for only when a contract declares some. */
+  piiKey?: () => string;
+}
+
+/** A dead letter's payload as it may be kept: personal data applied, or withheld. */
+interface SafePayload {
+  bytes: Buffer;
+  /** The message's attributes plus the router's markers (hashed fields, or withheld). */
+  attributes: Record<string, string>;
+  /** False when `bytes` is only the head of the payload, or nothing (withheld). */
+  complete: boolean;
 }
 
 export type RouteStatus = 'stored' | 'dead-lettered' | 'abandoned';
@@ -170,39 +196,41 @@ export class EventRouter {
 
   private prepare(msg: IncomingMessage, preViolation?: Violation): Item {
     const processedAt = new Date(this.now()).toISOString();
-    if (preViolation)
-      return this.dead(
-        msg,
-        decodeBase64Head(msg.data ?? '', DEAD_LETTER_MAX_DATA_BYTES),
-        null,
-        [preViolation],
-        null,
-        null,
-      );
+    const type = msg.attributes.event_type ?? null;
+    if (preViolation) {
+      const head = decodeBase64Head(msg.data ?? '', DEAD_LETTER_MAX_DATA_BYTES);
+      return this.dead(msg, this.unparsedPayload(msg, head, true), null, [preViolation], type, null);
+    }
     const decoded = decodeMessageData(msg.data, {
       maxEventBytes: this.options.maxEventBytes,
       maxDepth: this.options.maxDepth ?? MAX_JSON_DEPTH,
     });
     if (!decoded.ok) {
-      const type = msg.attributes.event_type ?? null;
-      return this.dead(msg, decoded.bytes, decoded.size, [decoded.violation], type, null);
+      const complete = decoded.bytes.length === decoded.size;
+      const payload = this.unparsedPayload(msg, decoded.bytes, complete);
+      return this.dead(msg, payload, decoded.size, [decoded.violation], type, null);
     }
+    const prehashed =
+      msg.attributes[PII_HASHED_ATTR] !== undefined
+        ? verifiedPrehashed(msg.attributes, decoded.bytes, () => this.key())
+        : new Set<string>();
     const result = validateEvent(decoded.value, msg.attributes, this.deps.contracts, {
       messageId: msg.messageId,
       // A message that does not say when it was published is stored with when it arrived.
       publishTime: msg.receivedAt ?? msg.publishTime,
       processedAt,
       text: decoded.text,
+      prehashed,
     });
-    if (!result.row || !result.contract)
-      return this.dead(
-        msg,
-        decoded.bytes,
-        decoded.bytes.length,
-        result.violations,
-        result.eventType,
-        result.eventId,
-      );
+    if (!result.row || !result.contract) {
+      const payload = result.contract
+        ? this.parsedPayload(msg, decoded.text, result.contract, prehashed)
+        : this.keptPayload(msg, decoded.bytes, true);
+      const size = decoded.bytes.length;
+      return this.dead(msg, payload, size, result.violations, result.eventType, result.eventId);
+    }
+    const fields = this.protectedFields(result.contract);
+    if (fields.length) protect(result.row, fields, () => this.key(), prehashed);
     const event: AcceptedEvent = { contract: result.contract, row: result.row, message: msg };
     if (result.extra) event.extra = result.extra;
     return { kind: 'event', event };
@@ -210,30 +238,31 @@ export class EventRouter {
 
   private dead(
     msg: IncomingMessage,
-    bytes: Buffer,
+    payload: SafePayload,
     size: number | null,
     reasons: Violation[],
     eventType: string | null,
     eventId: string | null,
   ): Item {
-    return { kind: 'dead', record: this.record(msg, bytes, size, reasons, eventType, eventId) };
+    return { kind: 'dead', record: this.record(msg, payload, size, reasons, eventType, eventId) };
   }
 
   private record(
     msg: IncomingMessage,
-    bytes: Buffer,
+    payload: SafePayload,
     size: number | null,
     reasons: Violation[],
     eventType: string | null,
     eventId: string | null,
   ): DeadLetterRecord {
+    const { bytes } = payload;
     const kept =
       bytes.length > DEAD_LETTER_MAX_DATA_BYTES ? bytes.subarray(0, DEAD_LETTER_MAX_DATA_BYTES) : bytes;
     const total = size ?? bytes.length;
     // The record's text must be storable even when the message's is not (the bytes stay in data_base64).
     const text = (s: string | null): string | null => (s === null ? null : wellFormed(s));
     const attributes = Object.fromEntries(
-      Object.entries(msg.attributes).map(([k, v]) => [wellFormed(k), wellFormed(v)]),
+      Object.entries(payload.attributes).map(([k, v]) => [wellFormed(k), wellFormed(v)]),
     );
     return {
       message_id: wellFormed(msg.messageId),
@@ -243,12 +272,111 @@ export class EventRouter {
       attributes: JSON.stringify(attributes),
       data_base64: kept.toString('base64'),
       data_bytes: total,
-      data_truncated: kept.length < total,
+      data_truncated: kept.length < bytes.length || !payload.complete,
       reasons: reasons.map((r) => ({ ...r, path: wellFormed(r.path), reason: wellFormed(r.reason) })),
       subscription: text(msg.subscription ?? null),
       delivery_attempt: msg.deliveryAttempt ?? null,
       dead_lettered_at: new Date(this.now()).toISOString(),
     };
+  }
+
+  // --- personal data in what the router keeps ---------------------------------------------------------
+
+  private readonly fieldsByContract = new WeakMap<EventContract, SensitiveField[]>();
+
+  /** The contract's `drop` and `hash` fields (cached per contract object: a reload makes a new one). */
+  private protectedFields(c: EventContract): SensitiveField[] {
+    let f = this.fieldsByContract.get(c);
+    if (!f) this.fieldsByContract.set(c, (f = sensitiveFields(c).filter((x) => x.policy !== 'mask')));
+    return f;
+  }
+
+  private key(): string {
+    const key = this.deps.piiKey?.();
+    if (!key)
+      throw new SmelterError(
+        'CONFIG_INVALID',
+        'an event contract has hash fields but routeEvent has no SMELTER_PII_HASH_KEY',
+        { kind: 'transient' },
+      );
+    return key;
+  }
+
+  /** Bytes kept as received: nothing declared applies (unknown type, or a type without drop/hash fields). */
+  private keptPayload(msg: IncomingMessage, bytes: Buffer, complete: boolean): SafePayload {
+    return { bytes, attributes: withoutMarkers(msg.attributes), complete };
+  }
+
+  /** The payload with its contract's drop/hash fields applied, marked with what it holds hashed. */
+  private parsedPayload(
+    msg: IncomingMessage,
+    text: string,
+    contract: EventContract,
+    prehashed: ReadonlySet<string>,
+  ): SafePayload {
+    const fields = this.protectedFields(contract);
+    if (!fields.length) return this.keptPayload(msg, Buffer.from(text, 'utf8'), true);
+    const parsed = parseJsonSafely(text, this.options.maxDepth ?? MAX_JSON_DEPTH);
+    if (!parsed.ok) return this.withheld(msg);
+    const hashed = protect(parsed.value, fields, () => this.key(), prehashed);
+    const bytes = Buffer.from(JSON.stringify(parsed.value), 'utf8');
+    const marks = hashed.length ? hashedAttributes(this.key(), hashed, bytes) : {};
+    return { bytes, attributes: { ...withoutMarkers(msg.attributes), ...marks }, complete: true };
+  }
+
+  /**
+   * A payload that did not decode or parse, of the type its attribute names: kept when that type
+   * declares no drop/hash field (or is unknown), else protected if it parses after all (a lone
+   * surrogate), else withheld — the router cannot tell where its personal data is.
+   */
+  private unparsedPayload(msg: IncomingMessage, bytes: Buffer, complete: boolean): SafePayload {
+    const type = msg.attributes.event_type;
+    let contract: EventContract | undefined;
+    try {
+      contract = type ? this.deps.contracts.get(type) : undefined;
+    } catch {
+      // The type's contract cannot be read (a broken file): what it declares is unknown.
+    }
+    if (!contract || !this.protectedFields(contract).length) return this.keptPayload(msg, bytes, complete);
+    if (!complete) return this.withheld(msg);
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      return this.withheld(msg);
+    }
+    const prehashed = verifiedPrehashed(msg.attributes, bytes, () => this.key());
+    return this.parsedPayload(msg, text, contract, prehashed);
+  }
+
+  private withheld(msg: IncomingMessage): SafePayload {
+    return {
+      bytes: Buffer.alloc(0),
+      complete: false,
+      attributes: {
+        ...withoutMarkers(msg.attributes),
+        [PII_WITHHELD_ATTR]: 'unparsable payload of a type with drop/hash fields',
+      },
+    };
+  }
+
+  /** The payload a dead letter of this message may keep, whatever stage it failed at. */
+  private safePayload(msg: IncomingMessage, item: Item | undefined): SafePayload {
+    if (item?.kind === 'dead')
+      return {
+        bytes: Buffer.from(item.record.data_base64, 'base64'),
+        attributes: JSON.parse(item.record.attributes) as Record<string, string>,
+        complete: !item.record.data_truncated,
+      };
+    const decoded = decodeMessageData(msg.data, {
+      maxEventBytes: this.options.maxEventBytes,
+      maxDepth: this.options.maxDepth ?? MAX_JSON_DEPTH,
+    });
+    if (item?.kind === 'event' && decoded.ok) {
+      const prehashed = verifiedPrehashed(msg.attributes, decoded.bytes, () => this.key());
+      return this.parsedPayload(msg, decoded.text, item.event.contract, prehashed);
+    }
+    return this.unparsedPayload(msg, decoded.bytes, decoded.ok || decoded.bytes.length === decoded.size);
   }
 
   private ids(
@@ -295,12 +423,13 @@ export class EventRouter {
         ? `still failing ${Math.round(ageMs / 1000)} s after publication (SMELTER_MAX_EVENT_AGE_MS): ${errorMessage(err)}`
         : `could not be written: ${errorMessage(err)}`,
     };
-    const bytes = decodeBase64Head(msg.data ?? '', DEAD_LETTER_MAX_DATA_BYTES);
+    const payload = this.safePayload(msg, item);
     const prior = item?.kind === 'dead' ? item.record.reasons : [];
-    const rec = this.record(msg, bytes, null, [...prior, reason], ids.eventType, ids.eventId);
+    const size = item?.kind === 'dead' ? item.record.data_bytes : null;
+    const rec = this.record(msg, payload, size, [...prior, reason], ids.eventType, ids.eventId);
     const [table, topic] = await Promise.allSettled([
       this.deps.warehouse.insertDeadLetters([rec]),
-      this.deps.deadLetters.publish([deadLetterMessage(rec, msg.attributes)]),
+      this.deps.deadLetters.publish([deadLetterMessage(rec, payload.attributes)]),
     ]);
     if (table.status === 'fulfilled' || topic.status === 'fulfilled') {
       this.counts.deadLettered++;
@@ -326,9 +455,9 @@ export class EventRouter {
         ...logIds(ids),
         ageMs,
         reasons: rec.reasons,
-        attributes: msg.attributes,
+        attributes: payload.attributes,
         publishTime: msg.publishTime,
-        data_base64: msg.data?.slice(0, 256 * 1024),
+        data_base64: payload.bytes.subarray(0, 192 * 1024).toString('base64'),
         error: err,
       },
     );
@@ -344,46 +473,30 @@ export class EventRouter {
     const results: ItemResult[] = items.map((it) =>
       it.kind === 'event' ? { status: 'stored' } : { status: 'dead-lettered', reasons: it.record.reasons },
     );
-    // A message delivered twice into one batch is written once. Messages are told apart by id AND
-    // publish time: the local emulator reuses ids after a restart.
-    const seenDead = new Set<string>();
-    const deadRecords = items.flatMap((it) => {
-      if (it.kind !== 'dead') return [];
-      const key = messageKey({ messageId: it.record.message_id, publishTime: it.record.publish_time });
-      if (seenDead.has(key)) return [];
-      seenDead.add(key);
-      return [it.record];
+    const deadRecords = uniqueDeadLetters(items);
+    const { byTable, toArchive, events } = groupEvents(items);
+    const rejected = await this.writeAll(byTable, toArchive, deadRecords);
+    if (rejected.length) await this.deadLetterRejected(rejected, items, results);
+    this.deps.log.debug('batch written', {
+      events,
+      deadLetters: deadRecords.length,
+      rejected: rejected.length,
+      durationMs: this.now() - t0,
     });
-    const eventIdx = items.flatMap((it, i) => (it.kind === 'event' ? [i] : []));
+    return results;
+  }
 
-    const seenMessages = new Set<string>();
-    const toArchive: AcceptedEvent[] = [];
-    const byTable = new Map<
-      string,
-      { events: AcceptedEvent[]; items: number[][]; ids: Map<string, number> }
-    >();
-    for (const i of eventIdx) {
-      const ev = (items[i] as { event: AcceptedEvent }).event;
-      const key = archiveKey(ev);
-      if (!seenMessages.has(key)) {
-        seenMessages.add(key);
-        toArchive.push(ev);
-      }
-      let g = byTable.get(ev.contract.table);
-      if (!g) byTable.set(ev.contract.table, (g = { events: [], items: [], ids: new Map() }));
-      const id = ev.row.event_id as string;
-      const at = g.ids.get(id);
-      if (at !== undefined) (g.items[at] as number[]).push(i);
-      else {
-        g.ids.set(id, g.events.length);
-        g.events.push(ev);
-        g.items.push([i]);
-      }
-    }
-
-    // Tables, archive and dead letters are written in parallel (DuckDB too: separate statements on
-    // separate connections beat one transaction here); each must succeed.
-    const rejected: { items: number[]; reason: string }[] = [];
+  /**
+   * Tables, archive and dead letters are written in parallel (DuckDB too: separate statements on
+   * separate connections beat one transaction here); each must succeed. Resolves with the rows the
+   * warehouse refused for good, by batch item.
+   */
+  private async writeAll(
+    byTable: Map<string, TableGroup>,
+    toArchive: AcceptedEvent[],
+    deadRecords: DeadLetterRecord[],
+  ): Promise<Rejected[]> {
+    const rejected: Rejected[] = [];
     const tasks: Promise<unknown>[] = [];
     for (const g of byTable.values()) {
       const contract = (g.events[0] as AcceptedEvent).contract;
@@ -399,54 +512,101 @@ export class EventRouter {
       );
     }
     if (toArchive.length) tasks.push(this.deps.archive.write(toArchive));
-    if (deadRecords.length) tasks.push(this.writeDeadLetters(deadRecords, items));
+    if (deadRecords.length) tasks.push(this.writeDeadLetters(deadRecords));
     await Promise.all(tasks);
-
-    if (rejected.length) {
-      const late: DeadLetterRecord[] = [];
-      for (const r of rejected)
-        for (const i of r.items) {
-          const ev = (items[i] as { event: AcceptedEvent }).event;
-          const reasons: Violation[] = [{ path: '$', code: 'warehouse_rejected', reason: r.reason }];
-          const bytes = decodeBase64Head(ev.message.data ?? '', DEAD_LETTER_MAX_DATA_BYTES);
-          const total = Buffer.byteLength(ev.message.data ?? '', 'base64');
-          late.push(
-            this.record(ev.message, bytes, total, reasons, ev.contract.event_type, ev.row.event_id as string),
-          );
-          results[i] = { status: 'dead-lettered', reasons };
-        }
-      await this.writeDeadLetters(late, items);
-    }
-    this.deps.log.debug('batch written', {
-      events: eventIdx.length,
-      deadLetters: deadRecords.length,
-      rejected: rejected.length,
-      durationMs: this.now() - t0,
-    });
-    return results;
+    return rejected;
   }
 
-  private async writeDeadLetters(records: DeadLetterRecord[], items: Item[]): Promise<void> {
-    const attrs = new Map<string, Record<string, string>>();
-    for (const it of items) {
-      if (it.kind === 'dead')
-        attrs.set(
-          messageKey({ messageId: it.record.message_id, publishTime: it.record.publish_time }),
-          JSON.parse(it.record.attributes) as Record<string, string>,
+  /** Rows the warehouse refused become dead letters (their items' results say so). */
+  private async deadLetterRejected(
+    rejected: Rejected[],
+    items: Item[],
+    results: ItemResult[],
+  ): Promise<void> {
+    const late: DeadLetterRecord[] = [];
+    for (const r of rejected)
+      for (const i of r.items) {
+        const item = items[i] as Item & { kind: 'event' };
+        const ev = item.event;
+        const reasons: Violation[] = [{ path: '$', code: 'warehouse_rejected', reason: r.reason }];
+        const total = Buffer.byteLength(ev.message.data ?? '', 'base64');
+        const payload = this.safePayload(ev.message, item);
+        late.push(
+          this.record(ev.message, payload, total, reasons, ev.contract.event_type, ev.row.event_id as string),
         );
-      else
-        attrs.set(
-          messageKey({ ...it.event.message, messageId: wellFormed(it.event.message.messageId) }),
-          it.event.message.attributes,
-        );
-    }
-    const attributesOf = (r: DeadLetterRecord): Record<string, string> =>
-      attrs.get(messageKey({ messageId: r.message_id, publishTime: r.publish_time })) ?? {};
+        results[i] = { status: 'dead-lettered', reasons };
+      }
+    await this.writeDeadLetters(late);
+  }
+
+  private async writeDeadLetters(records: DeadLetterRecord[]): Promise<void> {
     await Promise.all([
       this.deps.warehouse.insertDeadLetters(records),
-      this.deps.deadLetters.publish(records.map((r) => deadLetterMessage(r, attributesOf(r)))),
+      this.deps.deadLetters.publish(
+        records.map((r) => deadLetterMessage(r, JSON.parse(r.attributes) as Record<string, string>)),
+      ),
     ]);
   }
+}
+
+interface TableGroup {
+  events: AcceptedEvent[];
+  /** Per stored event, the batch items it stands for (a message delivered twice into one batch). */
+  items: number[][];
+  ids: Map<string, number>;
+}
+
+interface Rejected {
+  items: number[];
+  reason: string;
+}
+
+/**
+ * The batch's dead letters, each message once. Messages are told apart by id AND publish time: the
+ * local emulator reuses ids after a restart.
+ */
+function uniqueDeadLetters(items: readonly Item[]): DeadLetterRecord[] {
+  const seen = new Set<string>();
+  return items.flatMap((it) => {
+    if (it.kind !== 'dead') return [];
+    const key = messageKey({ messageId: it.record.message_id, publishTime: it.record.publish_time });
+    if (seen.has(key)) return [];
+    seen.add(key);
+    return [it.record];
+  });
+}
+
+/** The batch's events by table (one row per event_id) and for the archive (one line per message). */
+function groupEvents(items: readonly Item[]): {
+  byTable: Map<string, TableGroup>;
+  toArchive: AcceptedEvent[];
+  events: number;
+} {
+  const seenMessages = new Set<string>();
+  const toArchive: AcceptedEvent[] = [];
+  const byTable = new Map<string, TableGroup>();
+  let events = 0;
+  for (const [i, it] of items.entries()) {
+    if (it.kind !== 'event') continue;
+    events++;
+    const ev = it.event;
+    const key = archiveKey(ev);
+    if (!seenMessages.has(key)) {
+      seenMessages.add(key);
+      toArchive.push(ev);
+    }
+    let g = byTable.get(ev.contract.table);
+    if (!g) byTable.set(ev.contract.table, (g = { events: [], items: [], ids: new Map() }));
+    const id = ev.row.event_id as string;
+    const at = g.ids.get(id);
+    if (at !== undefined) (g.items[at] as number[]).push(i);
+    else {
+      g.ids.set(id, g.events.length);
+      g.events.push(ev);
+      g.items.push([i]);
+    }
+  }
+  return { byTable, toArchive, events };
 }
 
 type Ids = Pick<RouteOutcome, 'messageId' | 'eventType' | 'eventId'>;

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { type BigQueryField, bigqueryField, type FieldSpec } from '../contracts/types';
 import type { EventContract } from './contract';
+import { storedEventFields } from './privacy';
 
 export const ENVELOPE_FIELDS: readonly FieldSpec[] = [
   {
@@ -28,9 +29,12 @@ export const METADATA_FIELDS: readonly FieldSpec[] = [
   },
 ];
 
-/** Every column of an event table, in order: envelope, contract fields, processing metadata. */
-export function eventTableFields(c: EventContract): FieldSpec[] {
-  return [...ENVELOPE_FIELDS, ...c.fields, ...METADATA_FIELDS];
+/**
+ * Every column of an event table, in order: envelope, contract fields as stored (`drop` fields left
+ * out, `hash` fields as strings), processing metadata.
+ */
+export function eventTableFields(c: Pick<EventContract, 'fields'>): FieldSpec[] {
+  return [...ENVELOPE_FIELDS, ...storedEventFields(c.fields), ...METADATA_FIELDS];
 }
 
 export const DEAD_LETTER_TABLE = 'dead_letter';

@@ -13,6 +13,7 @@ import type { ContractLookup, EventContract, EventFieldSpec } from './contract';
 import { FORBIDDEN_KEYS } from './contract';
 import { forbiddenKeyPaths, jsonPath } from './parse';
 import type { EventRow, Violation } from './ports';
+import { fieldPathOf, HASHED_VALUE } from './privacy';
 
 /** At most this many violations are listed per event; one final entry counts the rest. */
 export const MAX_VIOLATIONS = 100;
@@ -60,6 +61,10 @@ const show = (v: unknown): string => {
   return s.length > 80 ? s.slice(0, 77) + '…' : s;
 };
 
+/** Reasons never quote a sensitive field's value: they reach the dead-letter table and the logs. */
+const WITHHELD = '(personal data)';
+const showIf = (v: unknown, sensitive: boolean): string => (sensitive ? WITHHELD : show(v));
+
 const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
 
 /**
@@ -70,7 +75,14 @@ export function validateEvent(
   obj: Record<string, unknown>,
   attributes: Record<string, string>,
   contracts: ContractLookup,
-  meta: { messageId: string; publishTime: string; processedAt: string; text?: string },
+  meta: {
+    messageId: string;
+    publishTime: string;
+    processedAt: string;
+    text?: string;
+    /** Field paths of `hash` fields the payload already holds hashed (a replayed dead letter). */
+    prehashed?: ReadonlySet<string>;
+  },
 ): ValidationResult {
   const v = new Collector();
   for (const p of forbiddenKeyPaths(obj, meta.text))
@@ -127,9 +139,10 @@ export function validateEvent(
   const extra: Record<string, unknown> = {};
   const row: EventRow = { event_id: eventId, event_type: eventType, event_time: eventTime };
   const declared = new Set(['event_id', 'event_type', 'event_time']);
+  const ctx: Ctx = { v, c: contract, extra, prehashed: meta.prehashed ?? new Set() };
   for (const f of contract.fields) {
     declared.add(f.name);
-    row[f.name] = checkField(f, own(obj, f.name), `$.${f.name}`, v, contract, extra);
+    row[f.name] = checkField(f, own(obj, f.name), `$.${f.name}`, ctx);
   }
   collectUnknown(obj, declared, '$', v, contract, extra);
   row._message_id = meta.messageId;
@@ -161,35 +174,35 @@ function collectUnknown(
   }
 }
 
-function checkField(
-  f: EventFieldSpec,
-  value: unknown,
-  at: string,
-  v: Collector,
-  c: EventContract,
-  extra: Record<string, unknown>,
-): unknown {
+interface Ctx {
+  v: Collector;
+  c: EventContract;
+  extra: Record<string, unknown>;
+  prehashed: ReadonlySet<string>;
+}
+
+function checkField(f: EventFieldSpec, value: unknown, at: string, ctx: Ctx): unknown {
   const t = f.type;
   const isArray = !isScalar(t) && 'array' in t;
   if (value === undefined || value === null) {
-    if (f.required) v.add(at, 'required', 'required field is missing');
+    if (f.required) ctx.v.add(at, 'required', 'required field is missing');
     return isArray ? [] : null;
   }
-  return checkValue(t, f, value, at, v, c, extra);
+  if (f.sensitive?.policy === 'hash' && ctx.prehashed.size && ctx.prehashed.has(fieldPathOf(at))) {
+    // Hashed by the router before (a replayed dead letter): the clear-value rules no longer apply.
+    if (typeof value === 'string' && HASHED_VALUE.test(value)) return value;
+    ctx.v.add(at, 'wrong_type', 'expected the hash this field was stored with (64 hex characters)');
+    return null;
+  }
+  return checkValue(t, f, value, at, ctx);
 }
 
-function checkValue(
-  t: ColumnType,
-  f: EventFieldSpec,
-  value: unknown,
-  at: string,
-  v: Collector,
-  c: EventContract,
-  extra: Record<string, unknown>,
-): unknown {
+function checkValue(t: ColumnType, f: EventFieldSpec, value: unknown, at: string, ctx: Ctx): unknown {
+  const { v, c, extra } = ctx;
   if (isScalar(t)) {
-    const out = coerceScalar(t, value, at, v);
-    if (out !== null) checkRules(t, f, out, at, v);
+    const sensitive = f.sensitive !== undefined;
+    const out = coerceScalar(t, value, at, v, sensitive);
+    if (out !== null) checkRules(t, f, out, at, v, sensitive);
     return out;
   }
   if ('struct' in t) {
@@ -202,7 +215,7 @@ function checkValue(
     const declared = new Set<string>();
     for (const sf of t.struct as EventFieldSpec[]) {
       declared.add(sf.name);
-      out[sf.name] = checkField(sf, own(o, sf.name), `${at}.${sf.name}`, v, c, extra);
+      out[sf.name] = checkField(sf, own(o, sf.name), `${at}.${sf.name}`, ctx);
     }
     collectUnknown(o, declared, at, v, c, extra);
     return out;
@@ -223,7 +236,7 @@ function checkValue(
     const p = `${at}[${i}]`;
     // BigQuery arrays cannot hold NULL.
     if (el === null || el === undefined) v.add(p, 'null_element', 'arrays cannot contain null');
-    else out.push(checkValue(t.array, f, el, p, v, c, extra));
+    else out.push(checkValue(t.array, f, el, p, ctx));
   }
   return out;
 }
@@ -240,9 +253,10 @@ export function coerceScalar(
   value: unknown,
   at: string,
   v: { add: Collector['add'] },
+  sensitive = false,
 ): unknown {
   const wrong = (expected: string): null => {
-    v.add(at, 'wrong_type', `expected ${expected}, got ${kindOf(value)} ${show(value)}`);
+    v.add(at, 'wrong_type', `expected ${expected}, got ${kindOf(value)} ${showIf(value, sensitive)}`);
     return null;
   };
   switch (t) {
@@ -263,7 +277,7 @@ export function coerceScalar(
       if (typeof value === 'string' && INT.test(value)) {
         const b = BigInt(value);
         if (b < INT64_MIN || b > INT64_MAX) {
-          v.add(at, 'above_max', `${show(value)} does not fit a 64-bit integer`);
+          v.add(at, 'above_max', `${showIf(value, sensitive)} does not fit a 64-bit integer`);
           return null;
         }
         const n = Number(b);
@@ -280,7 +294,7 @@ export function coerceScalar(
       return wrong('a number');
     }
     case 'numeric':
-      return coerceNumeric(value, at, v, wrong);
+      return coerceNumeric(value, at, v, wrong, sensitive);
     case 'bool':
       if (typeof value === 'boolean') return value;
       if (typeof value === 'string' && /^(true|false)$/i.test(value)) return value.toLowerCase() === 'true';
@@ -307,7 +321,9 @@ function coerceNumeric(
   at: string,
   v: { add: Collector['add'] },
   wrong: (e: string) => null,
+  sensitive: boolean,
 ): string | null {
+  const show = (x: unknown): string => showIf(x, sensitive);
   let text: string;
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) return wrong('a decimal number');
@@ -389,27 +405,35 @@ export function normaliseTimestamp(text: string): string | undefined {
   return sub ? `${iso.slice(0, -1)}${String(sub).padStart(3, '0')}Z` : iso;
 }
 
-function checkRules(t: ScalarType, f: EventFieldSpec, value: unknown, at: string, v: Collector): void {
+function checkRules(
+  t: ScalarType,
+  f: EventFieldSpec,
+  value: unknown,
+  at: string,
+  v: Collector,
+  sensitive: boolean,
+): void {
+  const sv = (x: unknown): string => showIf(x, sensitive);
   if (f.accepted !== undefined) {
     const ok =
       t === 'int64'
         ? f.accepted.some((a) => String(a) === String(value))
         : f.accepted.includes(value as string);
     if (!ok)
-      v.add(at, 'not_accepted', `${show(value)} is not one of ${f.accepted.map((a) => show(a)).join(', ')}`);
+      v.add(at, 'not_accepted', `${sv(value)} is not one of ${f.accepted.map((a) => show(a)).join(', ')}`);
   }
   if (f.min !== undefined || f.max !== undefined) {
     const n = Number(value);
     if (f.min !== undefined && n < f.min)
-      v.add(at, 'below_min', `${show(value)} is below the minimum ${f.min}`);
+      v.add(at, 'below_min', `${sv(value)} is below the minimum ${f.min}`);
     if (f.max !== undefined && n > f.max)
-      v.add(at, 'above_max', `${show(value)} is above the maximum ${f.max}`);
+      v.add(at, 'above_max', `${sv(value)} is above the maximum ${f.max}`);
   }
   if (typeof value === 'string') {
     if (f.maxLength !== undefined && value.length > f.maxLength)
       v.add(at, 'too_long', `${value.length} characters, at most ${f.maxLength} allowed`);
     if (f.pattern !== undefined && !compiled(f.pattern).test(value))
-      v.add(at, 'pattern', `${show(value)} does not match /${f.pattern}/`);
+      v.add(at, 'pattern', `${sv(value)} does not match /${f.pattern}/`);
   }
 }
 

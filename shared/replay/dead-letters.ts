@@ -3,10 +3,13 @@
  * again to the events topic, with lineage attributes saying what they replay. The router treats a
  * replayed event like any other (a second dead letter if it is still invalid, with the lineage in its
  * attributes); duplicates of events that already landed are dropped by event_id as for any redelivery.
+ * The stored payload already has its personal data applied; its `smelter_pii_*` attributes travel with
+ * it, so the router does not hash those fields twice (shared/events/privacy.ts).
  *
  * Pure: the warehouse query, the publisher and the ledger's store are handed in.
  */
 import { permanent } from '../errors';
+import { PII_WITHHELD_ATTR } from '../events/privacy';
 import { markerName, replayKey, type ReplayLedger } from './ledger';
 
 /** Attributes a replayed message carries (lineage). */
@@ -126,11 +129,16 @@ export interface ReplayMessage {
 /** The message to publish again, or why it cannot be replayed. */
 export function replayMessage(r: StoredDeadLetter): ReplayMessage | { key: string; unreplayable: string } {
   const key = deadLetterKey(r);
+  const attrs = json(r.attributes);
+  if (attrs && typeof attrs === 'object' && Object.hasOwn(attrs, PII_WITHHELD_ATTR))
+    return {
+      key,
+      unreplayable: 'the payload was withheld: it did not parse, and its type declares drop/hash fields',
+    };
   if (r.data_truncated === true || r.data_truncated === 'true')
     return { key, unreplayable: 'only the first bytes of the message were kept (data_truncated)' };
   if (r.data_base64 === null || r.data_base64 === undefined)
     return { key, unreplayable: 'the message had no data' };
-  const attrs = json(r.attributes);
   const attributes: Record<string, string> = {};
   if (attrs && typeof attrs === 'object' && !Array.isArray(attrs))
     for (const [k, v] of Object.entries(attrs as Record<string, unknown>))

@@ -11,6 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { DuckDBInstance } from '@duckdb/node-api';
 import type { DatasetContract } from '../contracts/dataset';
 import { duckdbType, type ColumnType, type FieldSpec } from '../contracts/types';
+import type { EventFieldSpec } from '../events/contract';
+import { protect, sensitiveFields, storedEventFields } from '../events/privacy';
 
 const q = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 const ident = (s: string): string => `"${s.replace(/"/g, '""')}"`;
@@ -80,16 +82,22 @@ export function bronzeObjectName(dataset: string, base: string, generation: stri
 
 export interface EventTableContract {
   table: string;
-  fields: FieldSpec[];
+  fields: EventFieldSpec[];
 }
 
-/** Envelope and metadata columns around an event contract's fields (as routeEvent stores them). */
+/** Key of `hash` fields in rows written here (samples and tests; the router uses the deployment's). */
+export const SAMPLE_PII_KEY = 'smelter-sample-pii-key';
+
+/**
+ * Envelope and metadata columns around an event contract's fields, as routeEvent stores them (`drop`
+ * fields left out, `hash` fields as strings).
+ */
 export function eventTableFields(c: EventTableContract): FieldSpec[] {
   return [
     { name: 'event_id', type: 'string' },
     { name: 'event_type', type: 'string' },
     { name: 'event_time', type: 'timestamp' },
-    ...c.fields,
+    ...storedEventFields(c.fields),
     { name: '_message_id', type: 'string' },
     { name: '_publish_time', type: 'timestamp' },
     { name: '_processed_at', type: 'timestamp' },
@@ -122,7 +130,16 @@ export function eventInsertSql(
   rows: readonly Record<string, unknown>[],
 ): { sql: string; cleanup: () => void } {
   const fields = eventTableFields(c);
-  const tmp = writeNdjson(rows);
+  // As the router stores them: drop and hash applied.
+  const sensitive = sensitiveFields(c);
+  const stored = sensitive.length
+    ? rows.map((r) => {
+        const copy = structuredClone(r);
+        protect(copy, sensitive, () => SAMPLE_PII_KEY);
+        return copy;
+      })
+    : rows;
+  const tmp = writeNdjson(stored);
   return {
     sql: `INSERT INTO events.${ident(c.table)} BY NAME SELECT * FROM read_json(${q(tmp)}, format = 'newline_delimited', columns = ${columnsArg(fields)})`,
     cleanup: () => fs.rmSync(tmp, { force: true }),

@@ -68,7 +68,7 @@ const EXPECTED_BIGQUERY: Record<
 };
 
 /** Functions that hash `hash` columns/fields, written out independently of the manifest. */
-const HASHES_PII = ['raw-to-bronze'];
+const HASHES_PII = ['raw-to-bronze', 'route-event'];
 /** Functions that read `mask` columns in clear (the warehouse loader), written out independently. */
 const READS_CLEAR_PII = ['load-warehouse'];
 /** What each warehouse reader may do per dataset: read Silver and Gold, nothing else. */

@@ -15,6 +15,7 @@ import type {
   WarehouseRejection,
 } from '../../../shared/events/ports';
 import { EventRouter, type RouterOptions } from '../../../shared/events/router';
+import { hmacHex } from '../../../shared/governance/hmac';
 import { readAll } from '../../support/home';
 import { b64, captureLogger, inventory, order } from '../../support/events';
 
@@ -58,6 +59,13 @@ class FakeTopic implements DeadLetterPublisher {
   async close(): Promise<void> {}
 }
 
+const KEY = 'router-test-key-0123456789';
+/** An order as a dead letter keeps it: the street (declared `hash`) hashed. */
+const kept = (o: Record<string, unknown>): Record<string, unknown> => {
+  const a = o.shipping_address as Record<string, unknown>;
+  return { ...o, shipping_address: { ...a, street: hmacHex(KEY, String(a.street)) } };
+};
+
 describe('EventRouter', () => {
   const contracts: ContractLookup = new EventContractRegistry(config().contractsDir);
   let warehouse: FakeWarehouse;
@@ -75,6 +83,7 @@ describe('EventRouter', () => {
         deadLetters: topic,
         log: cap.log,
         now: () => now,
+        piiKey: () => KEY,
       },
       { maxEventBytes: 1024 * 1024, maxEventAgeMs: 3600_000, batchMaxRows: 10, batchMaxMs: 0, ...opts },
     );
@@ -115,13 +124,20 @@ describe('EventRouter', () => {
     assert.deepEqual(await archived(), ['ord-1']);
     assert.equal(warehouse.dead[0]?.message_id, 'm-2');
     const body = JSON.parse(topic.messages[0]?.data.toString() ?? '{}') as Record<string, unknown>;
-    assert.deepEqual(body.attributes, { origin: 'test' }, 'the original attributes, as an object');
+    const {
+      smelter_pii_hashed: hashed,
+      smelter_pii_sig: sig,
+      ...original
+    } = body.attributes as Record<string, string>;
+    assert.deepEqual(original, { origin: 'test' }, 'the original attributes, as an object');
+    assert.equal(hashed, 'shipping_address.street', 'plus what the kept payload holds hashed');
+    assert.match(sig ?? '', /^[0-9a-f]{64}$/);
     assert.deepEqual(body.reasons, [
       { path: '$.status', code: 'not_accepted', reason: bad.reasons?.[0]?.reason },
     ]);
     assert.deepEqual(
       JSON.parse(Buffer.from(body.data_base64 as string, 'base64').toString()),
-      order(2, { status: 'lost' }),
+      kept(order(2, { status: 'lost' })),
     );
     assert.deepEqual(topic.messages[0]?.attributes, {
       source_message_id: 'm-2',
@@ -242,7 +258,11 @@ describe('EventRouter', () => {
     assert.equal(out.status, 'abandoned');
     const line = cap.lines.find((l) => l.message.startsWith('event abandoned'));
     assert.equal(line?.severity, 'ERROR');
-    assert.equal(line?.fields.data_base64, m.data);
+    // Its bytes as a dead letter would keep them: personal data applied.
+    assert.deepEqual(
+      JSON.parse(Buffer.from(String(line?.fields.data_base64), 'base64').toString()),
+      kept(order(1)),
+    );
     assert.equal(line?.fields.message_id, 'm-1');
     assert.equal(r.stats().abandoned, 1);
   });

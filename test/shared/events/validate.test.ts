@@ -33,6 +33,7 @@ describe('event validation and normalisation', () => {
       event_time: '2024-05-01T09:15:00.000Z',
       order_id: 'O-1',
       customer_id: 'C-1',
+      customer_email: null,
       status: 'paid',
       items: [
         { product_id: 'P-1', quantity: 2, unit_price: '9.99' },

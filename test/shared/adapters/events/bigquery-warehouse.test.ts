@@ -178,6 +178,7 @@ describe('BigQuery event warehouse (client boundary)', () => {
         archive: new ObjectStoreArchive(new MemoryObjectStore(), 'archive'),
         deadLetters: { kind: 'memory', publish: async (m) => void topic.push(...m), close: async () => {} },
         log: captureLogger().log,
+        piiKey: () => 'bigquery-test-key-0123456789',
       },
       { maxEventBytes: 1 << 20, maxEventAgeMs: 3600_000, batchMaxRows: 100, batchMaxMs: 0 },
     );
