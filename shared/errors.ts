@@ -23,6 +23,8 @@ export type ErrorCode =
   | 'LINE_TOO_LONG'
   | 'COUNT_MISMATCH'
   | 'BAD_DATA'
+  /** A Bronze manifest the loader cannot trust (unbalanced counts, another output): nothing is loaded. */
+  | 'BAD_MANIFEST'
   | 'BAD_EVENT'
   /** A malformed request to an admin route (local stack). */
   | 'BAD_REQUEST'

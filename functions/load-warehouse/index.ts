@@ -1,8 +1,8 @@
 /**
  * loadWarehouse — two triggers, dispatched on the CloudEvent type:
- * - `google.cloud.storage.object.v1.finalized` on the bronze bucket: load the Parquet object into its
- *   Bronze table, MERGE Silver, rebuild the affected Gold partitions (manifests and other objects are
- *   ignored);
+ * - `google.cloud.storage.object.v1.finalized` on the bronze bucket: a manifest (rawToBronze's commit,
+ *   written once the file's counts balance) loads its Parquet into the Bronze table, MERGEs Silver and
+ *   rebuilds the affected Gold partitions; the Parquet's own event and other objects are ignored;
  * - `google.cloud.pubsub.topic.v1.messagePublished` on the refresh topic (Cloud Scheduler on GCP, the
  *   local stack's timer): bring event tables into Silver/Gold from the watermarks. The message may
  *   carry `{"dataset": "…"}` to refresh one dataset.
@@ -61,7 +61,11 @@ export async function loadWarehouse(ce: CloudEvent<unknown>): Promise<void> {
         return;
       }
       const wh = await rt.get('warehouse');
-      const out = await wh.loadObject({ bucket: ref.bucket, name: ref.name, generation: ref.generation });
+      const out = await wh.loadFinalized(rt.store, {
+        bucket: ref.bucket,
+        name: ref.name,
+        generation: ref.generation,
+      });
       if (out.status === 'loaded')
         elog.info('loaded into the warehouse', {
           object: ref.name,

@@ -373,8 +373,10 @@ function guarded(spec: ReadSpec, src: OpenedSource): Read {
 
 /**
  * The manifest's rowsIn must equal the records the Node side fed DuckDB. Fewer means records were lost
- * on the way: the file is quarantined rather than half-published. More can only come from a malformed
- * CSV whose quoting the two readers split differently (DuckDB's rejects hold its bytes): logged.
+ * on the way: the file is quarantined rather than half-published — no manifest is written, so its
+ * Parquet (already written, and left: rawToBronze may only create in Bronze) is never loaded; loads
+ * follow manifests (shared/warehouse/commit.ts). More can only come from a malformed CSV whose quoting
+ * the two readers split differently (DuckDB's rejects hold its bytes): logged.
  */
 async function checkBalance(job: BronzeJob, input: Input, written: number, rejected: number): Promise<void> {
   if (!input.tally) return;
@@ -386,7 +388,6 @@ async function checkBalance(job: BronzeJob, input: Input, written: number, rejec
     job.log.warn('DuckDB accounted for more records than were read (malformed quoting?)', details);
     return;
   }
-  await job.store.delete(job.cfg.bronzeBucket, job.names.parquet).catch(() => false);
   throw permanent(
     'COUNT_MISMATCH',
     `Read ${records} records but DuckDB accounted for ${accounted} (${written} rows, ${rejected} rejects)`,

@@ -19,6 +19,8 @@ import path from 'node:path';
 import { listDatasets, loadDatasetContract, type DatasetContract } from '../contracts/dataset';
 import { errorMessage, isSmelterError, permanent, SmelterError } from '../errors';
 import type { Logger } from '../log';
+import type { ObjectStore } from '../storage/object-store';
+import { committedParquet } from './commit';
 import { ModelGraph } from './dag';
 import type { WarehouseEngine } from './engine';
 import {
@@ -139,6 +141,17 @@ export class Warehouse {
 
   // ------------------------------------------------------------------ loads
 
+  /**
+   * The storage trigger: a finalized Bronze object (read from `store`). A manifest commits its Parquet,
+   * which is loaded; a Parquet alone is not (see commit.ts), nor is anything else.
+   */
+  async loadFinalized(store: ObjectStore, o: BronzeObject): Promise<LoadOutcome> {
+    const c = await committedParquet(store, o);
+    if ('skip' in c) return { status: 'skipped', reason: c.reason };
+    return this.loadObject(c.parquet);
+  }
+
+  /** Loads one committed Bronze Parquet object (its manifest balanced) through Silver and Gold. */
   async loadObject(o: BronzeObject, opts: { retry?: boolean } = {}): Promise<LoadOutcome> {
     const cls = classifyBronzeObject(o.name);
     if ('skip' in cls) return { status: 'skipped', reason: cls.reason };

@@ -66,17 +66,22 @@ describe('loadWarehouse function', () => {
     await t.close();
   });
 
-  it('loads a finalized Bronze Parquet object, and a duplicate delivery is a no-op', async () => {
+  it('loads a Bronze Parquet when its manifest is finalized, and a duplicate delivery is a no-op', async () => {
     const o = await t.bronze('rainfall', rainfallRows({ stations: 2, days: 3 }));
+    // The Parquet's own event loads nothing: the manifest, written once the counts balance, commits it.
     await loadWarehouse(storageEvent(o.bucket, o.name, o.generation));
+    assert.equal((await t.rows(`SELECT * FROM duckdb_tables() WHERE schema_name = 'bronze'`)).length, 0);
+    const m = await t.commit(o, { rows: 6 });
+    await loadWarehouse(storageEvent(m.bucket, m.name, m.generation));
     assert.equal(Number((await t.rows('SELECT COUNT(*) AS n FROM gold.rainfall_daily'))[0]?.n), 6);
-    await loadWarehouse(storageEvent(o.bucket, o.name, Number(o.generation)));
+    await loadWarehouse(storageEvent(m.bucket, m.name, Number(m.generation)));
     assert.equal(Number((await t.rows('SELECT COUNT(*) AS n FROM bronze.rainfall'))[0]?.n), 6);
     assert.ok(lines.some((l) => JSON.parse(l).message === 'loaded into the warehouse'));
   });
 
-  it('ignores manifests, other objects and other buckets; acknowledges unusable events', async () => {
-    const spy = sinon.spy(t.wh, 'loadObject');
+  it('ignores Parquet objects alone, manifests that are gone, other objects and other buckets; acknowledges unusable events', async () => {
+    const spy = sinon.spy(t.wh, 'loadFinalized');
+    await loadWarehouse(storageEvent('bronze', 'rainfall/ingest_date=2024-01-01/a-12345678-g1.parquet', 2));
     await loadWarehouse(
       storageEvent('bronze', 'rainfall/ingest_date=2024-01-01/a-12345678-g1.manifest.json', 2),
     );
@@ -84,10 +89,11 @@ describe('loadWarehouse function', () => {
     await loadWarehouse(storageEvent('raw', 'rainfall/a.parquet', 2));
     await loadWarehouse({ ...storageEvent('bronze', 'x', 1), data: { bucket: 'bronze' } });
     assert.deepEqual(await Promise.all(spy.returnValues), [
-      { status: 'skipped', reason: 'manifest (commit marker), not data' },
+      { status: 'skipped', reason: 'Parquet: loaded when its manifest (the commit marker) lands' },
+      { status: 'skipped', reason: 'manifest no longer exists' },
       { status: 'skipped', reason: 'not a .parquet object' },
     ]);
-    assert.equal(spy.callCount, 2);
+    assert.equal(spy.callCount, 3);
   });
 
   it('runs a refresh on a refresh-topic message, for one dataset when the message names it', async () => {
@@ -108,14 +114,17 @@ describe('loadWarehouse function', () => {
 
   it('acknowledges permanent failures with their reason and throws transient ones for a retry', async () => {
     // No contract for this dataset: permanent, acknowledged.
-    await loadWarehouse(storageEvent('bronze', 'nope/ingest_date=2024-01-01/a-12345678-g1.parquet', 5));
+    const name = 'nope/ingest_date=2024-01-01/a-12345678-g1.parquet';
+    const p = await t.store.write('bronze', name, 'PAR1');
+    const m = await t.commit({ bucket: 'bronze', name, generation: p.generation }, { rows: 1 });
+    await loadWarehouse(storageEvent('bronze', m.name, m.generation));
     const logged = lines
       .map((l) => JSON.parse(l) as { severity: string; code?: string })
       .find((l) => l.severity === 'ERROR');
     assert.equal(logged?.code, 'UNKNOWN_DATASET');
 
     const stub = sinon
-      .stub(t.wh, 'loadObject')
+      .stub(t.wh, 'loadFinalized')
       .rejects(transient('WAREHOUSE_UNAVAILABLE', 'DuckDB: could not set lock'));
     await assert.rejects(
       loadWarehouse(storageEvent('bronze', 'rainfall/x-g1.parquet', 5)),

@@ -37,6 +37,14 @@ export interface TestWarehouse {
     rows: readonly Record<string, unknown>[],
     opts?: Partial<Omit<BronzeFile, 'rows' | 'file'>> & { base?: string; at?: number },
   ): Promise<BronzeObject>;
+  /**
+   * Writes the manifest committing a Bronze object, as rawToBronze does once its counts balance (loads
+   * follow manifests); returns the manifest's reference.
+   */
+  commit(
+    o: BronzeObject,
+    counts?: { rows: number; rejected?: number; rowsIn?: number },
+  ): Promise<BronzeObject>;
   /** Appends rows to an event table (created from contracts/events on first use). */
   events(table: string, rows: readonly Record<string, unknown>[]): Promise<void>;
   rows(sql: string): Promise<Record<string, unknown>[]>;
@@ -90,6 +98,25 @@ export async function testWarehouse(
       });
       const st = await store.stat(BRONZE, name);
       return { bucket: BRONZE, name, generation: st?.generation ?? generation };
+    },
+    async commit(o, counts) {
+      const rows = counts?.rows ?? 0;
+      const rejected = counts?.rejected ?? 0;
+      const name = o.name.replace(/\.parquet$/, '.manifest.json');
+      const manifest = {
+        dataset: o.name.split('/')[0],
+        output: {
+          bucket: o.bucket,
+          name: o.name,
+          uri: `gs://${o.bucket}/${o.name}`,
+          generation: o.generation,
+        },
+        rows,
+        rejected,
+        rowsIn: counts?.rowsIn ?? rows + rejected,
+      };
+      const m = await store.write(o.bucket, name, JSON.stringify(manifest), { ifAbsent: true });
+      return { bucket: o.bucket, name, generation: m.generation };
     },
     async events(table, rows) {
       const c = eventContracts.find((x) => x.table === table);

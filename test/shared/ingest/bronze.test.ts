@@ -494,7 +494,8 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
     assert.equal(out.status, 'quarantined', JSON.stringify(out));
     assert.equal((out as { error: { code: string } }).error.code, 'COUNT_MISMATCH');
     const names = bronzeNames({ bucket: h.cfg.rawBucket, name: 'orders/mixed.ndjson', generation: out.gen });
-    assert.equal(await h.store.stat(h.cfg.bronzeBucket, names.parquet), undefined, 'no Parquet is left');
+    // Not committed: no manifest, so the loader never loads its Parquet (test/shared/warehouse/commit.test.ts).
+    assert.equal(await h.store.stat(h.cfg.bronzeBucket, names.manifest), undefined, 'no manifest');
   });
 
   it('rejects a JSON object, array or boolean for a string column instead of keeping its text', async () => {
