@@ -21,7 +21,7 @@ import { FsObjectStore } from '../shared/adapters/storage/fs';
 import { DuckDbEngine } from '../shared/adapters/warehouse/duckdb';
 import { getLocalWarehouse, warehouseFile } from '../shared/adapters/warehouse/duckdb-local';
 import { ReadOnlyDuckDb } from '../shared/adapters/warehouse/duckdb-readonly';
-import { loadConfig } from '../shared/config';
+import { loadConfig, type Config } from '../shared/config';
 import { createDashboard } from '../shared/composition/dashboard';
 import { dashboardHandler } from '../shared/dashboard/http';
 import { PAGES, pagePanels } from '../shared/dashboard/pages';
@@ -46,55 +46,75 @@ const median = (xs: number[]): number => {
 };
 const ms = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(0)} ms` : '–');
 
-async function main(): Promise<void> {
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-bench-dash-'));
-  const cfg = loadConfig(
-    { ...process.env, SMELTER_HOME: home },
-    { contractsDir: path.join(packageRoot, 'contracts'), modelsDir: path.join(packageRoot, 'models') },
-  );
-  const t0 = performance.now();
-  {
-    const store = new FsObjectStore(home);
-    const local = await getLocalWarehouse(home);
-    const wh = await Warehouse.open({
-      engine: new DuckDbEngine(local, store),
-      contractsDir: cfg.contractsDir,
-      modelsDir: cfg.modelsDir,
-      latenessMs: cfg.lateness,
-      log: createLogger({ format: 'silent' }),
-    });
-    await seedWarehouse({
-      wh,
-      store,
-      bronzeBucket: cfg.bronzeBucket,
-      quarantineBucket: cfg.quarantineBucket,
-      contractsDir: cfg.contractsDir,
-    });
-    await local.close();
-  }
-  console.log(`warehouse with the bundled samples: ${ms(performance.now() - t0)} to build (${home})\n`);
+type PageId = (typeof PAGES)[number]['id'];
 
-  // ---------------------------------------------------------------- data API
-  const pageData = async (url: string, pageId: (typeof PAGES)[number]['id']): Promise<number> => {
-    const s = performance.now();
-    await Promise.all(
-      pagePanels(pageId).map(async (p) => {
-        const res = await fetch(`${url}/api/charts/${p.id}`);
-        const body = (await res.json()) as { error?: string };
-        if (!res.ok || body.error) throw new Error(`${p.id}: ${JSON.stringify(body)}`);
-      }),
-    );
-    return performance.now() - s;
-  };
-  const rows: {
-    page: string;
-    panels: number;
-    cold: number;
-    warm: number;
-    direct: number;
-    first?: number;
-    repeat?: number;
-  }[] = [];
+interface PageRow {
+  page: string;
+  panels: number;
+  cold: number;
+  warm: number;
+  direct: number;
+  first?: number;
+  repeat?: number;
+}
+
+/** A local warehouse filled with the bundled samples, as the tests fill it. */
+async function buildWarehouse(cfg: Config, home: string): Promise<void> {
+  const store = new FsObjectStore(home);
+  const local = await getLocalWarehouse(home);
+  const wh = await Warehouse.open({
+    engine: new DuckDbEngine(local, store),
+    contractsDir: cfg.contractsDir,
+    modelsDir: cfg.modelsDir,
+    latenessMs: cfg.lateness,
+    log: createLogger({ format: 'silent' }),
+  });
+  await seedWarehouse({
+    wh,
+    store,
+    bronzeBucket: cfg.bronzeBucket,
+    quarantineBucket: cfg.quarantineBucket,
+    contractsDir: cfg.contractsDir,
+  });
+  await local.close();
+}
+
+/** Every panel of a page requested in parallel, as the browser does; the time until all answered. */
+async function pageData(url: string, pageId: PageId): Promise<number> {
+  const s = performance.now();
+  await Promise.all(
+    pagePanels(pageId).map(async (p) => {
+      const res = await fetch(`${url}/api/charts/${p.id}`);
+      const body = (await res.json()) as { error?: string };
+      if (!res.ok || body.error) throw new Error(`${p.id}: ${JSON.stringify(body)}`);
+    }),
+  );
+  return performance.now() - s;
+}
+
+/** Reference: the page's queries on one read-only connection, nothing else. */
+async function directQueries(home: string, pageId: PageId): Promise<number> {
+  const ro = new ReadOnlyDuckDb(warehouseFile(home));
+  const s = performance.now();
+  for (const p of pagePanels(pageId))
+    if (p.kind === 'sql')
+      // (a panel over a table that does not exist yet, e.g. no dead letters, answers empty)
+      await ro
+        .query(
+          ro.dialect.render(p.sql, { where: p.id }),
+          Object.fromEntries(
+            p.params.map((f) => [f, f === 'from' ? '0001-01-01' : f === 'to' ? '9999-12-31' : '']),
+          ),
+        )
+        .catch(() => []);
+  const took = performance.now() - s;
+  await ro.close();
+  return took;
+}
+
+/** Per page: data cold (a fresh dashboard) and cached, and the reference queries; medians of `runs`. */
+async function measureData(cfg: Config, home: string): Promise<PageRow[]> {
+  const rows: PageRow[] = [];
   for (const pg of PAGES) {
     const cold: number[] = [];
     const warm: number[] = [];
@@ -106,22 +126,7 @@ async function main(): Promise<void> {
       warm.push(await pageData(served.url, pg.id));
       await served.close();
       await w.close();
-      // Reference: the page's queries on one read-only connection, nothing else.
-      const ro = new ReadOnlyDuckDb(warehouseFile(home));
-      const s = performance.now();
-      for (const p of pagePanels(pg.id))
-        if (p.kind === 'sql')
-          // (a panel over a table that does not exist yet, e.g. no dead letters, answers empty)
-          await ro
-            .query(
-              ro.dialect.render(p.sql, { where: p.id }),
-              Object.fromEntries(
-                p.params.map((f) => [f, f === 'from' ? '0001-01-01' : f === 'to' ? '9999-12-31' : '']),
-              ),
-            )
-            .catch(() => []);
-      direct.push(performance.now() - s);
-      await ro.close();
+      direct.push(await directQueries(home, pg.id));
     }
     rows.push({
       page: pg.path,
@@ -131,44 +136,48 @@ async function main(): Promise<void> {
       direct: median(direct),
     });
   }
+  return rows;
+}
 
-  // ---------------------------------------------------------------- page complete in Chromium
-  let browserNote = '';
-  if (fs.existsSync(CHROMIUM)) {
-    const w = await createDashboard(cfg);
-    const served = await serveDashboard(dashboardHandler(w.service), 0);
-    const browser = await puppeteer.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-    });
-    try {
-      for (const r of rows) {
-        const first: number[] = [];
-        const repeat: number[] = [];
-        for (let i = 0; i < runs; i++) {
-          // A fresh browser context per visit pair: the first visit loads the libraries, the repeat one has them cached.
-          const ctx = await browser.createBrowserContext();
-          const page = await ctx.newPage();
-          await page.setViewport({ width: 1400, height: 1000 });
-          for (const into of [first, repeat]) {
-            const s = performance.now();
-            await page.goto(served.url + r.page);
-            await page.waitForFunction("document.body.dataset.state === 'ready'", { timeout: 30_000 });
-            into.push(performance.now() - s);
-          }
-          await ctx.close();
+/** Page complete in headless Chromium, first and repeat visit, into each row; a note when there is none. */
+async function measurePages(cfg: Config, rows: PageRow[]): Promise<string> {
+  if (!fs.existsSync(CHROMIUM)) return `(no Chromium at ${CHROMIUM}: page times not measured)`;
+  const w = await createDashboard(cfg);
+  const served = await serveDashboard(dashboardHandler(w.service), 0);
+  const browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  });
+  try {
+    for (const r of rows) {
+      const first: number[] = [];
+      const repeat: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        // A fresh browser context per visit pair: the first visit loads the libraries, the repeat one has them cached.
+        const ctx = await browser.createBrowserContext();
+        const page = await ctx.newPage();
+        await page.setViewport({ width: 1400, height: 1000 });
+        for (const into of [first, repeat]) {
+          const s = performance.now();
+          await page.goto(served.url + r.page);
+          await page.waitForFunction("document.body.dataset.state === 'ready'", { timeout: 30_000 });
+          into.push(performance.now() - s);
         }
-        r.first = median(first);
-        r.repeat = median(repeat);
+        await ctx.close();
       }
-    } finally {
-      await browser.close();
-      await served.close();
-      await w.close();
+      r.first = median(first);
+      r.repeat = median(repeat);
     }
-  } else browserNote = `(no Chromium at ${CHROMIUM}: page times not measured)`;
+  } finally {
+    await browser.close();
+    await served.close();
+    await w.close();
+  }
+  return '';
+}
 
+function printReport(rows: PageRow[], browserNote: string): void {
   console.log(`median of ${runs} runs; targets: data ≤ ${TARGET_DATA_MS} ms, page ≤ ${TARGET_PAGE_MS} ms\n`);
   console.log(
     '| page | panels | data, cold | data, cached | reference: queries on DuckDB | page complete, first visit | page complete, repeat |',
@@ -192,6 +201,20 @@ async function main(): Promise<void> {
       targets: { dataMs: TARGET_DATA_MS, pageMs: TARGET_PAGE_MS },
     }),
   );
+}
+
+async function main(): Promise<void> {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-bench-dash-'));
+  const cfg = loadConfig(
+    { ...process.env, SMELTER_HOME: home },
+    { contractsDir: path.join(packageRoot, 'contracts'), modelsDir: path.join(packageRoot, 'models') },
+  );
+  const t0 = performance.now();
+  await buildWarehouse(cfg, home);
+  console.log(`warehouse with the bundled samples: ${ms(performance.now() - t0)} to build (${home})\n`);
+  const rows = await measureData(cfg, home);
+  const browserNote = await measurePages(cfg, rows);
+  printReport(rows, browserNote);
   fs.rmSync(home, { recursive: true, force: true });
 }
 

@@ -41,6 +41,7 @@ import { performance } from 'node:perf_hooks';
 import { PubsubClient } from '../shared/adapters/pubsub/client';
 import { loadConfig } from '../shared/config';
 import { EventGenerator } from '../shared/events/generator';
+import type { EventRouter } from '../shared/events/router';
 import { discoverEmulator } from '../shared/local/pubsub/discovery';
 import { EmbeddedPubsub } from '../shared/local/pubsub/embedded';
 import { startEmulator, type EmulatorHandle } from '../shared/local/pubsub/emulator';
@@ -72,6 +73,73 @@ interface InstanceStats {
   handler: { count: number; p50Ms: number; p99Ms: number };
 }
 
+/** Each event type's table, from the event contracts. */
+function eventTables(contractsDir: string): Record<string, string> {
+  const tables: Record<string, string> = {};
+  for (const f of fs.readdirSync(path.join(contractsDir, 'events')).filter((x) => x.endsWith('.json'))) {
+    const c = JSON.parse(fs.readFileSync(path.join(contractsDir, 'events', f), 'utf8')) as {
+      event_type: string;
+      table: string;
+    };
+    tables[c.event_type] = c.table;
+  }
+  return tables;
+}
+
+/** Checks that a handled event's row is visible in the instance's DuckDB file; counts the misses. */
+class VisibilityCheck {
+  checked = 0;
+  misses = 0;
+  constructor(
+    private readonly tables: Record<string, string>,
+    private readonly duckdb: () => Promise<{ query<T>(sql: string): Promise<T[]> }>,
+  ) {}
+
+  async check(data: string | undefined): Promise<void> {
+    const e = JSON.parse(Buffer.from(data ?? '', 'base64').toString()) as {
+      event_id: string;
+      event_type: string;
+      event_time: string;
+    };
+    const wh = await this.duckdb();
+    const q = (x: string): string => `'${x.replace(/'/g, "''")}'`;
+    // The tables have no index: the event_time bound lets zone maps skip row groups, so the check
+    // (one in 50 events) stays cheap and does not load the instance it measures.
+    const rows = await wh.query<{ n: string }>(
+      `SELECT count(*) AS n FROM events."${this.tables[e.event_type]}"
+        WHERE event_time = ${q(e.event_time)}::TIMESTAMPTZ AND event_id = ${q(e.event_id)}`,
+    );
+    this.checked++;
+    if (Number(rows[0]?.n) !== 1) this.misses++;
+  }
+}
+
+/** The instance's stats endpoint: requests, CPU, RSS, the router's counters and handler times since the last call. */
+async function serveInstanceStats(o: {
+  fnStats: () => { requests: number; ok: number; failed: number };
+  router: (() => InstanceStats['router']) | undefined;
+  visibility: VisibilityCheck;
+  takeHandlerMs: () => number[];
+}): Promise<http.Server> {
+  const statsServer = http.createServer((req, res) => {
+    const router = o.router?.();
+    const u = process.cpuUsage();
+    const hs = o.takeHandlerMs().sort((a, b) => a - b);
+    const s: InstanceStats = {
+      handler: { count: hs.length, p50Ms: round(percentile(hs, 50)), p99Ms: round(percentile(hs, 99)) },
+      ...o.fnStats(),
+      cpuMicros: u.user + u.system,
+      rssMb: Math.round(process.memoryUsage().rss / 2 ** 20),
+      ...(router ? { router } : {}),
+      visibilityChecked: o.visibility.checked,
+      visibilityMisses: o.visibility.misses,
+    };
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(s));
+  });
+  await new Promise<void>((r) => statsServer.listen(0, '127.0.0.1', () => r()));
+  return statsServer;
+}
+
 async function instanceMain(): Promise<void> {
   /* eslint-disable @typescript-eslint/no-require-imports */
   const ff =
@@ -83,36 +151,11 @@ async function instanceMain(): Promise<void> {
     require('../shared/local/pubsub/serve') as typeof import('../shared/local/pubsub/serve');
   const { config } = require('../shared/config') as typeof import('../shared/config');
   /* eslint-enable @typescript-eslint/no-require-imports */
-  const cfg = config();
   const noop = process.env.BENCH_TARGET === 'noop';
-  const tables: Record<string, string> = {};
-  for (const f of fs.readdirSync(path.join(cfg.contractsDir, 'events')).filter((x) => x.endsWith('.json'))) {
-    const c = JSON.parse(fs.readFileSync(path.join(cfg.contractsDir, 'events', f), 'utf8')) as {
-      event_type: string;
-      table: string;
-    };
-    tables[c.event_type] = c.table;
-  }
+  const visibility = new VisibilityCheck(eventTables(config().contractsDir), () =>
+    runtime().get('localDuckDb')(),
+  );
   let n = 0;
-  let checked = 0;
-  let misses = 0;
-  const check = async (data: string | undefined): Promise<void> => {
-    const e = JSON.parse(Buffer.from(data ?? '', 'base64').toString()) as {
-      event_id: string;
-      event_type: string;
-      event_time: string;
-    };
-    const wh = await runtime().get('localDuckDb')();
-    const q = (x: string): string => `'${x.replace(/'/g, "''")}'`;
-    // The tables have no index: the event_time bound lets zone maps skip row groups, so the check
-    // (one in 50 events) stays cheap and does not load the instance it measures.
-    const rows = await wh.query<{ n: string }>(
-      `SELECT count(*) AS n FROM events."${tables[e.event_type]}"
-        WHERE event_time = ${q(e.event_time)}::TIMESTAMPTZ AND event_id = ${q(e.event_id)}`,
-    );
-    checked++;
-    if (Number(rows[0]?.n) !== 1) misses++;
-  };
   let handlerMs: number[] = [];
   ff.cloudEvent(
     'benchTarget',
@@ -122,27 +165,20 @@ async function instanceMain(): Promise<void> {
       await routeEvent(ce);
       handlerMs.push(performance.now() - t0);
       // Right after the handler returned (= before the acknowledgement), the row must be visible.
-      if (n++ % 50 === 0) void check(ce.data?.message.data).catch(() => misses++);
+      if (n++ % 50 === 0) void visibility.check(ce.data?.message.data).catch(() => visibility.misses++);
     },
   );
   const fn = await serveRegistered('benchTarget');
-  const statsServer = http.createServer((req, res) => {
-    const router = noop ? undefined : runtime().get('eventRouter').stats();
-    const u = process.cpuUsage();
-    const hs = handlerMs.sort((a, b) => a - b);
-    handlerMs = [];
-    const s: InstanceStats = {
-      handler: { count: hs.length, p50Ms: round(percentile(hs, 50)), p99Ms: round(percentile(hs, 99)) },
-      ...fn.stats,
-      cpuMicros: u.user + u.system,
-      rssMb: Math.round(process.memoryUsage().rss / 2 ** 20),
-      ...(router ? { router } : {}),
-      visibilityChecked: checked,
-      visibilityMisses: misses,
-    };
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(s));
+  const statsServer = await serveInstanceStats({
+    fnStats: () => fn.stats,
+    router: noop ? undefined : () => runtime().get('eventRouter').stats(),
+    visibility,
+    takeHandlerMs: () => {
+      const hs = handlerMs;
+      handlerMs = [];
+      return hs;
+    },
   });
-  await new Promise<void>((r) => statsServer.listen(0, '127.0.0.1', () => r()));
   process.on('SIGTERM', () => {
     void (async () => {
       statsServer.close();
@@ -178,22 +214,12 @@ interface InProcessResult {
   failed: number;
 }
 
-/**
- * `--in-process`: routeEvent's router without HTTP or Pub/Sub, in its own process (one instance).
- * Throughput with `concurrency` calls in flight, then latency (call → durable) at a fixed rate.
- */
-async function inProcessMain(): Promise<void> {
-  /* eslint-disable @typescript-eslint/no-require-imports */
-  const { runtime, closeRuntime } =
-    require('../shared/composition/runtime') as typeof import('../shared/composition/runtime');
-  /* eslint-enable @typescript-eslint/no-require-imports */
-  const n = Number(process.env.BENCH_EVENTS);
-  const rate = Number(process.env.BENCH_RATE);
-  const seconds = Number(process.env.BENCH_SECONDS);
-  const router = runtime().get('eventRouter');
-  await router.ready();
+type BenchMessage = { data: Buffer; attributes: Record<string, string> };
+
+/** messagePublished CloudEvents as a push subscription would deliver them, numbered in order. */
+function inProcessCloudEvents(): (m: BenchMessage) => Parameters<EventRouter['routeCloudEvent']>[0] {
   let seq = 0;
-  const cloudEvent = (m: { data: Buffer; attributes: Record<string, string> }) => {
+  return (m) => {
     const id = `inproc-${++seq}`;
     const publishTime = new Date().toISOString();
     return {
@@ -208,30 +234,59 @@ async function inProcessMain(): Promise<void> {
       },
     };
   };
-  const drive = async (batch: { data: Buffer; attributes: Record<string, string> }[]): Promise<number> => {
-    let next = 0;
-    const t0 = performance.now();
-    const worker = async (): Promise<void> => {
-      while (next < batch.length)
-        await router.routeCloudEvent(
-          cloudEvent(batch[next++] as { data: Buffer; attributes: Record<string, string> }),
-        );
-    };
-    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-    return (performance.now() - t0) / 1000;
-  };
-  await drive(events(Math.min(2000, n), 'inproc-warm', 0));
-  const s0 = router.stats().batcher;
-  const c0 = process.cpuUsage();
-  const secs = await drive(events(n, 'inproc-tput', 0));
-  const cpu = process.cpuUsage(c0);
-  const s1 = router.stats().batcher;
-  const cpuPct = ((cpu.user + cpu.system) / 1e6 / secs) * 100;
+}
 
+/** The router fed directly: `cloudEvent` builds each call's event. */
+interface InProcessTarget {
+  router: EventRouter;
+  cloudEvent: (m: BenchMessage) => Parameters<EventRouter['routeCloudEvent']>[0];
+}
+
+/** Average rows per flush between two batcher snapshots. */
+const avgBatch = (a: { items: number; flushes: number }, b: { items: number; flushes: number }): number =>
+  round((b.items - a.items) / Math.max(1, b.flushes - a.flushes));
+
+/** Routes a batch with `CONCURRENCY` calls in flight; the seconds it took. */
+async function drive(t: InProcessTarget, batch: BenchMessage[]): Promise<number> {
+  let next = 0;
+  const t0 = performance.now();
+  const worker = async (): Promise<void> => {
+    while (next < batch.length) await t.router.routeCloudEvent(t.cloudEvent(batch[next++] as BenchMessage));
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  return (performance.now() - t0) / 1000;
+}
+
+/** Throughput: a warm-up, then `n` events driven at full concurrency. */
+async function inProcessThroughput(
+  t: InProcessTarget,
+  n: number,
+): Promise<Pick<InProcessResult, 'throughputEps' | 'cpuPct' | 'eventsPerCpuSecond' | 'avgBatch'>> {
+  await drive(t, events(Math.min(2000, n), 'inproc-warm', 0));
+  const s0 = t.router.stats().batcher;
+  const c0 = process.cpuUsage();
+  const secs = await drive(t, events(n, 'inproc-tput', 0));
+  const cpu = process.cpuUsage(c0);
+  const s1 = t.router.stats().batcher;
+  const cpuPct = ((cpu.user + cpu.system) / 1e6 / secs) * 100;
+  return {
+    throughputEps: Math.round(n / secs),
+    cpuPct: round(cpuPct),
+    eventsPerCpuSecond: Math.round(n / secs / (cpuPct / 100)),
+    avgBatch: avgBatch(s0, s1),
+  };
+}
+
+/** Latency (call → durable) with events sent at a fixed `rate` for `seconds`. */
+async function inProcessPaced(
+  t: InProcessTarget,
+  rate: number,
+  seconds: number,
+): Promise<InProcessResult['paced']> {
   const paced = events(Math.round(rate * seconds), 'inproc-paced', 0);
   const lat: number[] = [];
   const pending: Promise<unknown>[] = [];
-  const sp0 = router.stats().batcher;
+  const sp0 = t.router.stats().batcher;
   const cp0 = process.cpuUsage();
   const t0 = performance.now();
   let sent = 0;
@@ -239,31 +294,48 @@ async function inProcessMain(): Promise<void> {
     const due = Math.min(paced.length, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
     for (; sent < due; sent++) {
       const at = performance.now();
-      const m = paced[sent] as { data: Buffer; attributes: Record<string, string> };
-      pending.push(router.routeCloudEvent(cloudEvent(m)).then(() => lat.push(performance.now() - at)));
+      const m = paced[sent] as BenchMessage;
+      pending.push(t.router.routeCloudEvent(t.cloudEvent(m)).then(() => lat.push(performance.now() - at)));
     }
     await sleep(1);
   }
   await Promise.all(pending);
   const pacedCpu = process.cpuUsage(cp0);
   const pacedSecs = (performance.now() - t0) / 1000;
-  const sp1 = router.stats().batcher;
+  const sp1 = t.router.stats().batcher;
   lat.sort((a, b) => a - b);
+  return {
+    rate,
+    events: paced.length,
+    p50Ms: round(percentile(lat, 50)),
+    p99Ms: round(percentile(lat, 99)),
+    maxMs: round(lat.at(-1) ?? NaN),
+    cpuPct: round(((pacedCpu.user + pacedCpu.system) / 1e6 / pacedSecs) * 100),
+    avgBatch: avgBatch(sp0, sp1),
+  };
+}
+
+/**
+ * `--in-process`: routeEvent's router without HTTP or Pub/Sub, in its own process (one instance).
+ * Throughput with `concurrency` calls in flight, then latency (call → durable) at a fixed rate.
+ */
+async function inProcessMain(): Promise<void> {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { runtime, closeRuntime } =
+    require('../shared/composition/runtime') as typeof import('../shared/composition/runtime');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  const n = Number(process.env.BENCH_EVENTS);
+  const rate = Number(process.env.BENCH_RATE);
+  const seconds = Number(process.env.BENCH_SECONDS);
+  const router = runtime().get('eventRouter');
+  await router.ready();
+  const target: InProcessTarget = { router, cloudEvent: inProcessCloudEvents() };
+  const throughput = await inProcessThroughput(target, n);
+  const paced = await inProcessPaced(target, rate, seconds);
   const st = router.stats();
   const out: InProcessResult = {
-    throughputEps: Math.round(n / secs),
-    cpuPct: round(cpuPct),
-    eventsPerCpuSecond: Math.round(n / secs / (cpuPct / 100)),
-    avgBatch: round((s1.items - s0.items) / Math.max(1, s1.flushes - s0.flushes)),
-    paced: {
-      rate,
-      events: paced.length,
-      p50Ms: round(percentile(lat, 50)),
-      p99Ms: round(percentile(lat, 99)),
-      maxMs: round(lat.at(-1) ?? NaN),
-      cpuPct: round(((pacedCpu.user + pacedCpu.system) / 1e6 / pacedSecs) * 100),
-      avgBatch: round((sp1.items - sp0.items) / Math.max(1, sp1.flushes - sp0.flushes)),
-    },
+    ...throughput,
+    paced,
     stored: st.stored,
     deadLettered: st.deadLettered,
     failed: st.failed,

@@ -38,102 +38,119 @@ interface ChildResult {
   outBytes: number;
 }
 
+/** What a variant produced, and when its timed part started. */
+interface VariantRun {
+  rows: number;
+  outBytes: number;
+  start: bigint;
+}
+
+/** The full rawToBronze path on the local backend; the copy into the raw bucket is not timed. */
+async function runSmelter(file: string, work: string): Promise<VariantRun> {
+  process.env.SMELTER_HOME = work;
+  process.env.SMELTER_LOG_FORMAT = 'silent';
+  resetConfig();
+  const cfg = config();
+  const store = new FsObjectStore(work);
+  for (const b of [cfg.rawBucket, cfg.bronzeBucket, cfg.quarantineBucket]) await store.ensureBucket(b);
+  // Put the file in the raw bucket (hard link: instant, not timed as part of the conversion).
+  const dest = await store.objectPath(cfg.rawBucket, 'rainfall/bench.csv');
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  fs.linkSync(file, dest);
+  const meta = await store.stat(cfg.rawBucket, 'rainfall/bench.csv');
+  if (!meta) throw new Error('raw object missing');
+  const start = process.hrtime.bigint();
+  const out = await rawToBronzeFlow(
+    { bucket: cfg.rawBucket, name: meta.name, generation: meta.generation },
+    { cfg, store, log: createLogger({ format: 'silent' }), engines: duckdbConversionEngines },
+  );
+  if (out.status !== 'converted') throw new Error(`conversion ${out.status}`);
+  return { rows: out.manifest.rows, outBytes: out.manifest.output.bytes ?? 0, start };
+}
+
+/** DuckDB file → file COPY to Parquet: the upper bound. */
+async function runCeiling(file: string, work: string, t0: bigint): Promise<VariantRun> {
+  const db = await DuckDBInstance.create(':memory:', { threads: String(os.availableParallelism()) });
+  const c = await db.connect();
+  const out = path.join(work, 'out.parquet');
+  const r = await c.runAndReadAll(
+    `COPY (SELECT * FROM read_csv('${file}')) TO '${out}' (FORMAT parquet, COMPRESSION zstd)`,
+  );
+  const rows = Number(Object.values(r.getRowObjectsJson()[0] ?? {})[0]);
+  return { rows, outBytes: fs.statSync(out).size, start: t0 };
+}
+
+interface ParquetjsLite {
+  ParquetSchema: new (s: unknown) => unknown;
+  ParquetWriter: {
+    openFile(
+      schema: unknown,
+      file: string,
+    ): Promise<{ appendRow(r: unknown): Promise<void>; close(): Promise<void> }>;
+  };
+}
+
+/** parquetjs-lite, a row at a time from a hand-split CSV: the plan the product started with. */
+async function runBaseline(file: string, work: string, t0: bigint): Promise<VariantRun> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const parquet = require('parquetjs-lite') as ParquetjsLite;
+  const schema = new parquet.ParquetSchema({
+    station_id: { type: 'UTF8' },
+    station_name: { type: 'UTF8' },
+    region: { type: 'UTF8' },
+    lat: { type: 'DOUBLE' },
+    lon: { type: 'DOUBLE' },
+    date: { type: 'DATE' },
+    rain_mm: { type: 'DOUBLE', optional: true },
+    measured_at: { type: 'TIMESTAMP_MILLIS' },
+  });
+  const out = path.join(work, 'out.parquet');
+  const writer = await parquet.ParquetWriter.openFile(schema, out);
+  let rows = 0;
+  let rest = '';
+  let header = true;
+  for await (const chunk of fs.createReadStream(file, { encoding: 'utf8', highWaterMark: MB })) {
+    const lines = (rest + (chunk as string)).split('\n');
+    rest = lines.pop() ?? '';
+    for (const line of lines) {
+      if (header) {
+        header = false;
+        continue;
+      }
+      if (!line) continue;
+      const f = line.split(',');
+      await writer.appendRow({
+        station_id: f[0],
+        station_name: f[1],
+        region: f[2],
+        lat: Number(f[3]),
+        lon: Number(f[4]),
+        date: new Date(`${f[5]}T00:00:00Z`),
+        ...(f[6] ? { rain_mm: Number(f[6]) } : {}),
+        measured_at: new Date(f[7] as string),
+      });
+      rows++;
+    }
+  }
+  await writer.close();
+  return { rows, outBytes: fs.statSync(out).size, start: t0 };
+}
+
+const VARIANTS: Record<string, (file: string, work: string, t0: bigint) => Promise<VariantRun>> = {
+  smelter: runSmelter,
+  ceiling: runCeiling,
+  baseline: runBaseline,
+};
+
+/** A child process: runs one variant in a scratch folder and reports its figures on stdout. */
 async function child(variant: string, file: string): Promise<void> {
   const t0 = process.hrtime.bigint();
-  let rows = 0;
-  let outBytes = 0;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `smelter-bench-${variant}-`));
   try {
-    if (variant === 'smelter') {
-      process.env.SMELTER_HOME = work;
-      process.env.SMELTER_LOG_FORMAT = 'silent';
-      resetConfig();
-      const cfg = config();
-      const store = new FsObjectStore(work);
-      for (const b of [cfg.rawBucket, cfg.bronzeBucket, cfg.quarantineBucket]) await store.ensureBucket(b);
-      // Put the file in the raw bucket (hard link: instant, not timed as part of the conversion).
-      const dest = await store.objectPath(cfg.rawBucket, 'rainfall/bench.csv');
-      fs.mkdirSync(path.dirname(dest), { recursive: true });
-      fs.linkSync(file, dest);
-      const meta = await store.stat(cfg.rawBucket, 'rainfall/bench.csv');
-      if (!meta) throw new Error('raw object missing');
-      const start = process.hrtime.bigint();
-      const out = await rawToBronzeFlow(
-        { bucket: cfg.rawBucket, name: meta.name, generation: meta.generation },
-        { cfg, store, log: createLogger({ format: 'silent' }), engines: duckdbConversionEngines },
-      );
-      if (out.status !== 'converted') throw new Error(`conversion ${out.status}`);
-      rows = out.manifest.rows;
-      outBytes = out.manifest.output.bytes ?? 0;
-      report(variant, rows, start, outBytes);
-      return;
-    }
-    if (variant === 'ceiling') {
-      const db = await DuckDBInstance.create(':memory:', { threads: String(os.availableParallelism()) });
-      const c = await db.connect();
-      const out = path.join(work, 'out.parquet');
-      const r = await c.runAndReadAll(
-        `COPY (SELECT * FROM read_csv('${file}')) TO '${out}' (FORMAT parquet, COMPRESSION zstd)`,
-      );
-      rows = Number(Object.values(r.getRowObjectsJson()[0] ?? {})[0]);
-      outBytes = fs.statSync(out).size;
-      report(variant, rows, t0, outBytes);
-      return;
-    }
-    if (variant === 'baseline') {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const parquet = require('parquetjs-lite') as {
-        ParquetSchema: new (s: unknown) => unknown;
-        ParquetWriter: {
-          openFile(
-            schema: unknown,
-            file: string,
-          ): Promise<{ appendRow(r: unknown): Promise<void>; close(): Promise<void> }>;
-        };
-      };
-      const schema = new parquet.ParquetSchema({
-        station_id: { type: 'UTF8' },
-        station_name: { type: 'UTF8' },
-        region: { type: 'UTF8' },
-        lat: { type: 'DOUBLE' },
-        lon: { type: 'DOUBLE' },
-        date: { type: 'DATE' },
-        rain_mm: { type: 'DOUBLE', optional: true },
-        measured_at: { type: 'TIMESTAMP_MILLIS' },
-      });
-      const out = path.join(work, 'out.parquet');
-      const writer = await parquet.ParquetWriter.openFile(schema, out);
-      let rest = '';
-      let header = true;
-      for await (const chunk of fs.createReadStream(file, { encoding: 'utf8', highWaterMark: MB })) {
-        const lines = (rest + (chunk as string)).split('\n');
-        rest = lines.pop() ?? '';
-        for (const line of lines) {
-          if (header) {
-            header = false;
-            continue;
-          }
-          if (!line) continue;
-          const f = line.split(',');
-          await writer.appendRow({
-            station_id: f[0],
-            station_name: f[1],
-            region: f[2],
-            lat: Number(f[3]),
-            lon: Number(f[4]),
-            date: new Date(`${f[5]}T00:00:00Z`),
-            ...(f[6] ? { rain_mm: Number(f[6]) } : {}),
-            measured_at: new Date(f[7] as string),
-          });
-          rows++;
-        }
-      }
-      await writer.close();
-      outBytes = fs.statSync(out).size;
-      report(variant, rows, t0, outBytes);
-      return;
-    }
-    throw new Error(`unknown variant ${variant}`);
+    const run = VARIANTS[variant];
+    if (!run) throw new Error(`unknown variant ${variant}`);
+    const r = await run(file, work, t0);
+    report(variant, r.rows, r.start, r.outBytes);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
