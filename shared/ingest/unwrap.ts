@@ -41,6 +41,8 @@ for (const b of [QUOTE, BACKSLASH, LBRACE, RBRACE, LBRACKET, RBRACKET, COMMA, NL
   SPECIAL[b] = 1;
 const isSpace = (b: number): boolean => b === SPACE || b === NL || b === CR || b === TAB;
 const isEnd = (b: number): boolean => isSpace(b) || b === COMMA || b === RBRACKET || b === RBRACE;
+const isOpen = (b: number): boolean => b === LBRACE || b === LBRACKET;
+const isClose = (b: number): boolean => b === RBRACE || b === RBRACKET;
 
 /** Bytes of one record, kept up to `cap`; beyond it only counted. */
 class RecordBytes {
@@ -69,6 +71,28 @@ class RecordBytes {
   }
 }
 
+/** The NDJSON written so far: records, each ended by a newline, handed out in blocks. */
+class Lines {
+  private buf = Buffer.allocUnsafe(64 * 1024);
+  len = 0;
+  push(rec: RecordBytes): void {
+    const need = rec.len + 1;
+    if (this.len + need > this.buf.length) {
+      const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + need));
+      this.buf.copy(next, 0, 0, this.len);
+      this.buf = next;
+    }
+    rec.buf.copy(this.buf, this.len, 0, rec.len);
+    this.len += rec.len;
+    this.buf[this.len++] = NL;
+  }
+  take(): Buffer {
+    const b = Buffer.from(this.buf.subarray(0, this.len));
+    this.len = 0;
+    return b;
+  }
+}
+
 export interface UnwrapStats {
   /** Records written (lines). */
   records: number;
@@ -84,267 +108,331 @@ export async function* unwrapRecords(
   path: string[],
   opts: { maxRecordBytes: number; stats?: UnwrapStats },
 ): AsyncGenerator<Buffer> {
-  const segs = path.map((s) => Buffer.from(s, 'utf8'));
-  const last = segs.length - 1;
-  const stats = opts.stats ?? { records: 0, wrappers: 0 };
-  const rec = new RecordBytes(opts.maxRecordBytes + 1);
-  const key = new RecordBytes(1024);
-  let out = Buffer.allocUnsafe(64 * 1024);
-  let outLen = 0;
-  const emit = (): void => {
-    const need = rec.len + 1;
-    if (outLen + need > out.length) {
-      const next = Buffer.allocUnsafe(Math.max(out.length * 2, outLen + need));
-      out.copy(next, 0, 0, outLen);
-      out = next;
-    }
-    rec.buf.copy(out, outLen, 0, rec.len);
-    outLen += rec.len;
-    out[outLen++] = NL;
-    stats.records++;
-    rec.reset();
-  };
-
-  let mode = Mode.Between;
-  const stack: number[] = [];
-  let inStr = false;
-  let esc = false;
-  let expectKey = false;
-  /** Stack depth of the flattened outermost array, or -1. */
-  let flat = -1;
-  /** Stack depth at which the current top-level value started. */
-  let valDepth = 0;
-  /** Path segments matched by the objects the candidate is inside (the wrapper's own keys: 0). */
-  let matched = 0;
-  let capturing = false;
-  /** The key just read names the next path segment: its value decides. */
-  let pending = false;
-  let scalar = false;
-  /** Records mode: stack depth of the records array; whether an element is being read. */
-  let recDepth = 0;
-  let inElement = false;
-  let recording = false;
+  const u = new Unwrapper(path, opts.maxRecordBytes, opts.stats ?? { records: 0, wrappers: 0 });
   let first = true;
-
-  for await (const chunk0 of input) {
-    let chunk = typeof chunk0 === 'string' ? Buffer.from(chunk0, 'utf8') : chunk0;
+  for await (const c of input) {
+    let chunk = typeof c === 'string' ? Buffer.from(c, 'utf8') : c;
     if (first && chunk.length) {
       first = false;
       if (chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) chunk = chunk.subarray(3);
     }
+    u.feed(chunk);
+    if (u.out.len >= 32 * 1024) yield u.out.take();
+  }
+  u.end();
+  if (u.out.len) yield u.out.take();
+}
+
+/**
+ * The scanner's state across chunks. `feed` walks a chunk byte by byte: inside a string one handler,
+ * otherwise the handler of the current mode; each returns the index to continue at (the same index
+ * when the byte belongs to the next mode).
+ */
+class Unwrapper {
+  readonly out = new Lines();
+  private readonly segs: Buffer[];
+  private readonly last: number;
+  private readonly rec: RecordBytes;
+  /** The key being read, when it may name the next path segment. */
+  private readonly key = new RecordBytes(1024);
+  private mode = Mode.Between;
+  private readonly stack: number[] = [];
+  private inStr = false;
+  private esc = false;
+  private expectKey = false;
+  /** Stack depth of the flattened outermost array, or -1. */
+  private flat = -1;
+  /** Stack depth at which the current top-level value started. */
+  private valDepth = 0;
+  /** Path segments matched by the objects the candidate is inside (the wrapper's own keys: 0). */
+  private matched = 0;
+  private capturing = false;
+  /** The key just read names the next path segment: its value decides. */
+  private pending = false;
+  private scalar = false;
+  /** Records mode: stack depth of the records array; whether an element is being read. */
+  private recDepth = 0;
+  private inElement = false;
+  private recording = false;
+  /** The chunk being scanned; where the current record's and key's unsaved bytes start in it. */
+  private chunk: Buffer = Buffer.alloc(0);
+  private from = 0;
+  private keyFrom = 0;
+
+  constructor(
+    path: string[],
+    maxRecordBytes: number,
+    private readonly stats: UnwrapStats,
+  ) {
+    this.segs = path.map((s) => Buffer.from(s, 'utf8'));
+    this.last = this.segs.length - 1;
+    this.rec = new RecordBytes(maxRecordBytes + 1);
+  }
+
+  feed(chunk: Buffer): void {
+    this.chunk = chunk;
+    this.from = 0;
+    this.keyFrom = 0;
     const n = chunk.length;
-    let from = 0;
-    let keyFrom = 0;
     let i = 0;
-    const endRecord = (to: number): void => {
-      rec.append(chunk, from, to);
-      emit();
-      recording = false;
-    };
     while (i < n) {
-      let b = chunk[i] as number;
-      if (inStr) {
-        if (esc) {
-          esc = false;
-          i++;
-          continue;
-        }
-        while (b !== QUOTE && b !== BACKSLASH && b !== NL && b !== CR) {
-          if (++i >= n) break;
-          b = chunk[i] as number;
-        }
-        if (i >= n) break;
-        if (b === BACKSLASH) {
-          esc = true;
-          i++;
-          continue;
-        }
-        if (b !== QUOTE) {
-          // A raw line break inside a string (invalid JSON): escaped, so the record stays one line.
-          if (recording) {
-            rec.append(chunk, from, i);
-            const e = b === NL ? ESCAPED_NL : ESCAPED_CR;
-            rec.append(e, 0, e.length);
-            from = i + 1;
-          }
-          i++;
-          continue;
-        }
-        inStr = false;
-        if (capturing) {
-          key.append(chunk, keyFrom, i);
-          capturing = false;
-          const seg = segs[matched];
-          pending = seg !== undefined && key.total === seg.length && key.buf.subarray(0, key.len).equals(seg);
-        }
-        if (scalar && mode === Mode.Candidate && stack.length === valDepth) {
-          endRecord(i + 1);
-          mode = Mode.Between;
-        } else if (scalar && mode === Mode.Records && inElement && stack.length === recDepth) {
-          endRecord(i + 1);
-          inElement = false;
-        }
-        i++;
+      if (this.inStr) {
+        i = this.inString(i);
         continue;
       }
-      if (recording && (b === NL || b === CR) && !(scalar && isEnd(b))) {
+      const b = chunk[i] as number;
+      if (this.recording && !this.scalar && (b === NL || b === CR)) {
         // Whitespace between tokens: dropped, the record stays one line.
-        rec.append(chunk, from, i);
-        from = i + 1;
-        i++;
+        this.rec.append(chunk, this.from, i);
+        this.from = ++i;
         continue;
       }
-      switch (mode) {
-        case Mode.Between: {
-          if (isSpace(b) || b === COMMA) break;
-          if (b === LBRACKET && flat < 0 && stack.length === 0) {
-            stack.push(b);
-            flat = stack.length;
-            break;
-          }
-          if (b === RBRACKET && flat >= 0 && stack.length === flat) {
-            stack.pop();
-            flat = -1;
-            break;
-          }
-          valDepth = stack.length;
-          matched = 0;
-          pending = false;
-          mode = Mode.Candidate;
-          recording = true;
-          from = i;
-          rec.reset();
-          scalar = b !== LBRACE && b !== LBRACKET;
-          if (!scalar) {
-            stack.push(b);
-            expectKey = b === LBRACE;
-          } else if (b === QUOTE) {
-            inStr = true;
-            esc = false;
-          } else if (b === RBRACE || b === RBRACKET) {
-            // A stray closing bracket: a record of its own, rejected downstream.
-            endRecord(i + 1);
-            mode = Mode.Between;
-          }
+      switch (this.mode) {
+        case Mode.Between:
+          i = this.between(b, i);
           break;
-        }
-        case Mode.Candidate: {
-          if (scalar) {
-            if (stack.length === valDepth && isEnd(b)) {
-              // The delimiter belongs to the enclosing level.
-              endRecord(i);
-              mode = Mode.Between;
-              continue;
-            }
-            break;
-          }
-          if (b === QUOTE) {
-            inStr = true;
-            esc = false;
-            if (expectKey && stack[stack.length - 1] === LBRACE) {
-              expectKey = false;
-              if (stack.length === valDepth + matched + 1) {
-                capturing = true;
-                key.reset();
-                keyFrom = i + 1;
-              }
-            } else pending = false;
-          } else if (b === LBRACE || b === LBRACKET) {
-            if (pending) {
-              pending = false;
-              if (b === LBRACKET && matched === last) {
-                // A wrapper: what was buffered is its envelope, not a record.
-                stats.wrappers++;
-                rec.reset();
-                recording = false;
-                stack.push(b);
-                recDepth = stack.length;
-                inElement = false;
-                mode = Mode.Records;
-                break;
-              }
-              if (b === LBRACE && matched < last) matched++;
-            }
-            stack.push(b);
-            expectKey = b === LBRACE;
-          } else if (b === RBRACE || b === RBRACKET) {
-            pending = false;
-            stack.pop();
-            // Leaving an object of the path (they sit at depths valDepth+2…).
-            if (stack.length < valDepth + 1 + matched) matched = Math.max(0, stack.length - valDepth - 1);
-            if (stack.length <= valDepth) {
-              endRecord(i + 1);
-              mode = Mode.Between;
-            }
-          } else if (b === COMMA) {
-            pending = false;
-            if (stack[stack.length - 1] === LBRACE) expectKey = true;
-          } else if (b !== COLON && !isSpace(b)) {
-            pending = false;
-            while (i + 1 < n && SPECIAL[chunk[i + 1] as number] === 0) i++;
-          }
+        case Mode.Candidate:
+          i = this.candidate(b, i);
           break;
-        }
-        case Mode.Records: {
-          if (!inElement) {
-            if (isSpace(b) || b === COMMA) break;
-            if (b === RBRACKET || b === RBRACE) {
-              stack.pop();
-              mode = stack.length <= valDepth ? Mode.Between : Mode.Skip;
-              break;
-            }
-            inElement = true;
-            recording = true;
-            from = i;
-            rec.reset();
-            scalar = b !== LBRACE && b !== LBRACKET;
-            if (b === QUOTE) {
-              inStr = true;
-              esc = false;
-            } else if (!scalar) stack.push(b);
-            break;
-          }
-          if (stack.length === recDepth && isEnd(b)) {
-            // The end of a scalar element; the delimiter belongs to the array.
-            endRecord(i);
-            inElement = false;
-            continue;
-          }
-          if (b === QUOTE) {
-            inStr = true;
-            esc = false;
-          } else if (b === LBRACE || b === LBRACKET) stack.push(b);
-          else if (b === RBRACE || b === RBRACKET) {
-            stack.pop();
-            if (stack.length === recDepth) {
-              endRecord(i + 1);
-              inElement = false;
-            }
-          } else while (i + 1 < n && SPECIAL[chunk[i + 1] as number] === 0) i++;
+        case Mode.Records:
+          i = this.records(b, i);
           break;
-        }
-        case Mode.Skip: {
-          if (b === QUOTE) {
-            inStr = true;
-            esc = false;
-          } else if (b === LBRACE || b === LBRACKET) stack.push(b);
-          else if (b === RBRACE || b === RBRACKET) {
-            stack.pop();
-            if (stack.length <= valDepth) mode = Mode.Between;
-          }
+        case Mode.Skip:
+          i = this.skip(b, i);
           break;
-        }
       }
-      i++;
     }
-    if (recording) rec.append(chunk, from, n);
-    if (capturing) key.append(chunk, keyFrom, n);
-    if (outLen >= 32 * 1024) {
-      yield Buffer.from(out.subarray(0, outLen));
-      outLen = 0;
+    if (this.recording) this.rec.append(chunk, this.from, n);
+    if (this.capturing) this.key.append(chunk, this.keyFrom, n);
+  }
+
+  /** End of input: what was read of a truncated last value is a record of its own (rejected downstream). */
+  end(): void {
+    if (this.recording) this.emit();
+  }
+
+  private emit(): void {
+    this.out.push(this.rec);
+    this.stats.records++;
+    this.rec.reset();
+  }
+
+  private endRecord(to: number): void {
+    this.rec.append(this.chunk, this.from, to);
+    this.emit();
+    this.recording = false;
+  }
+
+  private openString(): void {
+    this.inStr = true;
+    this.esc = false;
+  }
+
+  /** Skips a run of plain value characters after `i`; returns the index of its last byte. */
+  private plainRun(i: number): number {
+    const c = this.chunk;
+    const n = c.length;
+    while (i + 1 < n && SPECIAL[c[i + 1] as number] === 0) i++;
+    return i;
+  }
+
+  private inString(i: number): number {
+    if (this.esc) {
+      this.esc = false;
+      return i + 1;
+    }
+    const c = this.chunk;
+    const n = c.length;
+    let b = c[i] as number;
+    while (b !== QUOTE && b !== BACKSLASH && b !== NL && b !== CR) {
+      if (++i >= n) return n;
+      b = c[i] as number;
+    }
+    if (b === BACKSLASH) this.esc = true;
+    else if (b === QUOTE) this.closeString(i);
+    else if (this.recording) {
+      // A raw line break inside a string (invalid JSON): escaped, so the record stays one line.
+      this.rec.append(c, this.from, i);
+      const e = b === NL ? ESCAPED_NL : ESCAPED_CR;
+      this.rec.append(e, 0, e.length);
+      this.from = i + 1;
+    }
+    return i + 1;
+  }
+
+  /** The closing quote at `i`: ends a key being matched, or a scalar record. */
+  private closeString(i: number): void {
+    this.inStr = false;
+    if (this.capturing) {
+      const key = this.key;
+      key.append(this.chunk, this.keyFrom, i);
+      this.capturing = false;
+      const seg = this.segs[this.matched];
+      this.pending =
+        seg !== undefined && key.total === seg.length && key.buf.subarray(0, key.len).equals(seg);
+    }
+    if (!this.scalar) return;
+    if (this.mode === Mode.Candidate && this.stack.length === this.valDepth) {
+      this.endRecord(i + 1);
+      this.mode = Mode.Between;
+    } else if (this.mode === Mode.Records && this.inElement && this.stack.length === this.recDepth) {
+      this.endRecord(i + 1);
+      this.inElement = false;
     }
   }
-  // A truncated document: what was read of the last value is a record of its own (rejected downstream).
-  if (recording) emit();
-  if (outLen) yield Buffer.from(out.subarray(0, outLen));
+
+  /** The first byte of a record: it is buffered from here. */
+  private startRecord(b: number, i: number): void {
+    this.recording = true;
+    this.from = i;
+    this.rec.reset();
+    this.scalar = !isOpen(b);
+    if (b === QUOTE) this.openString();
+  }
+
+  /** Between top-level values: separators, the outermost array's brackets, or a value's first byte. */
+  private between(b: number, i: number): number {
+    const stack = this.stack;
+    if (isSpace(b) || b === COMMA) return i + 1;
+    if (b === LBRACKET && this.flat < 0 && stack.length === 0) {
+      stack.push(b);
+      this.flat = stack.length;
+      return i + 1;
+    }
+    if (b === RBRACKET && this.flat >= 0 && stack.length === this.flat) {
+      stack.pop();
+      this.flat = -1;
+      return i + 1;
+    }
+    this.valDepth = stack.length;
+    this.matched = 0;
+    this.pending = false;
+    this.mode = Mode.Candidate;
+    this.startRecord(b, i);
+    if (!this.scalar) {
+      stack.push(b);
+      this.expectKey = b === LBRACE;
+    } else if (isClose(b)) {
+      // A stray closing bracket: a record of its own, rejected downstream.
+      this.endRecord(i + 1);
+      this.mode = Mode.Between;
+    }
+    return i + 1;
+  }
+
+  /** Inside a top-level value: follows the records path until it is a wrapper or ends as a record. */
+  private candidate(b: number, i: number): number {
+    if (this.scalar) {
+      if (this.stack.length === this.valDepth && isEnd(b)) {
+        // The delimiter belongs to the enclosing level.
+        this.endRecord(i);
+        this.mode = Mode.Between;
+        return i;
+      }
+      return i + 1;
+    }
+    if (b === QUOTE) this.candidateQuote(i);
+    else if (isOpen(b)) this.candidateOpen(b);
+    else if (isClose(b)) this.candidateClose(i);
+    else if (b === COMMA) {
+      this.pending = false;
+      if (this.stack[this.stack.length - 1] === LBRACE) this.expectKey = true;
+    } else if (b !== COLON && !isSpace(b)) {
+      this.pending = false;
+      return this.plainRun(i) + 1;
+    }
+    return i + 1;
+  }
+
+  /** A string in a candidate: a key at the path's next depth is captured to be matched. */
+  private candidateQuote(i: number): void {
+    this.openString();
+    const stack = this.stack;
+    if (this.expectKey && stack[stack.length - 1] === LBRACE) {
+      this.expectKey = false;
+      if (stack.length === this.valDepth + this.matched + 1) {
+        this.capturing = true;
+        this.key.reset();
+        this.keyFrom = i + 1;
+      }
+    } else this.pending = false;
+  }
+
+  private candidateOpen(b: number): void {
+    if (this.pending) {
+      this.pending = false;
+      if (b === LBRACKET && this.matched === this.last) return this.enterRecords(b);
+      if (b === LBRACE && this.matched < this.last) this.matched++;
+    }
+    this.stack.push(b);
+    this.expectKey = b === LBRACE;
+  }
+
+  /** A wrapper: what was buffered is its envelope, not a record. */
+  private enterRecords(b: number): void {
+    this.stats.wrappers++;
+    this.rec.reset();
+    this.recording = false;
+    this.stack.push(b);
+    this.recDepth = this.stack.length;
+    this.inElement = false;
+    this.mode = Mode.Records;
+  }
+
+  private candidateClose(i: number): void {
+    const stack = this.stack;
+    this.pending = false;
+    stack.pop();
+    // Leaving an object of the path (they sit at depths valDepth+2…).
+    if (stack.length < this.valDepth + 1 + this.matched)
+      this.matched = Math.max(0, stack.length - this.valDepth - 1);
+    if (stack.length <= this.valDepth) {
+      this.endRecord(i + 1);
+      this.mode = Mode.Between;
+    }
+  }
+
+  /** Inside a wrapper's records array: each element is a record. */
+  private records(b: number, i: number): number {
+    const stack = this.stack;
+    if (!this.inElement) {
+      if (isSpace(b) || b === COMMA) return i + 1;
+      if (isClose(b)) {
+        stack.pop();
+        this.mode = stack.length <= this.valDepth ? Mode.Between : Mode.Skip;
+        return i + 1;
+      }
+      this.inElement = true;
+      this.startRecord(b, i);
+      if (!this.scalar) stack.push(b);
+      return i + 1;
+    }
+    if (stack.length === this.recDepth && isEnd(b)) {
+      // The end of a scalar element; the delimiter belongs to the array.
+      this.endRecord(i);
+      this.inElement = false;
+      return i;
+    }
+    if (b === QUOTE) this.openString();
+    else if (isOpen(b)) stack.push(b);
+    else if (isClose(b)) {
+      stack.pop();
+      if (stack.length === this.recDepth) {
+        this.endRecord(i + 1);
+        this.inElement = false;
+      }
+    } else return this.plainRun(i) + 1;
+    return i + 1;
+  }
+
+  /** The rest of a wrapper after its records array: dropped up to its end. */
+  private skip(b: number, i: number): number {
+    if (b === QUOTE) this.openString();
+    else if (isOpen(b)) this.stack.push(b);
+    else if (isClose(b)) {
+      this.stack.pop();
+      if (this.stack.length <= this.valDepth) this.mode = Mode.Between;
+    }
+    return i + 1;
+  }
 }
