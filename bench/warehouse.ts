@@ -74,7 +74,10 @@ async function env(): Promise<Env> {
   const cfg = loadConfig(process.env, { home, backend: 'local' });
   const store = new FsObjectStore(home);
   for (const b of [cfg.rawBucket, cfg.bronzeBucket, cfg.quarantineBucket]) await store.ensureBucket(b);
-  const local = await getLocalWarehouse(home, { threads: cfg.duckdbThreads });
+  const local = await getLocalWarehouse(home, {
+    memoryLimit: cfg.warehouseMemoryLimit,
+    threads: cfg.warehouseThreads,
+  });
   const wh = await Warehouse.open({
     engine: new DuckDbEngine(local, store),
     contractsDir: path.join(packageRoot, 'contracts'),

@@ -152,7 +152,7 @@ function createEventWarehouse(rt: ServiceContext): EventWarehouse {
   if (cfg.backend === 'local') {
     const open = rt.get('localDuckDb');
     return new (load.eventsDuckdb().DuckDbEventWarehouse)(
-      () => open({ memoryLimit: cfg.warehouseMemoryLimit, threads: cfg.duckdbThreads }),
+      () => open({ memoryLimit: cfg.warehouseMemoryLimit, threads: cfg.warehouseThreads }),
       undefined,
       { dedupWindowMs: cfg.eventsDedupWindowMs },
     );
@@ -182,7 +182,7 @@ async function createWarehouseEngine(rt: ServiceContext): Promise<WarehouseEngin
   const files = store instanceof FsObjectStore ? store : new FsObjectStore(cfg.home);
   const local = await rt.get('localDuckDb')({
     memoryLimit: cfg.warehouseMemoryLimit,
-    threads: cfg.duckdbThreads,
+    threads: cfg.warehouseThreads,
   });
   return new (load.duckdbEngine().DuckDbEngine)(local, files);
 }

@@ -15,6 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { permanent, SmelterError, transient } from '../../errors';
+import { RELEASE_MEMORY } from '../duckdb-memory';
 import type {
   ConversionEngine,
   ConversionEngines,
@@ -25,12 +26,25 @@ import type {
 
 const execFileP = promisify(execFile);
 
-type Engine = { db: DuckDBInstance; version: string };
+type Engine = { db: DuckDBInstance; version: string; sessions: number; closed: boolean };
 const engines = new Map<string, Promise<Engine>>();
+/** The instance each entry of `engines` resolved to (to drop exactly that entry when it is closed). */
+const live = new Map<string, Engine>();
+/** How long an instance with no open session is kept for the next conversion before it is closed. */
+const IDLE_CLOSE_MS = 100;
 
-/** One in-memory DuckDB instance per process and option set, shared by conversions (each gets its own connection). */
+function engineKey(opts: EngineOptions): string {
+  return JSON.stringify([opts.memoryLimit, opts.threads, opts.preserveOrder ?? true, opts.tempDir]);
+}
+
+/**
+ * One in-memory DuckDB instance per process and option set, shared by concurrent conversions (each
+ * gets its own connection). It is closed once no conversion has used it for IDLE_CLOSE_MS: closing
+ * is what returns its buffer pool, and an idle conversion engine would otherwise hold ~100 MB while
+ * the warehouse loads the file it just wrote.
+ */
 export function getEngine(opts: EngineOptions): Promise<Engine> {
-  const key = JSON.stringify([opts.memoryLimit, opts.threads, opts.preserveOrder ?? true, opts.tempDir]);
+  const key = engineKey(opts);
   let engine = engines.get(key);
   if (!engine) {
     engine = (async () => {
@@ -40,16 +54,22 @@ export function getEngine(opts: EngineOptions): Promise<Engine> {
         threads: String(opts.threads),
         temp_directory: tempDir,
         preserve_insertion_order: String(opts.preserveOrder ?? true),
+        ...RELEASE_MEMORY,
       });
       const c = await db.connect();
       // ICU is statically linked but cannot be configured at creation: set the zone once, globally.
       await c.run(`SET GLOBAL TimeZone = 'UTC'`);
       const r = await c.runAndReadAll('SELECT version() AS v');
       c.closeSync();
-      return {
+      const e: Engine = {
         db,
         version: String((r.getRowObjectsJson()[0] as { v?: string } | undefined)?.v ?? 'unknown'),
+        sessions: 0,
+        closed: false,
       };
+      live.set(key, e);
+      closeWhenIdle(opts, e);
+      return e;
     })();
     engines.set(key, engine);
     engine.catch(() => engines.delete(key));
@@ -57,20 +77,60 @@ export function getEngine(opts: EngineOptions): Promise<Engine> {
   return engine;
 }
 
+/** A connection on an open instance of this option set, counted so an idle instance can be closed. */
+async function acquire(opts: EngineOptions): Promise<{ e: Engine; conn: DuckDBConnection }> {
+  for (;;) {
+    const e = await getEngine(opts);
+    if (e.closed) continue; // closed while we waited: its entry is gone, getEngine makes a new one
+    e.sessions++;
+    try {
+      return { e, conn: await e.db.connect() };
+    } catch (err) {
+      release(opts, e);
+      throw err;
+    }
+  }
+}
+
+function release(opts: EngineOptions, e: Engine): void {
+  e.sessions--;
+  closeWhenIdle(opts, e);
+}
+
+function closeWhenIdle(opts: EngineOptions, e: Engine): void {
+  if (e.sessions > 0) return;
+  setTimeout(() => {
+    if (e.sessions > 0 || e.closed) return;
+    e.closed = true;
+    const key = engineKey(opts);
+    if (live.get(key) === e) {
+      live.delete(key);
+      engines.delete(key);
+    }
+    e.db.closeSync();
+  }, IDLE_CLOSE_MS).unref();
+}
+
 /** The conversion-engine port over DuckDB: one shared instance per option set, a connection per session. */
 export const duckdbConversionEngines: ConversionEngines = async (opts) => {
-  const { db, version } = await getEngine(opts);
+  const { version } = await getEngine(opts);
   const engine: ConversionEngine = {
     name: 'duckdb',
     version,
     async connect() {
-      const conn = await db.connect();
+      const { e, conn } = await acquire(opts);
+      let open = true;
       const session: EngineSession = {
         run: async (sql) => void (await conn.run(sql)),
         rows: async <T>(sql: string) => (await conn.runAndReadAll(sql)).getRowObjectsJson() as T[],
         piped: (sql, input, consume) => runPiped(conn, sql, input, consume),
         scannedRows,
-        close: () => conn.closeSync(),
+        close: () => {
+          if (!open) return;
+          open = false;
+          conn.closeSync();
+          release(opts, e);
+        },
       };
       return session;
     },

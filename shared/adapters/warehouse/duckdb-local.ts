@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { OPTIONS } from '../../config';
+import { RELEASE_MEMORY } from '../duckdb-memory';
 
 export interface LocalWarehouse {
   readonly file: string;
@@ -43,12 +44,13 @@ export function getLocalWarehouse(
       fs.mkdirSync(tempDir, { recursive: true });
       const instance = await DuckDBInstance.create(file, {
         memory_limit: opts.memoryLimit ?? (OPTIONS.warehouseMemoryLimit.default as string),
-        threads: String(opts.threads ?? 2),
+        threads: String(opts.threads ?? (OPTIONS.warehouseThreads.default as number)),
         temp_directory: tempDir,
         // Loads and model stages need not keep their input's order (a table has none; queries that care
         // say ORDER BY): kept, an INSERT … SELECT buffers rows to keep it, and a 160 MB file's Silver
         // stage ran out of a 64 MB limit instead of spilling.
         preserve_insertion_order: 'false',
+        ...RELEASE_MEMORY,
       });
       // TimeZone cannot be passed to create() (the built-in icu extension is not loaded yet at that point).
       // GLOBAL so every later connection truncates timestamps to UTC dates, as BigQuery does.
