@@ -9,19 +9,32 @@
 -- audit: not_null(station_id, region, date, rain_mm)
 -- audit: expression(rain_mm >= 0)
 -- audit: row_count_balance(bronze.rainfall)
-WITH batch AS (
-  -- Only the rows of the file being loaded (or of the backfill range).
-  SELECT * FROM @ref(bronze.rainfall) WHERE @batch(bronze.rainfall)
+-- The rows of the file being loaded (or of the backfill range) are read where needed rather than
+-- through one CTE: DuckDB materialises a CTE referenced more than once (a copy of the batch).
+-- Station-days the batch holds more than once: most files hold none. Only those rows are ranked;
+-- the others pass through a hash anti-join (a window over the whole batch sorted every row).
+WITH dup AS (
+  SELECT station_id, date
+  FROM @ref(bronze.rainfall)
+  WHERE @batch(bronze.rainfall)
+  GROUP BY station_id, date
+  HAVING COUNT(*) > 1
 ),
 ranked AS (
   SELECT
-    *,
+    b.*,
     ROW_NUMBER() OVER (
-      PARTITION BY station_id, date
-      ORDER BY _ingested_at DESC, _source_generation DESC, measured_at DESC, rain_mm DESC
+      PARTITION BY b.station_id, b.date
+      ORDER BY b._ingested_at DESC, b._source_generation DESC, b.measured_at DESC, b.rain_mm DESC
     ) AS _rn
-  FROM batch
+  FROM (SELECT * FROM @ref(bronze.rainfall) WHERE @batch(bronze.rainfall)) AS b
+  JOIN dup AS d ON d.station_id = b.station_id AND d.date = b.date
 )
+SELECT b.*
+FROM (SELECT * FROM @ref(bronze.rainfall) WHERE @batch(bronze.rainfall)) AS b
+LEFT JOIN dup AS d ON d.station_id = b.station_id AND d.date = b.date
+WHERE d.station_id IS NULL
+UNION ALL
 SELECT @star_except(_rn)
 FROM ranked
 WHERE _rn = 1
