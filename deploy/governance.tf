@@ -2,7 +2,9 @@
 # - The key of `hash` columns: a Secret Manager secret with no version here (the value never passes
 #   through Terraform or its state); the operator adds one (deploy/README.md "Governance"). The functions
 #   that hash get it as SMELTER_PII_HASH_KEY and are its only accessors (generated/functions.tf.json).
-# - Readers: `analysts` and `pii_readers` read Silver and Gold; only the functions' accounts write.
+# - Readers: `analysts` and `pii_readers` read Silver and Gold and run queries (jobUser); only the
+#   functions' accounts write. The dashboard's account reads as an analyst (masked reader, never the
+#   fine-grained reader): generated/functions.tf.json.
 
 variable "analysts" {
   description = "Members who read Silver and Gold with personal data masked (BigQuery masked reader on the data policies), e.g. [\"group:analysts@example.com\"]. Public principals are refused."
@@ -52,6 +54,16 @@ resource "google_bigquery_dataset_iam_member" "readers_gold" {
   dataset_id = google_bigquery_dataset.gold.dataset_id
   role       = "roles/bigquery.dataViewer"
   member     = each.value
+}
+
+# Readers query with their own identity, and a query is a BigQuery job: jobUser exists only at project
+# level (it grants running jobs, not reading data; the dataset grants above and the policy tags decide
+# what a query can read).
+resource "google_project_iam_member" "readers_job_user" {
+  for_each = local.warehouse_readers
+  project  = var.project
+  role     = "roles/bigquery.jobUser"
+  member   = each.value
 }
 
 # Column-level security: one policy tag per sensitivity class (generated/governance.tf.json, with the

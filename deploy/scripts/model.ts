@@ -98,6 +98,11 @@ export const dataPolicyAddress = (cls: string): string => `google_bigquery_datap
  * the audits, so it holds fine-grained reader on the whole taxonomy (a masked read would corrupt Silver).
  */
 export const readsClearPersonalData = (f: FunctionSpec): boolean => f.bigquery === 'warehouse';
+/**
+ * Functions that read as an analyst: the dashboard holds masked reader on every data policy, so a
+ * `mask` column it may ever read shows masked (it never gets the fine-grained reader).
+ */
+export const readsMaskedPersonalData = (f: FunctionSpec): boolean => f.bigquery === 'gold-read';
 
 export type StorageRole =
   'roles/storage.objectViewer' | 'roles/storage.objectCreator' | 'roles/storage.objectUser';

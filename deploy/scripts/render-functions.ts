@@ -4,6 +4,7 @@
  * Terraform-owned push subscriptions (with dead-letter policy), and invoker IAM.
  */
 import { OPTIONS } from '../../shared/config';
+import { SENSITIVE_CLASSES } from '../../shared/governance/sensitivity';
 import {
   BIGQUERY_ACCESS,
   FUNCTIONS,
@@ -17,6 +18,8 @@ import {
   invokerSaAddress,
   isHttp,
   readsClearPersonalData,
+  readsMaskedPersonalData,
+  dataPolicyAddress,
   TAXONOMY,
   PII_HASH_KEY_ENV,
   PII_HASH_KEY_SECRET,
@@ -188,6 +191,15 @@ function renderIdentity(resources: Resources, { f, k, runtimeSa, runtimeMember }
       role: 'roles/datacatalog.categoryFineGrainedReader',
       member: runtimeMember,
     });
+  if (readsMaskedPersonalData(f))
+    for (const cls of SENSITIVE_CLASSES)
+      grant(`google_bigquery_datapolicy_data_policy_iam_member.${k}_masked_${cls}`, {
+        project: '${var.project}',
+        location: '${local.governance_location}',
+        data_policy_id: ref(dataPolicyAddress(cls), 'data_policy_id'),
+        role: 'roles/bigquerydatapolicy.maskedReader',
+        member: runtimeMember,
+      });
   if (f.piiHashKey)
     grant(`google_secret_manager_secret_iam_member.${k}_pii_hash_key`, {
       secret_id: ref(PII_HASH_KEY_SECRET, 'id'),

@@ -1,14 +1,18 @@
 /**
  * Wiring of the dashboard for a configuration: the warehouse it reads (the stack's own engine inside
- * `smelter up`, the DuckDB file opened read-only by `smelter dashboard`, BigQuery on GCP), the
- * pipeline state of the overview (local buckets and parked deliveries) and the event tables.
+ * `smelter up`, the DuckDB file opened read-only by `smelter dashboard`, BigQuery on GCP) as `analyst`
+ * (personal data masked), the pipeline state of the overview (local buckets and parked deliveries) and
+ * the event tables.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config';
 import { storeHealth, type HealthSource } from '../dashboard/health';
 import { DashboardService, type DashboardWarehouse } from '../dashboard/service';
-import { readEventContractFile } from '../events/contract';
+import { listDatasets, loadDatasetContract } from '../contracts/dataset';
+import { analystWarehouse } from '../dashboard/analyst';
+import { EventContractRegistry, readEventContractFile } from '../events/contract';
+import { maskedColumns } from '../governance/masking';
 import { listParked } from '../local/delivery';
 import { bigQueryEngine, createObjectStore } from './services';
 
@@ -46,6 +50,23 @@ function eventTables(contractsDir: string): string[] {
     }
   });
   return tables;
+}
+
+/** Tables holding `mask` columns: Bronze/Silver of datasets and the event tables that declare some. */
+function maskedTables(contractsDir: string): Set<string> {
+  const out = new Set<string>();
+  for (const d of listDatasets(contractsDir)) {
+    let masked = false;
+    try {
+      masked = maskedColumns(loadDatasetContract(contractsDir, d)).length > 0;
+    } catch {
+      masked = true; // unreadable: assume the worst (its panels fail rather than show clear values)
+    }
+    if (masked) for (const layer of ['bronze', 'silver']) out.add(`${layer}.${d}`);
+  }
+  for (const c of new EventContractRegistry(contractsDir).all())
+    if (maskedColumns(c).length) out.add(`events.${c.table}`);
+  return out;
 }
 
 /**
@@ -97,7 +118,7 @@ export async function createDashboard(
         })
       : undefined);
   const service = new DashboardService({
-    warehouse,
+    warehouse: analystWarehouse(warehouse, maskedTables(cfg.contractsDir)),
     ...(health ? { health } : {}),
     eventTables: eventTables(cfg.contractsDir),
     // On BigQuery every version check is a billed query (10 MB minimum): at most one per 30 s.

@@ -8,7 +8,7 @@
  * open the DuckDB file can read it.)
  */
 import type { DatasetContract } from '../contracts/dataset';
-import { MASKING_RULE, type MaskingRule } from './sensitivity';
+import { MASKING_RULE, type MaskingRule, type Sensitivity } from './sensitivity';
 
 export const ROLES = ['owner', 'pii_reader', 'analyst'] as const;
 export type Role = (typeof ROLES)[number];
@@ -16,7 +16,7 @@ export type Role = (typeof ROLES)[number];
 export type Engine = 'duckdb' | 'bigquery';
 
 /** The layers whose tables can hold `mask` columns; their masked views live in `masked_<layer>`. */
-export const MASKED_LAYERS = ['bronze', 'silver', 'gold'] as const;
+export const MASKED_LAYERS = ['bronze', 'silver', 'gold', 'events'] as const;
 export const maskedSchema = (layer: string): string => `masked_${layer}`;
 
 type Family = 'string' | 'number' | 'date' | 'timestamp' | 'bool' | 'other';
@@ -96,9 +96,17 @@ export interface MaskedColumn {
   type: unknown;
 }
 
-/** The `mask` columns of a dataset (Bronze and Silver carry them under the contract's names). */
-export function maskedColumns(contract: DatasetContract): MaskedColumn[] {
-  return contract.columns.flatMap((c) =>
+/**
+ * The `mask` columns of a dataset (Bronze and Silver carry them under the contract's names) or of an
+ * event contract (its table carries its top-level fields under their names).
+ */
+export function maskedColumns(
+  contract:
+    | Pick<DatasetContract, 'columns'>
+    | { fields: readonly { name: string; type: unknown; sensitive?: Sensitivity }[] },
+): MaskedColumn[] {
+  const cols = 'columns' in contract ? contract.columns : contract.fields;
+  return cols.flatMap((c) =>
     c.sensitive?.policy === 'mask'
       ? [{ name: c.name, rule: MASKING_RULE[c.sensitive.class], type: c.type }]
       : [],
@@ -126,10 +134,12 @@ export function maskedViewSql(
 }
 
 /**
- * Points a query at the masked schemas: `bronze.`, `silver.` and `gold.` qualifiers (bare or quoted)
- * outside string literals and comments become `masked_<layer>.`.
+ * Points a query at the masked schemas: `bronze.`, `silver.`, `gold.` and `events.` qualifiers (bare or
+ * quoted) outside string literals and comments become `masked_<layer>.`. With `only`, just the
+ * references `only(layer, table)` accepts are (the tables that have masked columns): the others, and
+ * a CTE or alias that happens to share a layer's name, are left alone.
  */
-export function toMaskedSchemas(sql: string): string {
+export function toMaskedSchemas(sql: string, only?: (layer: string, table: string) => boolean): string {
   let out = '';
   let i = 0;
   const layers = new Set<string>(MASKED_LAYERS);
@@ -154,7 +164,11 @@ export function toMaskedSchemas(sql: string): string {
       const end = quoted ? endOfQuoted(sql, i, '"') : identEnd(sql, i);
       const word = quoted ? sql.slice(i + 1, end - 1).replace(/""/g, '"') : sql.slice(i, end);
       const prev = out.trimEnd().slice(-1);
-      const qualifier = sql[end] === '.' && prev !== '.' && layers.has(word.toLowerCase());
+      const qualifier =
+        sql[end] === '.' &&
+        prev !== '.' &&
+        layers.has(word.toLowerCase()) &&
+        (!only || only(word.toLowerCase(), nextIdent(sql, end + 1)));
       out += qualifier
         ? quoted
           ? `"${maskedSchema(word.toLowerCase())}"`
@@ -184,4 +198,10 @@ function identEnd(s: string, start: number): number {
   let i = start;
   while (i < s.length && /[A-Za-z0-9_$]/.test(s[i] as string)) i++;
   return i;
+}
+
+/** The identifier starting at `i` (bare, or quoted with its quotes removed); '' when none. */
+function nextIdent(s: string, i: number): string {
+  if (s[i] === '"') return s.slice(i + 1, endOfQuoted(s, i, '"') - 1).replace(/""/g, '"');
+  return s.slice(i, identEnd(s, i)).toLowerCase();
 }

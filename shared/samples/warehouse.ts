@@ -148,4 +148,6 @@ export async function seedWarehouse(t: SeedTarget, data: SampleData = sampleData
     }
   }
   await t.wh.refresh({ trigger: 'seed' });
+  // The analyst's views (routeEvent and `smelter query --role analyst` make them in a running stack).
+  await t.wh.refreshMaskedViews();
 }

@@ -11,6 +11,7 @@ import {
   maskedColumns,
   maskedSchema,
   maskedViewSql,
+  type MaskedColumn,
   toMaskedSchemas,
   type Role,
 } from '../governance/masking';
@@ -18,6 +19,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { listDatasets, loadDatasetContract, type DatasetContract } from '../contracts/dataset';
 import { errorMessage, isSmelterError, permanent, SmelterError } from '../errors';
+import { EventContractRegistry } from '../events/contract';
 import type { Logger } from '../log';
 import type { ObjectStore } from '../storage/object-store';
 import { committedParquet } from './commit';
@@ -410,28 +412,44 @@ export class Warehouse {
           'BAD_REQUEST',
           'On BigQuery masking follows the caller: query as a member of `analysts` (masked) or `pii_readers` (clear)',
         );
-      await this.refreshMaskedViews();
-      text = toMaskedSchemas(text);
+      const views = await this.refreshMaskedViews();
+      text = toMaskedSchemas(text, (layer, table) => views.has(`${layer}.${table}`));
     }
     return this.engine.queryTable(text);
   }
 
-  /** (Re)creates `masked_<layer>.<table>` for every table of the masked layers: `mask` columns through their rule. */
-  async refreshMaskedViews(): Promise<void> {
+  /**
+   * (Re)creates `masked_<layer>.<table>` for every table of the masked layers: `mask` columns through
+   * their rule (dataset contracts for Bronze/Silver, event contracts for the event tables). Resolves
+   * with the `layer.table` names it covers.
+   */
+  async refreshMaskedViews(): Promise<Set<string>> {
     const d = this.engine.dialect;
     const datasets = new Set(listDatasets(this.opts.contractsDir));
+    const events = new Map(
+      new EventContractRegistry(this.opts.contractsDir).all().map((c) => [c.table, c] as const),
+    );
+    const maskedOf = (layer: string, table: string): MaskedColumn[] => {
+      if (layer === 'events') {
+        const c = events.get(table);
+        return c ? maskedColumns(c) : [];
+      }
+      return layer !== 'gold' && datasets.has(table) ? maskedColumns(this.contract(table)) : [];
+    };
+    const views = new Set<string>();
     await this.engine.exclusive(async () => {
       for (const layer of MASKED_LAYERS) {
         await this.engine.exec(`CREATE SCHEMA IF NOT EXISTS ${d.ident(maskedSchema(layer))}`);
         for (const t of await this.engine.tableStats([layer])) {
-          const masked =
-            layer !== 'gold' && datasets.has(t.table) ? maskedColumns(this.contract(t.table)) : [];
           const source = d.table({ layer, name: t.table });
           const target = `${d.ident(maskedSchema(layer))}.${d.ident(t.table)}`;
-          await this.engine.exec(maskedViewSql('duckdb', source, target, masked, (x) => d.ident(x)));
+          const sql = maskedViewSql('duckdb', source, target, maskedOf(layer, t.table), (x) => d.ident(x));
+          await this.engine.exec(sql);
+          views.add(`${layer}.${t.table}`);
         }
       }
     });
+    return views;
   }
 
   async ledgerRows(statuses: LedgerRow['status'][]): Promise<LedgerRow[]> {

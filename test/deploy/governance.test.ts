@@ -7,6 +7,9 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { listDatasets, loadDatasetContract } from '../../shared/contracts/dataset';
 import { SENSITIVE_CLASSES } from '../../shared/governance/sensitivity';
+import type { EventFieldSpec } from '../../shared/events/contract';
+import { sensitiveFields } from '../../shared/events/privacy';
+import { listEventContracts } from '../../deploy/scripts/render-tables';
 import { FUNCTIONS } from '../../shared/manifest';
 import { packageRoot } from '../../shared/paths';
 import { at, loadModel, many, resourcesOfType, type Body, type TfModel } from './terraform-model';
@@ -111,8 +114,10 @@ describe('deploy: governance of personal data on BigQuery', function () {
     );
   });
 
-  it('masked values: masked reader on each data policy for analysts only', function () {
-    const grants = resourcesOfType(m, 'google_bigquery_datapolicy_data_policy_iam_member');
+  it('masked values: masked reader on each data policy for analysts (and the dashboard, below)', function () {
+    const grants = resourcesOfType(m, 'google_bigquery_datapolicy_data_policy_iam_member').filter(
+      (g) => g.body.member === '${each.value}',
+    );
     assert.deepEqual(
       grants.map((g) => g.name).sort(),
       Object.keys(EXPECTED_RULE)
@@ -127,6 +132,90 @@ describe('deploy: governance of personal data on BigQuery', function () {
       assert.equal(g.body.member, '${each.value}');
       assert.equal(g.body.location, '${local.governance_location}');
     }
+  });
+
+  it('the dashboard reads as an analyst: masked reader on every data policy, never a fine-grained reader', function () {
+    const dashboard = FUNCTIONS.find((f) => f.entryPoint === 'dashboard');
+    assert.ok(dashboard);
+    const fn = res('google_cloudfunctions2_function', dashboard.name.replace(/-/g, '_'));
+    const email = String(at(fn, 'service_config.service_account_email'));
+    const member = `serviceAccount:${email}`;
+    const masked = resourcesOfType(m, 'google_bigquery_datapolicy_data_policy_iam_member').filter(
+      (g) => g.body.member === member,
+    );
+    assert.deepEqual(
+      masked.map((g) => String(g.body.data_policy_id)).sort(),
+      Object.keys(EXPECTED_RULE)
+        .map((c) => `\${google_bigquery_datapolicy_data_policy.${c}.data_policy_id}`)
+        .sort(),
+    );
+    for (const g of masked) {
+      assert.equal(g.body.role, 'roles/bigquerydatapolicy.maskedReader');
+      assert.equal(g.body.location, '${local.governance_location}');
+    }
+    // The function waits for its grants like for its other roles.
+    for (const g of masked)
+      assert.ok(
+        (fn.depends_on as string[]).includes(`google_bigquery_datapolicy_data_policy_iam_member.${g.name}`),
+      );
+    const fineGrained = [
+      ...resourcesOfType(m, 'google_data_catalog_policy_tag_iam_member'),
+      ...resourcesOfType(m, 'google_data_catalog_taxonomy_iam_member'),
+    ].filter((g) => g.body.member === member);
+    assert.deepEqual(fineGrained, [], 'the dashboard never sees clear values');
+  });
+
+  it('readers run queries: jobUser on the project for analysts and pii_readers, nothing broader', function () {
+    const g = res('google_project_iam_member', 'readers_job_user');
+    assert.equal(g.role, 'roles/bigquery.jobUser');
+    assert.equal(g.member, '${each.value}');
+    assert.equal(g.for_each, '${local.warehouse_readers}');
+    assert.equal(g.project, '${var.project}');
+    assert.equal(m.locals.warehouse_readers, '${setunion(var.analysts, var.pii_readers)}');
+    const readerRoles = resourcesOfType(m, 'google_project_iam_member')
+      .filter((x) => x.body.member === '${each.value}')
+      .map((x) => String(x.body.role));
+    assert.deepEqual(readerRoles, ['roles/bigquery.jobUser']);
+  });
+
+  it('event tables: drop fields absent, hash fields STRING, the policy tag on every mask field', function () {
+    const tables = resourcesOfType(m, 'google_bigquery_table');
+    let tagged = 0;
+    for (const c of listEventContracts(CONTRACTS)) {
+      const t = tables.find(
+        (x) =>
+          x.body.dataset_id === '${google_bigquery_dataset.events.dataset_id}' && x.body.table_id === c.table,
+      );
+      assert.ok(t, `events.${c.table}`);
+      const schema = JSON.parse(String(t.body.schema)) as Field[];
+      const walk = (fields: readonly EventFieldSpec[], stored: Field[] | undefined, at: string): void => {
+        for (const f of fields) {
+          const s = stored?.find((x) => x.name === f.name);
+          const where = `events.${c.table}.${at}${f.name}`;
+          if (f.sensitive?.policy === 'drop') {
+            assert.equal(s, undefined, `${where} is dropped`);
+            continue;
+          }
+          assert.ok(s, where);
+          if (f.sensitive?.policy === 'hash') assert.equal(s.type, 'STRING', `${where} holds a hash`);
+          if (f.sensitive?.policy === 'mask') {
+            tagged++;
+            assert.deepEqual(s.policyTags, {
+              names: [`\${google_data_catalog_policy_tag.${f.sensitive.class}.name}`],
+            });
+          } else assert.equal(s.policyTags, undefined, `${where} has no tag`);
+          const ty = f.type;
+          if (typeof ty === 'object' && 'struct' in ty)
+            walk(ty.struct as EventFieldSpec[], s.fields, `${at}${f.name}.`);
+          if (typeof ty === 'object' && 'array' in ty && typeof ty.array === 'object' && 'struct' in ty.array)
+            walk(ty.array.struct as EventFieldSpec[], s.fields, `${at}${f.name}[].`);
+        }
+      };
+      walk(c.fields, schema, '');
+    }
+    assert.ok(tagged > 0, 'the bundled event contracts declare a mask field');
+    const declared = listEventContracts(CONTRACTS).flatMap((c) => sensitiveFields(c).map((f) => f.policy));
+    assert.ok(declared.includes('hash') && declared.includes('mask'), 'and hash fields');
   });
 
   it('Bronze and Silver schemas carry the class’s policy tag on every mask column, and only there', function () {

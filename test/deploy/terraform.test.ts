@@ -8,6 +8,7 @@ import path from 'node:path';
 import { loadConfig, type Config } from '../../shared/config';
 import { FUNCTIONS, bucketName, topicName, type FunctionSpec } from '../../shared/manifest';
 import { packageRoot } from '../../shared/paths';
+import { SENSITIVE_CLASSES } from '../../shared/governance/sensitivity';
 import { listSources, loadSourceContract } from '../../shared/pull/contract';
 import { BigQueryDialect } from '../../shared/warehouse/dialect';
 import { LAYERS } from '../../shared/warehouse/tables';
@@ -69,6 +70,8 @@ const EXPECTED_BIGQUERY: Record<
 
 /** Functions that hash `hash` columns/fields, written out independently of the manifest. */
 const HASHES_PII = ['raw-to-bronze', 'route-event'];
+/** Functions that read personal data masked, as an analyst (the dashboard). */
+const READS_MASKED_PII = ['dashboard'];
 /** Functions that read `mask` columns in clear (the warehouse loader), written out independently. */
 const READS_CLEAR_PII = ['load-warehouse'];
 /** What each warehouse reader may do per dataset: read Silver and Gold, nothing else. */
@@ -450,10 +453,17 @@ describe('deploy: Terraform configuration', function () {
     const runtimeSa = (f: FunctionSpec): string =>
       saMember(target(at(fnOf(f).body, 'service_config.service_account_email'), 'email'));
     assert.deepEqual(
-      byRole('roles/bigquery.jobUser'),
+      byRole('roles/bigquery.jobUser').filter((mem) => mem !== '${each.value}'),
       FUNCTIONS.filter((f) => EXPECTED_BIGQUERY[f.bigquery].jobUser)
         .map(runtimeSa)
         .sort(),
+    );
+    // …and the warehouse readers, who run their own queries (deploy/governance.tf).
+    assert.deepEqual(
+      projectWide
+        .filter((g) => g.body.role === 'roles/bigquery.jobUser' && g.body.member === '${each.value}')
+        .map((g) => String(g.body.for_each)),
+      ['${local.warehouse_readers}'],
     );
     const triggerSa = (f: FunctionSpec): string =>
       saMember(target(one(fnOf(f).body.event_trigger).service_account_email, 'email'));
@@ -520,7 +530,9 @@ describe('deploy: Terraform configuration', function () {
                       ? `taxonomy:${target(g.body.taxonomy, 'name')}`
                       : g.type === 'google_secret_manager_secret_iam_member'
                         ? `secret:${target(g.body.secret_id, 'id')}`
-                        : `${g.type}?`;
+                        : g.type === 'google_bigquery_datapolicy_data_policy_iam_member'
+                          ? `datapolicy:${target(g.body.data_policy_id, 'data_policy_id')}`
+                          : `${g.type}?`;
           return `${scope} ${String(g.body.role)}`;
         })
         .sort();
@@ -550,6 +562,13 @@ describe('deploy: Terraform configuration', function () {
           : []),
         ...(HASHES_PII.includes(f.name)
           ? ['secret:google_secret_manager_secret.pii_hash_key roles/secretmanager.secretAccessor']
+          : []),
+        // Reads as an analyst: masked reader on every class's data policy.
+        ...(READS_MASKED_PII.includes(f.name)
+          ? SENSITIVE_CLASSES.map(
+              (c) =>
+                `datapolicy:google_bigquery_datapolicy_data_policy.${c} roles/bigquerydatapolicy.maskedReader`,
+            )
           : []),
         // One secret per source with auth; only the puller may read them.
         ...(f.sourceSecrets

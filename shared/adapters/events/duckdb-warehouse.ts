@@ -39,6 +39,7 @@ import type { DuckDBConnection, DuckDBPreparedStatement } from '@duckdb/node-api
 import { transient } from '../../errors';
 import { type ColumnType, duckdbType, type FieldSpec, isScalar } from '../../contracts/types';
 import type { EventContract } from '../../events/contract';
+import { maskedColumns, maskedSchema, maskedViewSql, type MaskedColumn } from '../../governance/masking';
 import type { DeadLetterRecord, EventRow, EventWarehouse, WarehouseRejection } from '../../events/ports';
 import {
   DEAD_LETTER_FIELDS,
@@ -66,6 +67,8 @@ interface TableSpec {
   key: readonly string[];
   /** For a rebuild from an older key: SQL filling a key column that old rows left NULL. */
   fill?: Record<string, string>;
+  /** Event tables: the `mask` fields, read through `masked_<schema>.<table>` by analysts. */
+  masked?: MaskedColumn[];
 }
 
 interface TablePlan {
@@ -306,6 +309,7 @@ export class DuckDbEventWarehouse implements EventWarehouse {
       table: c.table,
       fields: eventTableFields(c),
       key: [],
+      masked: maskedColumns(c),
     });
   }
 
@@ -378,6 +382,12 @@ export class DuckDbEventWarehouse implements EventWarehouse {
       [this.schema, spec.table],
     );
     const current = (pk.getRowObjectsJson()[0]?.cols ?? []) as string[];
+    if (spec.masked) {
+      // The analyst's view of the table (the dashboard and `smelter query --role analyst` read it).
+      const view = `${q(maskedSchema(this.schema))}.${q(spec.table)}`;
+      await c.run(`CREATE SCHEMA IF NOT EXISTS ${q(maskedSchema(this.schema))}`);
+      await c.run(maskedViewSql('duckdb', fq, view, spec.masked, q));
+    }
     if (current.join('\0') === spec.key.join('\0')) return;
     const tmp = `${spec.table}__rekey`;
     const fqTmp = `${q(this.schema)}.${q(tmp)}`;

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { maskExpr, maskedViewSql, toMaskedSchemas } from '../../../shared/governance/masking';
+import { readEventContractFile } from '../../../shared/events/contract';
+import { maskedColumns, maskExpr, maskedViewSql, toMaskedSchemas } from '../../../shared/governance/masking';
+import { packageRoot } from '../../../shared/paths';
+import path from 'node:path';
 import type { MaskingRule } from '../../../shared/governance/sensitivity';
 import { checkBigQuery } from '../adapters/warehouse/bigquery-sql';
 
@@ -63,6 +66,35 @@ describe('governance: masking rules and views', function () {
     );
     assert.match(sql, /EMAIL_MASK|CONCAT\('XXXXX'/);
     checkBigQuery(sql);
+  });
+
+  it('renders an event table’s masked view (the bundled orders: customer_email) as BigQuery SQL', function () {
+    const c = readEventContractFile(path.join(packageRoot, 'contracts', 'events', 'order.json'));
+    const masked = maskedColumns(c);
+    assert.deepEqual(
+      masked.map((m) => `${m.name}:${m.rule}`),
+      ['customer_email:EMAIL_MASK'],
+    );
+    const sql = maskedViewSql(
+      'bigquery',
+      '`p.smelter_events.orders`',
+      '`p.smelter_masked_events.orders`',
+      masked,
+      (x) => `\`${x}\``,
+    );
+    assert.match(sql, /SELECT \* REPLACE \(CASE WHEN `customer_email` IS NULL/);
+    checkBigQuery(sql);
+  });
+
+  it('with a table filter, rewrites only the listed tables (events too), not a CTE named like a layer', function () {
+    const only = (layer: string, table: string): boolean => `${layer}.${table}` === 'events.orders';
+    assert.equal(
+      toMaskedSchemas(
+        'WITH events AS (SELECT * FROM events.orders) SELECT events.order_id FROM events JOIN events."orders" o ON true JOIN events.inventory i ON true',
+        only,
+      ),
+      'WITH events AS (SELECT * FROM masked_events.orders) SELECT events.order_id FROM events JOIN masked_events."orders" o ON true JOIN events.inventory i ON true',
+    );
   });
 
   it('points an analyst query at the masked schemas, outside strings and comments', function () {
