@@ -513,7 +513,7 @@ export class EventRouter {
     }
     if (toArchive.length) tasks.push(this.deps.archive.write(toArchive));
     if (deadRecords.length) tasks.push(this.writeDeadLetters(deadRecords));
-    await Promise.all(tasks);
+    await settleAll(tasks);
     return rejected;
   }
 
@@ -540,13 +540,23 @@ export class EventRouter {
   }
 
   private async writeDeadLetters(records: DeadLetterRecord[]): Promise<void> {
-    await Promise.all([
+    await settleAll([
       this.deps.warehouse.insertDeadLetters(records),
       this.deps.deadLetters.publish(
         records.map((r) => deadLetterMessage(r, JSON.parse(r.attributes) as Record<string, string>)),
       ),
     ]);
   }
+}
+
+/**
+ * Waits for every write, then fails with the first failure. A failed flush must not leave a sibling
+ * write running: its messages are redelivered while it still runs, and closing the instance (the
+ * DuckDB file) under a running statement crashes the process.
+ */
+async function settleAll(tasks: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(tasks)).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 interface TableGroup {
