@@ -1,11 +1,11 @@
 /**
- * Pagination: the pages of one endpoint (within one window), one at a time — the caller holds one
- * page in memory. Every style stops by itself; a cursor or next link that repeats, and a page count
+ * Pagination: the pages of one endpoint (within one window), in order, the next one fetched while
+ * the caller writes the current one (at most two pages in memory). Every style stops by itself; a cursor or next link that repeats, and a page count
  * over the run's limit, stop the run with a clear error instead of looping.
  */
 import { createHash } from 'node:crypto';
 import { permanent } from '../errors';
-import type { Endpoint } from './contract';
+import type { Endpoint, Pagination } from './contract';
 import type { JsonPage } from './fetch';
 
 export interface Page {
@@ -70,152 +70,206 @@ export function endpointUrl(baseUrl: string, ep: Endpoint, params: Record<string
   return u;
 }
 
-export async function* paginate(o: PaginateOptions): AsyncGenerator<Page> {
+/** One fetched page and what pagination took from its body (`next`), before the body was let go. */
+interface Fetched {
+  page: Page;
+  next: unknown;
+  /** Final URL with the secret, to resolve relative next links against. */
+  rawUrl: string;
+}
+
+/** A pagination style: what to take from each body, and the URL of the page after one (undefined: the last). */
+interface Style {
+  first: URL;
+  pick(body: unknown, res: JsonPage): unknown;
+  after(got: Fetched): URL | undefined;
+}
+
+/** What every style shares: where errors point, the URL builder, the repeat guard and the page fetch. */
+interface Ctx {
+  o: PaginateOptions;
+  ep: Endpoint;
+  where: string;
+  url(extra: Record<string, string>): URL;
+  bad(message: string): Error;
+  /** Throws when a key (cursor, next link) comes back: pages that never end. */
+  guard(key: string, what: string): void;
+}
+
+function context(o: PaginateOptions): Ctx {
   const ep = o.endpoint;
-  const p = ep.pagination;
   const where = `source "${o.source}" endpoint "${ep.name}"`;
   const seen = new Set<string>();
-  const guard = (key: string, what: string): void => {
-    const h = createHash('sha1').update(key).digest('base64');
-    if (seen.has(h))
-      throw permanent(
-        'SOURCE_BAD_RESPONSE',
-        `${where}: the ${what} repeats after ${seen.size} pages; stopped (pages that never end)`,
-        {
-          details: { source: o.source, endpoint: ep.name },
-        },
-      );
-    seen.add(h);
+  const bad = (message: string): Error =>
+    permanent('SOURCE_BAD_RESPONSE', `${where}: ${message}`, {
+      details: { source: o.source, endpoint: ep.name },
+    });
+  return {
+    o,
+    ep,
+    where,
+    url: (extra) => endpointUrl(o.baseUrl, ep, { ...o.params, ...extra }),
+    bad,
+    guard(key, what) {
+      const h = createHash('sha1').update(key).digest('base64');
+      if (seen.has(h))
+        throw bad(`the ${what} repeats after ${seen.size} pages; stopped (pages that never end)`);
+      seen.add(h);
+    },
   };
-  /**
-   * One page: its records and what pagination needs from the body (`pick`), taken at once so that
-   * nothing holds the parsed body while the caller writes the page — a body that outlives its page is
-   * promoted to V8's old space, and the heap then grows with the run.
-   */
-  const get = async <T>(
-    url: URL,
-    pick: (body: unknown, page: JsonPage) => T,
-  ): Promise<{ page: Page; next: T; rawUrl: string }> => {
-    if (o.budget.pages >= o.budget.limit)
-      throw permanent(
-        'SOURCE_LIMIT',
-        `${where}: more than ${o.budget.limit} pages in one run (limits.pagesPerRun)`,
-        {
-          details: { source: o.source, endpoint: ep.name },
-        },
-      );
-    o.budget.pages++;
-    const res = await o.fetch(url);
-    const recs = getPath(res.body, ep.records);
-    if (!Array.isArray(recs))
-      throw permanent(
-        'SOURCE_BAD_RESPONSE',
-        `${where}: ${res.url} has no records array at ${ep.records ? `"${ep.records}"` : 'the top level'} (got ${recs === null ? 'null' : typeof recs})`,
-        {
-          details: { source: o.source, endpoint: ep.name, records: ep.records },
-        },
-      );
-    return {
-      page: { records: recs, url: res.url, bytes: res.bytes },
-      next: pick(res.body, res),
-      rawUrl: res.rawUrl,
-    };
-  };
-  const url0 = (extra: Record<string, string>): URL => endpointUrl(o.baseUrl, ep, { ...o.params, ...extra });
-  const none = (): undefined => undefined;
+}
 
+/**
+ * One page: its records and what pagination needs from the body (`pick`), taken at once so that
+ * nothing holds the parsed body while the caller writes the page — a body that outlives its page is
+ * promoted to V8's old space, and the heap then grows with the run.
+ */
+async function fetchPage(x: Ctx, url: URL, pick: Style['pick']): Promise<Fetched> {
+  const { o, ep } = x;
+  if (o.budget.pages >= o.budget.limit)
+    throw permanent(
+      'SOURCE_LIMIT',
+      `${x.where}: more than ${o.budget.limit} pages in one run (limits.pagesPerRun)`,
+      {
+        details: { source: o.source, endpoint: ep.name },
+      },
+    );
+  o.budget.pages++;
+  const res = await o.fetch(url);
+  const recs = getPath(res.body, ep.records);
+  if (!Array.isArray(recs))
+    throw permanent(
+      'SOURCE_BAD_RESPONSE',
+      `${x.where}: ${res.url} has no records array at ${ep.records ? `"${ep.records}"` : 'the top level'} (got ${recs === null ? 'null' : typeof recs})`,
+      { details: { source: o.source, endpoint: ep.name, records: ep.records } },
+    );
+  return {
+    page: { records: recs, url: res.url, bytes: res.bytes },
+    next: pick(res.body, res),
+    rawUrl: res.rawUrl,
+  };
+}
+
+const none = (x: Ctx): Style => ({ first: x.url({}), pick: () => undefined, after: () => undefined });
+
+function pageNumbers(x: Ctx, p: Extract<Pagination, { type: 'page' }>): Style {
+  let n = p.startPage;
+  const url = (): URL =>
+    x.url({ [p.pageParam]: String(n), ...(p.limitParam ? { [p.limitParam]: String(p.limit) } : {}) });
+  return {
+    first: url(),
+    pick: (body) => (p.totalPagesPath ? Number(getPath(body, p.totalPagesPath)) : NaN),
+    after(got) {
+      const count = got.page.records.length;
+      const totalPages = got.next as number;
+      if (count === 0) return undefined;
+      if (Number.isFinite(totalPages) ? n - p.startPage + 1 >= totalPages : p.limitParam && count < p.limit)
+        return undefined;
+      n++;
+      return url();
+    },
+  };
+}
+
+function offsets(x: Ctx, p: Extract<Pagination, { type: 'offset' }>): Style {
+  let offset = 0;
+  const url = (): URL => x.url({ [p.offsetParam]: String(offset), [p.limitParam]: String(p.limit) });
+  return {
+    first: url(),
+    pick: (body) => (p.totalPath ? Number(getPath(body, p.totalPath)) : NaN),
+    after(got) {
+      const count = got.page.records.length;
+      const total = got.next as number;
+      offset += count;
+      if (count === 0 || (Number.isFinite(total) ? offset >= total : count < p.limit)) return undefined;
+      return url();
+    },
+  };
+}
+
+function cursors(x: Ctx, p: Extract<Pagination, { type: 'cursor' }>): Style {
+  const url = (cursor?: string): URL => {
+    const extra: Record<string, string> = p.limitParam && p.limit ? { [p.limitParam]: String(p.limit) } : {};
+    if (cursor !== undefined) extra[p.cursorParam] = cursor;
+    return x.url(extra);
+  };
+  return {
+    first: url(),
+    pick: (body) => getPath(body, p.cursorPath),
+    after(got) {
+      const next = got.next;
+      if (next === undefined || next === null || next === '' || next === false) return undefined;
+      if (typeof next !== 'string' && typeof next !== 'number')
+        throw x.bad(`the cursor at "${p.cursorPath}" is not a string or number`);
+      const cursor = String(next);
+      x.guard(cursor, 'cursor');
+      return url(cursor);
+    },
+  };
+}
+
+function nextLinks(x: Ctx, p: Extract<Pagination, { type: 'next' | 'link' }>): Style {
+  const first = x.url({});
+  x.guard(first.href, 'next link');
+  return {
+    first,
+    pick: (body, res) => (p.type === 'next' ? getPath(body, p.nextPath) : linkNext(res.headers.link)),
+    after(got) {
+      const next = got.next;
+      if (next === undefined || next === null || next === '') return undefined;
+      if (typeof next !== 'string') throw x.bad('the next link is not a string');
+      let u: URL;
+      try {
+        u = new URL(next, got.rawUrl);
+      } catch {
+        throw x.bad('the next link is not a URL');
+      }
+      // Credentials go only to the source's own origin.
+      if (u.origin !== new URL(x.o.baseUrl).origin)
+        throw x.bad(`the next link points to another host (${u.origin}); not followed`);
+      x.guard(u.href, 'next link');
+      return u;
+    },
+  };
+}
+
+function styleOf(x: Ctx): Style {
+  const p = x.ep.pagination;
   switch (p.type) {
-    case 'none': {
-      yield (await get(url0({}), none)).page;
-      return;
-    }
-    case 'page': {
-      for (let n = p.startPage; ; n++) {
-        const got = await get(
-          url0({ [p.pageParam]: String(n), ...(p.limitParam ? { [p.limitParam]: String(p.limit) } : {}) }),
-          (body) => (p.totalPagesPath ? Number(getPath(body, p.totalPagesPath)) : NaN),
-        );
-        const count = got.page.records.length;
-        const totalPages = got.next;
-        if (count) yield got.page;
-        if (Number.isFinite(totalPages)) {
-          if (n - p.startPage + 1 >= totalPages) return;
-          if (count === 0) return;
-        } else if (count === 0 || (p.limitParam && count < p.limit)) return;
-      }
-    }
-    case 'offset': {
-      for (let offset = 0; ;) {
-        const got = await get(
-          url0({ [p.offsetParam]: String(offset), [p.limitParam]: String(p.limit) }),
-          (body) => (p.totalPath ? Number(getPath(body, p.totalPath)) : NaN),
-        );
-        const count = got.page.records.length;
-        const total = got.next;
-        if (count) yield got.page;
-        offset += count;
-        if (count === 0) return;
-        if (Number.isFinite(total) ? offset >= total : count < p.limit) return;
-      }
-    }
-    case 'cursor': {
-      let cursor: string | undefined;
-      for (;;) {
-        const extra: Record<string, string> =
-          p.limitParam && p.limit ? { [p.limitParam]: String(p.limit) } : {};
-        if (cursor !== undefined) extra[p.cursorParam] = cursor;
-        const got = await get(url0(extra), (body) => getPath(body, p.cursorPath));
-        const next = got.next;
-        if (got.page.records.length) yield got.page;
-        if (next === undefined || next === null || next === '' || next === false) return;
-        if (typeof next !== 'string' && typeof next !== 'number')
-          throw permanent(
-            'SOURCE_BAD_RESPONSE',
-            `${where}: the cursor at "${p.cursorPath}" is not a string or number`,
-            {
-              details: { source: o.source, endpoint: ep.name },
-            },
-          );
-        cursor = String(next);
-        guard(cursor, 'cursor');
-      }
-    }
+    case 'none':
+      return none(x);
+    case 'page':
+      return pageNumbers(x, p);
+    case 'offset':
+      return offsets(x, p);
+    case 'cursor':
+      return cursors(x, p);
     case 'next':
-    case 'link': {
-      let url = url0({});
-      guard(url.href, 'next link');
-      for (;;) {
-        const got = await get(url, (body, res) =>
-          p.type === 'next' ? getPath(body, p.nextPath) : linkNext(res.headers.link),
-        );
-        const next = got.next;
-        const base = got.rawUrl;
-        if (got.page.records.length) yield got.page;
-        if (next === undefined || next === null || next === '') return;
-        if (typeof next !== 'string')
-          throw permanent('SOURCE_BAD_RESPONSE', `${where}: the next link is not a string`, {
-            details: { source: o.source, endpoint: ep.name },
-          });
-        let u: URL;
-        try {
-          u = new URL(next, base);
-        } catch {
-          throw permanent('SOURCE_BAD_RESPONSE', `${where}: the next link is not a URL`, {
-            details: { source: o.source, endpoint: ep.name },
-          });
-        }
-        // Credentials go only to the source's own origin.
-        if (u.origin !== new URL(o.baseUrl).origin)
-          throw permanent(
-            'SOURCE_BAD_RESPONSE',
-            `${where}: the next link points to another host (${u.origin}); not followed`,
-            {
-              details: { source: o.source, endpoint: ep.name },
-            },
-          );
-        guard(u.href, 'next link');
-        url = u;
-      }
-    }
+    case 'link':
+      return nextLinks(x, p);
+  }
+}
+
+/** A fetch started ahead of its await: its failure surfaces there, not as an unhandled rejection. */
+function ahead<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
+
+/**
+ * The pages of one endpoint (within one window). The next page is requested (and parsed) while the
+ * caller writes this one — the source's latency and our CPU overlap — so at most two pages are in
+ * memory. It is requested only once this page says there is one, so the requests, their order and
+ * the page budget are those of a page-at-a-time loop; a failure surfaces after this page is handed over.
+ */
+export async function* paginate(o: PaginateOptions): AsyncGenerator<Page> {
+  const x = context(o);
+  const style = styleOf(x);
+  let pending: Promise<Fetched> | undefined = ahead(fetchPage(x, style.first, style.pick));
+  while (pending) {
+    const got: Fetched = await pending;
+    const url = style.after(got);
+    pending = url ? ahead(fetchPage(x, url, style.pick)) : undefined;
+    if (got.page.records.length) yield got.page;
   }
 }
