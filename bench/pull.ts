@@ -26,7 +26,7 @@ import path from 'node:path';
 import { NodeHttpClient } from '../shared/adapters/http/node-http';
 import { FsObjectStore } from '../shared/adapters/storage/fs';
 import { createLogger } from '../shared/log';
-import { validateSourceContract } from '../shared/pull/contract';
+import { validateSourceContract, type SourceContract } from '../shared/pull/contract';
 import { systemClock } from '../shared/pull/ports';
 import { runPull } from '../shared/pull/run';
 
@@ -39,6 +39,8 @@ interface ChildResult {
   pages: number;
   bytes: number;
   seconds: number;
+  /** CPU time of the child (user + system): what it costs on a shared machine, whatever the load. */
+  cpuSeconds: number;
   maxRssMB: number;
   outBytes: number;
 }
@@ -76,83 +78,95 @@ function serve(total: number): void {
   });
 }
 
+interface Pulled {
+  records: number;
+  pages: number;
+  bytes: number;
+  outBytes: number;
+}
+
+/** The ceiling: each page fetched whole and appended to one file, nothing else. */
+async function plainFetch(work: string, url: string, total: number, page: number): Promise<Pulled> {
+  const file = path.join(work, 'pages.json');
+  const fd = fs.openSync(file, 'w');
+  let pages = 0;
+  let bytes = 0;
+  for (let skip = 0; skip < total; skip += page) {
+    const res = await fetch(`${url}/users?n=${total}&skip=${skip}&limit=${page}`);
+    const buf = Buffer.from(await res.arrayBuffer());
+    fs.writeSync(fd, buf);
+    pages++;
+    bytes += buf.length;
+  }
+  fs.closeSync(fd);
+  return { records: total, pages, bytes, outBytes: fs.statSync(file).size };
+}
+
+/** The bench's source: the server's users, offset-paginated, one part per 100,000 records. */
+function benchContract(url: string, total: number, page: number): SourceContract {
+  return validateSourceContract(
+    {
+      source: 'bench',
+      baseUrl: url,
+      limits: { requestsPerSecond: 100_000, pagesPerRun: 1_000_000, recordsPerPart: 100_000 },
+      endpoints: [
+        {
+          name: 'users',
+          path: '/users',
+          query: { n: String(total) },
+          dataset: 'store_users',
+          records: 'users',
+          pagination: {
+            type: 'offset',
+            offsetParam: 'skip',
+            limitParam: 'limit',
+            limit: page,
+            totalPath: 'total',
+          },
+        },
+      ],
+    },
+    'bench',
+  );
+}
+
+/** Smelter: runPull into a filesystem raw bucket. */
+async function smelterPull(work: string, url: string, total: number, page: number): Promise<Pulled> {
+  const store = new FsObjectStore(work);
+  await store.ensureBucket('raw');
+  await store.ensureBucket('bronze');
+  const http = new NodeHttpClient();
+  const s = await runPull(
+    benchContract(url, total, page),
+    { run: 'bench' },
+    {
+      store,
+      http,
+      rawBucket: 'raw',
+      stateBucket: 'bronze',
+      log: createLogger({ format: 'silent' }),
+      clock: systemClock,
+    },
+  );
+  await http.close();
+  let outBytes = 0;
+  for await (const m of store.list('raw')) outBytes += m.size;
+  return { records: s.records, pages: s.pages, bytes: s.bytes, outBytes };
+}
+
 async function child(variant: string, url: string, total: number, page: number): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `smelter-bench-pull-${variant}-`));
   try {
     const start = process.hrtime.bigint();
-    let pages = 0;
-    let bytes = 0;
-    let outBytes = 0;
-    let records = 0;
-    if (variant === 'ceiling') {
-      const file = path.join(work, 'pages.json');
-      const fd = fs.openSync(file, 'w');
-      for (let skip = 0; skip < total; skip += page) {
-        const res = await fetch(`${url}/users?n=${total}&skip=${skip}&limit=${page}`);
-        const buf = Buffer.from(await res.arrayBuffer());
-        fs.writeSync(fd, buf);
-        pages++;
-        bytes += buf.length;
-      }
-      fs.closeSync(fd);
-      records = total;
-      outBytes = fs.statSync(file).size;
-    } else {
-      const store = new FsObjectStore(work);
-      await store.ensureBucket('raw');
-      await store.ensureBucket('bronze');
-      const c = validateSourceContract(
-        {
-          source: 'bench',
-          baseUrl: url,
-          limits: { requestsPerSecond: 100_000, pagesPerRun: 1_000_000, recordsPerPart: 100_000 },
-          endpoints: [
-            {
-              name: 'users',
-              path: '/users',
-              query: { n: String(total) },
-              dataset: 'store_users',
-              records: 'users',
-              pagination: {
-                type: 'offset',
-                offsetParam: 'skip',
-                limitParam: 'limit',
-                limit: page,
-                totalPath: 'total',
-              },
-            },
-          ],
-        },
-        'bench',
-      );
-      const http = new NodeHttpClient();
-      const s = await runPull(
-        c,
-        { run: 'bench' },
-        {
-          store,
-          http,
-          rawBucket: 'raw',
-          stateBucket: 'bronze',
-          log: createLogger({ format: 'silent' }),
-          clock: systemClock,
-        },
-      );
-      await http.close();
-      pages = s.pages;
-      bytes = s.bytes;
-      records = s.records;
-      for await (const m of store.list('raw')) outBytes += m.size;
-    }
-    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const cpu0 = process.cpuUsage();
+    const got = await (variant === 'ceiling' ? plainFetch : smelterPull)(work, url, total, page);
+    const cpu = process.cpuUsage(cpu0);
     const r: ChildResult = {
       variant,
-      records,
-      pages,
-      bytes,
-      seconds,
+      ...got,
+      seconds: Number(process.hrtime.bigint() - start) / 1e9,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
       maxRssMB: process.resourceUsage().maxRSS / 1024,
-      outBytes,
     };
     process.stdout.write('RESULT ' + JSON.stringify(r) + '\n');
   } finally {
@@ -227,7 +241,7 @@ async function main(): Promise<void> {
     const rate = (r: ChildResult): number => r.records / r.seconds;
     const MB = 1024 * 1024;
     const rows = [
-      ['variant', 'records', 'pages', 'MB fetched', 'seconds', 'records/s', 'peak RSS', 'written'],
+      ['variant', 'records', 'pages', 'MB fetched', 'seconds', 'CPU s', 'records/s', 'peak RSS', 'written'],
       ...[
         ['smelter runPull', s],
         ['plain fetch → disk (ceiling)', c],
@@ -241,6 +255,7 @@ async function main(): Promise<void> {
           String(x.pages),
           (x.bytes / MB).toFixed(1),
           x.seconds.toFixed(2),
+          x.cpuSeconds.toFixed(2),
           Math.round(rate(x)).toLocaleString('en-US'),
           `${Math.round(x.maxRssMB)} MB`,
           `${(x.outBytes / MB).toFixed(1)} MB`,

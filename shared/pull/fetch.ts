@@ -18,6 +18,8 @@ export interface JsonPage {
   /** Final URL with the secret, to resolve relative next links against. */
   rawUrl: string;
   bytes: number;
+  /** The response bytes `body` was parsed from. */
+  raw: Buffer;
 }
 
 const RETRY_STATUS = (s: number): boolean => s === 408 || s === 425 || s === 429 || (s >= 500 && s <= 599);
@@ -146,6 +148,7 @@ export class SourceHttp {
             url: this.display(res.url),
             rawUrl: res.url,
             bytes: res.body.length,
+            raw: res.body,
           };
         }
         if (!RETRY_STATUS(res.status))

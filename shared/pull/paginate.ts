@@ -13,6 +13,8 @@ export interface Page {
   /** The page's URL as it may be shown (secret masked). */
   url: string;
   bytes: number;
+  /** The response bytes the records were parsed from. */
+  raw: Buffer;
 }
 
 export interface PaginateOptions {
@@ -144,7 +146,7 @@ async function fetchPage(x: Ctx, url: URL, pick: Style['pick']): Promise<Fetched
       { details: { source: o.source, endpoint: ep.name, records: ep.records } },
     );
   return {
-    page: { records: recs, url: res.url, bytes: res.bytes },
+    page: { records: recs, url: res.url, bytes: res.bytes, raw: res.raw },
     next: pick(res.body, res),
     rawUrl: res.rawUrl,
   };

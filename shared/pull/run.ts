@@ -12,8 +12,9 @@ import type { Logger } from '../log';
 import type { ObjectStore } from '../storage/object-store';
 import type { Endpoint, SourceContract, WindowSpec } from './contract';
 import { SourceHttp } from './fetch';
-import { getPath, omitPath, paginate } from './paginate';
-import { PartWriter, unitPrefix } from './parts';
+import { recordsNdjson } from './ndjson';
+import { getPath, omitPath, paginate, type Page } from './paginate';
+import { PartWriter, unitPrefix, type PartsResult } from './parts';
 import type { Clock, HttpClient } from './ports';
 import { advanceState, readState, type EndpointState, type StateHandle } from './state';
 
@@ -134,9 +135,52 @@ function greater(a: unknown, b: string | number | undefined): boolean {
   return true;
 }
 
+/** One run in progress: what every phase reads, and the summary and state it moves forward. */
+interface Run {
+  c: SourceContract;
+  d: PullDeps;
+  run: string;
+  http: SourceHttp;
+  sum: PullSummary;
+  /** Pages fetched so far against limits.pagesPerRun (shared by every endpoint). */
+  budget: { pages: number; limit: number };
+  handle: StateHandle;
+  /** An explicit window (a backfill) was asked for. */
+  explicit: boolean;
+}
+
+/** A unit of an endpoint's pull: a window, or the whole run; its parts share one folder. */
+interface Unit {
+  unit: string;
+  params: Record<string, string>;
+  window?: { start: number; end: number };
+}
+
+/** The incremental field's bounds within one endpoint: records at or below `lower` are skipped. */
+interface FieldBound {
+  lower: string | number | undefined;
+  max: string | number | undefined;
+}
+
 export async function runPull(c: SourceContract, req: PullRequest, d: PullDeps): Promise<PullSummary> {
   const started = d.clock.now();
+  const r = await startRun(c, req, d);
+  try {
+    for (const ep of c.endpoints) if (!(await pullEndpoint(r, ep, req))) break;
+  } finally {
+    r.sum.requests = r.http.requests;
+    r.sum.retries = r.http.retries;
+    r.sum.bytes = r.http.bytes;
+    r.sum.durationMs = d.clock.now() - started;
+  }
+  return r.sum;
+}
+
+async function startRun(c: SourceContract, req: PullRequest, d: PullDeps): Promise<Run> {
   const run = safeRunId(req.run);
+  const explicit = req.from !== undefined || req.to !== undefined;
+  if (explicit && !c.endpoints.some((e) => e.window))
+    throw permanent('BAD_EVENT', `source "${c.source}" has no windowed endpoint: --from/--to do not apply`);
   const http = new SourceHttp({
     contract: c,
     http: d.http,
@@ -160,154 +204,179 @@ export async function runPull(c: SourceContract, req: PullRequest, d: PullDeps):
     bytes: 0,
     durationMs: 0,
   };
-  const explicit = req.from !== undefined || req.to !== undefined;
-  if (explicit && !c.endpoints.some((e) => e.window))
-    throw permanent('BAD_EVENT', `source "${c.source}" has no windowed endpoint: --from/--to do not apply`);
-  const budget = { pages: 0, limit: c.limits.pagesPerRun };
-  let handle: StateHandle = await readState(d.store, d.stateBucket, c.source);
+  const handle = await readState(d.store, d.stateBucket, c.source);
+  return { c, d, run, http, sum, budget: { pages: 0, limit: c.limits.pagesPerRun }, handle, explicit };
+}
 
-  const commitState = async (ep: Endpoint, next: EndpointState): Promise<void> => {
-    handle = await advanceState(d.store, d.stateBucket, handle, {
-      source: c.source,
-      endpoints: { ...handle.state.endpoints, [ep.name]: next },
-      updatedAt: iso(d.clock.now()),
-      run,
-    });
-  };
+async function commitState(r: Run, ep: Endpoint, next: EndpointState): Promise<void> {
+  r.handle = await advanceState(r.d.store, r.d.stateBucket, r.handle, {
+    source: r.c.source,
+    endpoints: { ...r.handle.state.endpoints, [ep.name]: next },
+    updatedAt: iso(r.d.clock.now()),
+    run: r.run,
+  });
+}
 
-  try {
-    endpoints: for (const ep of c.endpoints) {
-      const st: EndpointState = { ...(handle.state.endpoints[ep.name] ?? {}) };
-      const ds = (sum.datasets[ep.dataset] ??= { records: 0, objects: [], written: 0 });
-      const units: {
-        unit: string;
-        params: Record<string, string>;
-        window?: { start: number; end: number };
-      }[] = [];
-      if (ep.window) {
-        const w = ep.window;
-        let list: { start: number; end: number }[];
-        if (explicit) {
-          const from = parseTime(req.from ?? w.start, 'from');
-          // --to is inclusive for date windows (like data.gov.gr's date_to): the day itself is pulled.
-          const to = req.to
-            ? parseTime(req.to, 'to') + (/^\d{4}-\d{2}-\d{2}$/.test(req.to) ? DAY : 0)
-            : d.clock.now();
-          if (to <= from) throw permanent('BAD_EVENT', `empty window: ${req.from} → ${req.to}`);
-          list = windowsBetween(w.stepMs, from, to, true);
-        } else {
-          const from = parseTime(st.windowEnd ?? w.start, 'state windowEnd');
-          list = windowsBetween(w.stepMs, from, d.clock.now(), false);
-        }
-        for (const x of list)
-          units.push({
-            unit: windowUnit(w, x.start, x.end),
-            params: windowParams(w, x.start, x.end),
-            window: x,
-          });
-      } else units.push({ unit: `run-${run}`, params: {} });
-
-      const inc = ep.incremental;
-      const lower = inc.type === 'field' ? st.max : undefined;
-      let max = lower;
-      for (const u of units) {
-        if (u.window && budget.pages >= budget.limit) {
-          sum.stoppedAt = `${ep.name} ${u.unit}`;
-          d.log.warn('pull stopped at limits.pagesPerRun; the next run continues', {
-            source: c.source,
-            endpoint: ep.name,
-            next: u.unit,
-          });
-          break endpoints;
-        }
-        const params = { ...u.params };
-        if (inc.type === 'field' && inc.param && lower !== undefined) params[inc.param] = String(lower);
-        const prefix = unitPrefix(ep.dataset, c.source, u.unit);
-        const writer = new PartWriter(
-          d.store,
-          d.rawBucket,
-          prefix,
-          c.limits.recordsPerPart,
-          {
-            source: c.source,
-            endpoint: ep.name,
-            run,
-            ...(u.window ? { window_from: iso(u.window.start), window_to: iso(u.window.end) } : {}),
-          },
-          d.gzipLevel,
-        );
-        let pages = 0;
-        let unitRecords = 0;
-        const omit = ep.omit.map((f) => f.split('.'));
-        try {
-          for await (const page of paginate({
-            endpoint: ep,
-            source: c.source,
-            baseUrl: c.baseUrl,
-            params,
-            budget,
-            fetch: (url) => http.getJson(url, ep.name, ep.method),
-          })) {
-            pages++;
-            let recs = page.records;
-            if (inc.type === 'field') {
-              const kept: unknown[] = [];
-              for (const r of recs) {
-                const v = getPath(r, inc.field);
-                if (v !== undefined && v !== null && !greater(v, lower)) {
-                  sum.skippedRecords++;
-                  continue;
-                }
-                if ((typeof v === 'number' || typeof v === 'string') && greater(v, max)) max = v;
-                kept.push(r);
-              }
-              recs = kept;
-            }
-            if (omit.length) for (const r of recs) for (const f of omit) omitPath(r, f);
-            unitRecords += recs.length;
-            // Nothing here uses the page after this await, so only its NDJSON text is alive meanwhile.
-            await writer.add(recs);
-            d.onProgress?.({
-              endpoint: ep.name,
-              unit: u.unit,
-              pages: sum.pages + pages,
-              records: sum.records + unitRecords,
-            });
-          }
-        } catch (err) {
-          await writer.abort(err as Error);
-          throw err;
-        }
-        const parts = await writer.finish();
-        sum.pages += pages;
-        sum.records += unitRecords;
-        sum.objects += parts.written.length;
-        sum.existingObjects += parts.existing.length;
-        ds.records += unitRecords;
-        ds.written += parts.written.length;
-        ds.objects.push(...parts.written, ...parts.existing);
-        if (u.window) {
-          sum.windows.push(u.unit);
-          // Coverage only grows contiguously: a backfill window past a gap does not skip the gap.
-          const cur = st.windowEnd
-            ? Date.parse(st.windowEnd)
-            : parseTime(ep.window?.start ?? iso(0), 'start');
-          if (inc.type === 'window' && u.window.start <= cur && u.window.end > cur) {
-            st.windowEnd = iso(u.window.end);
-            await commitState(ep, st);
-          }
-        }
-      }
-      if (inc.type === 'field' && max !== undefined && max !== lower) {
-        st.max = max;
-        await commitState(ep, st);
-      }
+/** Every unit of one endpoint, in order. False when limits.pagesPerRun stopped the run before a window. */
+async function pullEndpoint(r: Run, ep: Endpoint, req: PullRequest): Promise<boolean> {
+  const st: EndpointState = { ...(r.handle.state.endpoints[ep.name] ?? {}) };
+  const ds = (r.sum.datasets[ep.dataset] ??= { records: 0, objects: [], written: 0 });
+  const bound: FieldBound = { lower: undefined, max: undefined };
+  if (ep.incremental.type === 'field') bound.lower = bound.max = st.max;
+  for (const u of unitsOf(r, ep, req, st)) {
+    if (u.window && r.budget.pages >= r.budget.limit) {
+      r.sum.stoppedAt = `${ep.name} ${u.unit}`;
+      r.d.log.warn('pull stopped at limits.pagesPerRun; the next run continues', {
+        source: r.c.source,
+        endpoint: ep.name,
+        next: u.unit,
+      });
+      return false;
     }
-  } finally {
-    sum.requests = http.requests;
-    sum.retries = http.retries;
-    sum.bytes = http.bytes;
-    sum.durationMs = d.clock.now() - started;
+    const got = await pullUnit(r, ep, u, bound);
+    r.sum.pages += got.pages;
+    r.sum.records += got.records;
+    r.sum.objects += got.parts.written.length;
+    r.sum.existingObjects += got.parts.existing.length;
+    ds.records += got.records;
+    ds.written += got.parts.written.length;
+    ds.objects.push(...got.parts.written, ...got.parts.existing);
+    if (u.window) {
+      r.sum.windows.push(u.unit);
+      await advanceWindow(r, ep, st, u.window);
+    }
   }
-  return sum;
+  if (ep.incremental.type === 'field' && bound.max !== undefined && bound.max !== bound.lower) {
+    st.max = bound.max;
+    await commitState(r, ep, st);
+  }
+  return true;
+}
+
+/** The windows to pull (explicit, or from the state's window end up to now), or one unit for the run. */
+function unitsOf(r: Run, ep: Endpoint, req: PullRequest, st: EndpointState): Unit[] {
+  const w = ep.window;
+  if (!w) return [{ unit: `run-${r.run}`, params: {} }];
+  const now = r.d.clock.now();
+  let list: { start: number; end: number }[];
+  if (r.explicit) {
+    const from = parseTime(req.from ?? w.start, 'from');
+    // --to is inclusive for date windows (like data.gov.gr's date_to): the day itself is pulled.
+    const to = req.to ? parseTime(req.to, 'to') + (/^\d{4}-\d{2}-\d{2}$/.test(req.to) ? DAY : 0) : now;
+    if (to <= from) throw permanent('BAD_EVENT', `empty window: ${req.from} → ${req.to}`);
+    list = windowsBetween(w.stepMs, from, to, true);
+  } else {
+    const from = parseTime(st.windowEnd ?? w.start, 'state windowEnd');
+    list = windowsBetween(w.stepMs, from, now, false);
+  }
+  return list.map((x) => ({
+    unit: windowUnit(w, x.start, x.end),
+    params: windowParams(w, x.start, x.end),
+    window: x,
+  }));
+}
+
+/** After a window's parts are committed: coverage only grows contiguously (a backfill past a gap does not skip it). */
+async function advanceWindow(
+  r: Run,
+  ep: Endpoint,
+  st: EndpointState,
+  w: { start: number; end: number },
+): Promise<void> {
+  const cur = st.windowEnd ? Date.parse(st.windowEnd) : parseTime(ep.window?.start ?? iso(0), 'start');
+  if (ep.incremental.type === 'window' && w.start <= cur && w.end > cur) {
+    st.windowEnd = iso(w.end);
+    await commitState(r, ep, st);
+  }
+}
+
+/** Every page of one unit into its parts; nothing is committed under the open part's name on failure. */
+async function pullUnit(
+  r: Run,
+  ep: Endpoint,
+  u: Unit,
+  bound: FieldBound,
+): Promise<{ pages: number; records: number; parts: PartsResult }> {
+  const { c, d } = r;
+  const inc = ep.incremental;
+  const params = { ...u.params };
+  if (inc.type === 'field' && inc.param && bound.lower !== undefined) params[inc.param] = String(bound.lower);
+  const writer = new PartWriter(
+    d.store,
+    d.rawBucket,
+    unitPrefix(ep.dataset, c.source, u.unit),
+    c.limits.recordsPerPart,
+    {
+      source: c.source,
+      endpoint: ep.name,
+      run: r.run,
+      ...(u.window ? { window_from: iso(u.window.start), window_to: iso(u.window.end) } : {}),
+    },
+    d.gzipLevel,
+  );
+  let pages = 0;
+  let records = 0;
+  const omit = ep.omit.map((f) => f.split('.'));
+  try {
+    for await (const page of paginate({
+      endpoint: ep,
+      source: c.source,
+      baseUrl: c.baseUrl,
+      params,
+      budget: r.budget,
+      fetch: (url) => r.http.getJson(url, ep.name, ep.method),
+    })) {
+      pages++;
+      records += await writePage(r, ep, writer, page, omit, bound);
+      d.onProgress?.({
+        endpoint: ep.name,
+        unit: u.unit,
+        pages: r.sum.pages + pages,
+        records: r.sum.records + records,
+      });
+    }
+  } catch (err) {
+    await writer.abort(err as Error);
+    throw err;
+  }
+  return { pages, records, parts: await writer.finish() };
+}
+
+/** One page into the open part: records at or below the incremental bound skipped, omitted fields removed. */
+async function writePage(
+  r: Run,
+  ep: Endpoint,
+  writer: PartWriter,
+  page: Page,
+  omit: string[][],
+  bound: FieldBound,
+): Promise<number> {
+  const inc = ep.incremental;
+  const recs = inc.type === 'field' ? keepNewer(r, page.records, inc.field, bound) : page.records;
+  // A page written unchanged is cut from the response bytes instead of serialised again (see ndjson.ts).
+  const text =
+    recs === page.records && omit.length === 0 ? recordsNdjson(page.raw, ep.records, recs.length) : undefined;
+  if (text) await writer.addText(text, recs.length);
+  else {
+    for (const rec of recs) for (const f of omit) omitPath(rec, f);
+    await writer.add(recs);
+  }
+  return recs.length;
+}
+
+/** The records above the bound (the same array when none is skipped); the bound's max follows them. */
+function keepNewer(r: Run, recs: unknown[], field: string, bound: FieldBound): unknown[] {
+  let kept: unknown[] | undefined;
+  for (let i = 0; i < recs.length; i++) {
+    const rec = recs[i];
+    const v = getPath(rec, field);
+    if (v !== undefined && v !== null && !greater(v, bound.lower)) {
+      r.sum.skippedRecords++;
+      kept ??= recs.slice(0, i);
+      continue;
+    }
+    if ((typeof v === 'number' || typeof v === 'string') && greater(v, bound.max)) bound.max = v;
+    kept?.push(rec);
+  }
+  return kept ?? recs;
 }

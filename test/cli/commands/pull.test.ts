@@ -125,7 +125,8 @@ describe('smelter pull', function () {
   }
 
   it('a pull killed mid-run, then pulled again: every record in Silver exactly once; again: nothing added', async () => {
-    // 1. A real CLI process, SIGKILLed while it waits for page 13 (three parts committed, a fourth open).
+    // 1. A real CLI process, SIGKILLed while it waits for page 13, once the four parts of pages 1–12 are
+    // committed (page 13 is requested while page 12 is still being written).
     hangAt = 120;
     const hung = new Promise<void>((r) => (onHang = r));
     const child = spawn(
@@ -138,6 +139,10 @@ describe('smelter pull', function () {
     );
     const exited = new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_c, sig) => r(sig)));
     await hung;
+    for (let i = 0; i < 200; i++) {
+      if ((await readParts(h.store, h.cfg.rawBucket, 'demo_items/pulled/demo/')).names.length >= 4) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
     child.kill('SIGKILL');
     assert.equal(await exited, 'SIGKILL');
     hangAt = undefined;
