@@ -29,7 +29,7 @@ export default tseslint.config(
   },
   {
     // Domain code gets adapters through ports, from the composition root (shared/composition/).
-    files: ['shared/{ingest,events,warehouse,contracts,storage}/**'],
+    files: ['shared/{ingest,events,warehouse,contracts,storage,delivery}/**'],
     rules: {
       'no-restricted-imports': [
         'error',

@@ -161,7 +161,7 @@ export const OPTIONS = {
     env: 'SMELTER_MAX_EVENT_AGE_MS',
     default: 6 * 3600_000,
     parse: parsers.int(1000),
-    doc: 'Events older than this are acknowledged with a warning instead of being retried forever.',
+    doc: 'Transient failures are retried until the event is this old; then it is recorded (quarantine or dead letter) and acknowledged.',
   } as OptionSpec<number>,
   maxObjectBytes: {
     env: 'SMELTER_MAX_OBJECT_BYTES',

@@ -39,7 +39,8 @@ export type ErrorCode =
   | 'SOURCE_UNAVAILABLE'
   | 'SOURCE_BAD_RESPONSE'
   | 'SOURCE_LIMIT'
-  | 'BAD_REQUEST'
+  /** A transient fault outlived SMELTER_MAX_EVENT_AGE_MS: the event is recorded and acknowledged. */
+  | 'RETRIES_EXHAUSTED'
   | 'INTERNAL';
 
 export class SmelterError extends Error {

@@ -6,18 +6,19 @@
  * - `google.cloud.pubsub.topic.v1.messagePublished` on the refresh topic (Cloud Scheduler on GCP, the
  *   local stack's timer): bring event tables into Silver/Gold from the watermarks. The message may
  *   carry `{"dataset": "…"}` to refresh one dataset.
- * Transient failures throw (the platform retries); permanent ones (schema, model, audit) are logged
- * with the model and query and acknowledged — the file stays in Bronze and in the load ledger.
+ * Both run under the delivery policy (shared/delivery). A permanent failure (schema, model, audit) is
+ * recorded by the warehouse — the file stays in Bronze and its ledger row says failed/blocked — then
+ * logged with the model and query and acknowledged.
  */
 import type { CloudEventV1 as CloudEvent } from 'cloudevents';
 import {
   eventAgeMs,
-  parseStorageObject,
   PUBSUB_PUBLISHED,
   STORAGE_FINALIZED,
   type MessagePublishedData,
+  type StorageObjectData,
 } from '../../shared/cloudevents';
-import { errorKind, isSmelterError } from '../../shared/errors';
+import { deliver, storageTrigger } from '../../shared/delivery/trigger';
 import { runtime } from '../../shared/composition/runtime';
 
 /** The refresh message: an optional JSON object naming a dataset. */
@@ -39,79 +40,58 @@ export function parseRefreshMessage(data: MessagePublishedData | undefined): { d
   return ds ? { dataset: ds } : {};
 }
 
-export async function loadWarehouse(ce: CloudEvent<unknown>): Promise<void> {
-  const rt = runtime();
-  const { cfg, log } = rt;
-  const elog = log.child({ eventId: ce.id, eventType: ce.type });
-  const started = Date.now();
-  try {
-    if (ce.type === STORAGE_FINALIZED) {
-      let ref;
-      try {
-        ref = parseStorageObject(ce.data);
-      } catch (err) {
-        elog.error('unusable storage event; acknowledged', { err });
-        return;
-      }
-      if (ref.bucket !== cfg.bronzeBucket) {
-        elog.warn('event for a bucket this function does not own; acknowledged', {
-          bucket: ref.bucket,
-          expected: cfg.bronzeBucket,
-        });
-        return;
-      }
-      const wh = await rt.get('warehouse');
-      const out = await wh.loadFinalized(rt.store, {
-        bucket: ref.bucket,
-        name: ref.name,
-        generation: ref.generation,
+const loadObject = storageTrigger({
+  name: 'loadWarehouse',
+  env: () => {
+    const rt = runtime();
+    return { rt, log: rt.log, bucket: rt.cfg.bronzeBucket, maxEventAgeMs: rt.cfg.maxEventAgeMs };
+  },
+  async handle(ref, log, { rt }) {
+    const started = Date.now();
+    const wh = await rt.get('warehouse');
+    const out = await wh.loadFinalized(rt.store, {
+      bucket: ref.bucket,
+      name: ref.name,
+      generation: ref.generation,
+    });
+    if (out.status === 'loaded')
+      log.info('loaded into the warehouse', {
+        dataset: out.dataset,
+        rows: out.rows,
+        jobId: out.jobId,
+        models: out.summary.models.map((m) => `${m.model}:${m.rows}`).join(' '),
+        durationMs: Date.now() - started,
       });
-      if (out.status === 'loaded')
-        elog.info('loaded into the warehouse', {
-          object: ref.name,
-          dataset: out.dataset,
-          rows: out.rows,
-          jobId: out.jobId,
-          models: out.summary.models.map((m) => `${m.model}:${m.rows}`).join(' '),
-          durationMs: Date.now() - started,
-        });
-      else elog.debug(`${out.status}: ${out.reason}`, { object: ref.name });
-      return;
-    }
-    if (ce.type === PUBSUB_PUBLISHED) {
+    else log.debug(`${out.status}: ${out.reason}`);
+  },
+});
+
+async function refresh(ce: CloudEvent<unknown>): Promise<void> {
+  const rt = runtime();
+  const log = rt.log.child({ eventId: ce.id, eventType: ce.type });
+  await deliver({
+    name: 'loadWarehouse',
+    log,
+    ageMs: eventAgeMs(ce.time),
+    maxAgeMs: rt.cfg.maxEventAgeMs,
+    async run() {
+      const started = Date.now();
       const msg = parseRefreshMessage(ce.data as MessagePublishedData | undefined);
       const wh = await rt.get('warehouse');
       const out = await wh.refresh({ ...msg, trigger: msg.dataset ? `refresh ${msg.dataset}` : 'refresh' });
-      elog.info('refreshed', {
+      log.info('refreshed', {
         dataset: msg.dataset,
         models: out.summary?.models.map((m) => `${m.model}:${m.rows}`).join(' ') ?? '',
         retried: out.retried.length,
         skipped: out.skipped.join(', ') || undefined,
         durationMs: Date.now() - started,
       });
-      return;
-    }
-    elog.warn('unexpected event type; acknowledged');
-  } catch (err) {
-    if (errorKind(err) === 'permanent') {
-      // Retrying cannot help: report with the model and query, acknowledge. Nothing is lost — the
-      // Bronze object and the ledger row (failed/blocked) stay for a later refresh or backfill.
-      elog.error(isSmelterError(err) ? err.message : String(err), {
-        code: isSmelterError(err) ? err.code : undefined,
-        ...(isSmelterError(err) ? err.details : {}),
-        durationMs: Date.now() - started,
-      });
-      return;
-    }
-    const age = eventAgeMs(ce.time);
-    if (age !== undefined && age > cfg.maxEventAgeMs) {
-      elog.error('giving up on an event older than SMELTER_MAX_EVENT_AGE_MS; acknowledged', {
-        err,
-        ageMs: age,
-      });
-      return;
-    }
-    elog.error('loadWarehouse failed; will be retried', { err, durationMs: Date.now() - started });
-    throw err;
-  }
+    },
+  });
+}
+
+export async function loadWarehouse(ce: CloudEvent<unknown>): Promise<void> {
+  if (ce.type === STORAGE_FINALIZED) return loadObject(ce as CloudEvent<StorageObjectData>);
+  if (ce.type === PUBSUB_PUBLISHED) return refresh(ce);
+  runtime().log.warn('unexpected event type; acknowledged', { eventId: ce.id, eventType: ce.type });
 }

@@ -5,16 +5,17 @@
  * and only then does `route()` resolve (the platform acknowledges on return). Transient failures
  * reject, so the platform redelivers. Writes go through a shared micro-batcher.
  *
- * Retrying is bounded by age: when a message published more than `maxEventAgeMs` ago still cannot be
- * written, it is dead-lettered (reason `retries_exhausted`) and acknowledged; if even that fails it is
- * logged at ERROR with its bytes and acknowledged — a poison message must not be retried forever.
+ * Failures follow the delivery policy (shared/delivery/policy.ts): a message that cannot be written is
+ * redelivered until it is older than `maxEventAgeMs`, then dead-lettered (reason `retries_exhausted`)
+ * and acknowledged; if even that fails it is logged at ERROR with its bytes and acknowledged.
  *
  * Personal data (./privacy.ts): `drop` and `hash` fields are applied to the row right after validation
  * and to every payload a dead letter or log line keeps, so neither a table, the archive, a dead letter
  * nor a log line holds a dropped value or a hashed one in clear.
  */
 import type { CloudEventV1 as CloudEvent } from 'cloudevents';
-import { errorKind, errorMessage, SmelterError } from '../errors';
+import { decideFailure } from '../delivery/policy';
+import { SmelterError } from '../errors';
 import type { Logger } from '../log';
 import { MicroBatcher, type BatcherStats } from './batcher';
 import type { ContractLookup, EventContract } from './contract';
@@ -404,9 +405,14 @@ export class EventRouter {
   ): Promise<RouteOutcome> {
     const ids = this.ids(msg, item);
     const published = Date.parse(msg.receivedAt ?? msg.publishTime);
-    const ageMs = Number.isFinite(published) ? this.now() - published : 0;
-    const tooOld = ageMs > this.options.maxEventAgeMs;
-    if (errorKind(err) === 'transient' && !tooOld) {
+    const facts = {
+      error: err,
+      ageMs: Number.isFinite(published) ? this.now() - published : undefined,
+      maxAgeMs: this.options.maxEventAgeMs,
+    };
+    const ageMs = facts.ageMs ?? 0;
+    const decision = decideFailure(facts);
+    if (decision.action !== 'record') {
       this.counts.failed++;
       this.deps.log.error('event not written; the platform will redeliver it', {
         ...logIds(ids),
@@ -419,9 +425,7 @@ export class EventRouter {
     const reason: Violation = {
       path: '$',
       code: 'retries_exhausted',
-      reason: tooOld
-        ? `still failing ${Math.round(ageMs / 1000)} s after publication (SMELTER_MAX_EVENT_AGE_MS): ${errorMessage(err)}`
-        : `could not be written: ${errorMessage(err)}`,
+      reason: decision.cause === 'expired' ? decision.reason : `could not be written: ${decision.reason}`,
     };
     const payload = this.safePayload(msg, item);
     const prior = item?.kind === 'dead' ? item.record.reasons : [];
@@ -443,7 +447,7 @@ export class EventRouter {
       });
       return { status: 'dead-lettered', ...ids, reasons: rec.reasons };
     }
-    if (!tooOld) {
+    if (decideFailure({ ...facts, recordingFailed: true }).action === 'retry') {
       // The dead letter itself failed: better to be redelivered than to drop the message.
       this.counts.failed++;
       throw err;

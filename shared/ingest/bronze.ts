@@ -206,8 +206,12 @@ export async function rawToBronzeFlow(source: SourceRef, deps: BronzeDeps): Prom
     return { status: 'converted', manifest };
   } catch (err0) {
     const err = classifySourceError(err0);
-    if (isSmelterError(err) && err.kind === 'permanent' && err.code !== 'PRECONDITION_FAILED')
-      return quarantineFile(file, err);
+    if (isSmelterError(err, 'PRECONDITION_FAILED'))
+      // A concurrent delivery of this event committed first: the retry finds its manifest.
+      throw transient('INTERNAL', `A concurrent delivery of this event wrote first: ${err.message}`, {
+        cause: err,
+      });
+    if (isSmelterError(err) && err.kind === 'permanent') return quarantineFile(file, err);
     throw err;
   }
 }
@@ -757,6 +761,23 @@ function declaresPersonalData(contractsDir: string, dataset: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Records a source object as failed, for a failure the flow did not record itself (the delivery
+ * policy's record: a permanent error that escaped, or a transient one past SMELTER_MAX_EVENT_AGE_MS).
+ */
+export function quarantineSource(
+  source: SourceRef,
+  deps: Pick<BronzeDeps, 'cfg' | 'store' | 'log' | 'now'>,
+  err: unknown,
+): Promise<BronzeOutcome> {
+  const now = deps.now ?? ((): Date => new Date());
+  const { cfg, store, log } = deps;
+  return quarantineFile(
+    { source, names: bronzeNames(source), cfg, store, log, now, started: now().getTime() },
+    err,
+  );
 }
 
 /**
