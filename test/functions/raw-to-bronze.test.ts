@@ -200,4 +200,32 @@ describe('rawToBronze over HTTP (functions-framework)', function () {
     stub.restore();
     assert.equal(res.status, 204);
   });
+
+  it('quarantines a file still failing transiently past SMELTER_MAX_EVENT_AGE_MS as RETRIES_EXHAUSTED', async () => {
+    const name = 'rainfall/parked.csv';
+    const m = await putRaw(name);
+    // Bronze is down; quarantine is not.
+    const store = runtime().store;
+    const write = store.write.bind(store);
+    const stub = sinon
+      .stub(store, 'write')
+      .callsFake((bucket, ...rest) =>
+        bucket === h.cfg.bronzeBucket
+          ? Promise.reject(transient('STORAGE_UNAVAILABLE', '503 backend error'))
+          : write(bucket, ...rest),
+      );
+    const res = await postBinary(objectData(name, m), {
+      id: 'parked',
+      time: new Date(Date.now() - 7 * 3600_000).toISOString(),
+    });
+    stub.restore();
+    assert.equal(res.status, 204);
+    const n = bronzeNames({ bucket: h.cfg.rawBucket, name, generation: m.generation });
+    const record = JSON.parse(
+      (await readAll(await h.store.read(h.cfg.quarantineBucket, `${n.failed}/error.json`))).toString(),
+    ) as { error: { code: string; message: string; lastCode: string } };
+    assert.equal(record.error.code, 'RETRIES_EXHAUSTED');
+    assert.equal(record.error.lastCode, 'STORAGE_UNAVAILABLE');
+    assert.match(record.error.message, /after publication .*503 backend error/);
+  });
 });
