@@ -223,45 +223,61 @@ export async function runPiped<T>(
   try {
     const inFifo = await pipes.fifo('in');
     const outFifo = await pipes.fifo('out');
-    const { writer, reader, release } = openPipes(inFifo, outFifo);
-    writer.on('error', () => undefined);
-    reader.on('error', () => undefined);
-    // The consumer reads a pass-through, so on cancellation it can be failed while the FIFO is still
-    // drained until DuckDB lets go of it.
-    const toConsumer = new PassThrough({ highWaterMark: 1024 * 1024 });
-    toConsumer.on('error', () => undefined);
-    reader.pipe(toConsumer);
-    let cancelled = false;
-    let settled = false;
+    const run = new PipedRun(conn, input, inFifo, outFifo);
+    const feed = run.feed();
+    const query = run.query(sql(inFifo, outFifo));
+    const consumed = run.consume(consume);
+    if (process.env.SMELTER_DEBUG_PIPES) debugStates({ feed, query, consumed });
+    return outcome(run, await Promise.allSettled([feed, query, consumed]));
+  } finally {
+    await pipes.remove();
+  }
+}
 
-    const cancel = (why: Error): void => {
-      if (cancelled) return;
-      cancelled = true;
-      conn.interrupt();
-      input.destroy();
-      // pipeline() waits for 'end' from an input that had already ended (EOF pushed, not yet drained)
-      // when destroyed: fail the feed's far side too, so the feed settles.
-      endInput.destroy();
-      reader.unpipe(toConsumer);
-      toConsumer.destroy(why);
-      reader.resume();
-      // Close our write end so a DuckDB read blocked on the FIFO sees EOF (interrupt cannot wake a
-      // blocking read) — but only once DuckDB has opened it, or its open would block instead.
-      void waitForPeer(inFifo, 2, () => settled).then(() => writer.destroy());
-    };
+/** The three sides of one piped query (source → DuckDB → consumer) and how each cancels the others. */
+class PipedRun {
+  private readonly writer: net.Socket;
+  private readonly reader: net.Socket;
+  private readonly release: () => void;
+  /** What the consumer reads: on cancellation it can be failed while the FIFO is still drained. */
+  private readonly toConsumer = new PassThrough({ highWaterMark: 1024 * 1024 });
+  private readonly endInput: Writable;
+  private cancelled = false;
+  /** DuckDB's query has finished (it has closed its ends of both FIFOs). */
+  private settled = false;
+  /** The source failed mid-way (reported before anything else). */
+  sourceError: unknown;
 
-    let sourceError: unknown;
-    // Closing our write end before DuckDB has opened the FIFO would leave its open(2) waiting for a writer
-    // forever (small inputs fit in the pipe buffer and are "written" at once). Hold the last write until
-    // DuckDB holds the pipe, then destroy the socket so DuckDB sees EOF now (a finished net.Socket is not
-    // necessarily closed before GC).
-    const endInput = new Writable({
+  constructor(
+    private readonly conn: DuckDBConnection,
+    private readonly input: Readable,
+    private readonly inFifo: string,
+    outFifo: string,
+  ) {
+    ({ writer: this.writer, reader: this.reader, release: this.release } = openPipes(inFifo, outFifo));
+    this.writer.on('error', () => undefined);
+    this.reader.on('error', () => undefined);
+    this.toConsumer.on('error', () => undefined);
+    this.reader.pipe(this.toConsumer);
+    this.endInput = this.inputEnd();
+    this.writer.on('error', (e) => this.endInput.destroy(e));
+  }
+
+  /**
+   * The write side of the input FIFO. Closing our write end before DuckDB has opened the FIFO would
+   * leave its open(2) waiting for a writer forever (small inputs fit in the pipe buffer and are
+   * "written" at once): the last write is held until DuckDB holds the pipe, then the socket is destroyed
+   * so DuckDB sees EOF now (a finished net.Socket is not necessarily closed before GC).
+   */
+  private inputEnd(): Writable {
+    const { writer } = this;
+    return new Writable({
       write(chunk: Buffer, _e, cb) {
         if (!writer.write(chunk)) writer.once('drain', () => cb());
         else cb();
       },
-      final(cb) {
-        void waitForPeer(inFifo, 2, () => settled).then(() => {
+      final: (cb) => {
+        void this.peerOpened().then(() => {
           writer.end(() => {
             writer.destroy();
             cb();
@@ -269,65 +285,100 @@ export async function runPiped<T>(
         });
       },
     });
-    writer.on('error', (e) => endInput.destroy(e));
-    const feed = pipeline(input, endInput).catch((e: unknown) => {
+  }
+
+  private peerOpened(): Promise<void> {
+    return waitForPeer(this.inFifo, 2, () => this.settled);
+  }
+
+  /** Source → input FIFO. A source failure cancels the run: DuckDB would see a clean EOF and write a truncated file. */
+  feed(): Promise<void> {
+    return pipeline(this.input, this.endInput).catch((e: unknown) => {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'EPIPE' && code !== 'ERR_STREAM_PREMATURE_CLOSE' && !cancelled && !settled) {
-        sourceError = e;
-        // The source failed mid-way: DuckDB would see a clean EOF and write a truncated file.
-        cancel(e instanceof Error ? e : new Error(String(e)));
+      if (code !== 'EPIPE' && code !== 'ERR_STREAM_PREMATURE_CLOSE' && !this.cancelled && !this.settled) {
+        this.sourceError = e;
+        this.cancel(asError(e));
       }
       throw e;
     });
-    const done = (): void => {
-      settled = true;
-      // DuckDB has closed its ends: let the reader reach EOF and stop a writer DuckDB no longer reads.
-      release();
-      if (!writer.writableFinished) writer.destroy();
-    };
-    const query = conn.runAndReadAll(sql(inFifo, outFifo)).then(
+  }
+
+  /** DuckDB's query; resolves to the first value of its result (e.g. COPY's count). */
+  query(text: string): Promise<number> {
+    return this.conn.runAndReadAll(text).then(
       (r) => {
-        done();
+        this.done();
         return Number(Object.values(r.getRowObjectsJson()[0] ?? {})[0] ?? 0);
       },
       (e: unknown) => {
-        done();
-        cancel(e instanceof Error ? e : new Error(String(e)));
+        this.done();
+        this.cancel(asError(e));
         throw e;
       },
     );
-    const consumed = consume(toConsumer).catch((e: unknown) => {
-      cancel(e instanceof Error ? e : new Error(String(e)));
+  }
+
+  consume<T>(consume: (out: Readable) => Promise<T>): Promise<T> {
+    return consume(this.toConsumer).catch((e: unknown) => {
+      this.cancel(asError(e));
       throw e;
     });
-    const dbg = process.env.SMELTER_DEBUG_PIPES ? { f: 'pending', q: 'pending', c: 'pending' } : undefined;
-    if (dbg) {
-      void feed.then(
-        () => (dbg.f = 'ok'),
-        (e) => (dbg.f = 'err ' + String(e)),
-      );
-      void query.then(
-        () => (dbg.q = 'ok'),
-        (e) => (dbg.q = 'err ' + String(e)),
-      );
-      void consumed.then(
-        () => (dbg.c = 'ok'),
-        (e) => (dbg.c = 'err ' + String(e)),
-      );
-      setTimeout(() => console.error('runPiped state', dbg), 2000).unref();
-    }
-    const [f, qr, c] = await Promise.allSettled([feed, query, consumed]);
-    if (sourceError !== undefined) throw sourceError;
-    if (qr.status === 'rejected') {
-      if (c.status === 'rejected' && isInterrupt(qr.reason)) throw c.reason;
-      throw engineError(qr.reason);
-    }
-    if (c.status === 'rejected') throw c.reason;
-    if (f.status === 'rejected') throw engineError(f.reason);
-    return { count: qr.value, output: c.value };
-  } finally {
-    await pipes.remove();
   }
+
+  /** DuckDB has closed its ends: let the reader reach EOF and stop a writer DuckDB no longer reads. */
+  private done(): void {
+    this.settled = true;
+    this.release();
+    if (!this.writer.writableFinished) this.writer.destroy();
+  }
+
+  private cancel(why: Error): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.conn.interrupt();
+    this.input.destroy();
+    // pipeline() waits for 'end' from an input that had already ended (EOF pushed, not yet drained)
+    // when destroyed: fail the feed's far side too, so the feed settles.
+    this.endInput.destroy();
+    this.reader.unpipe(this.toConsumer);
+    this.toConsumer.destroy(why);
+    this.reader.resume();
+    // Close our write end so a DuckDB read blocked on the FIFO sees EOF (interrupt cannot wake a
+    // blocking read) — but only once DuckDB has opened it, or its open would block instead.
+    void this.peerOpened().then(() => this.writer.destroy());
+  }
+}
+
+/** The run's result, or its root-cause error (see runPiped). */
+function outcome<T>(
+  run: PipedRun,
+  [f, qr, c]: [PromiseSettledResult<void>, PromiseSettledResult<number>, PromiseSettledResult<T>],
+): PipedQueryResult<T> {
+  if (run.sourceError !== undefined) throw run.sourceError;
+  if (qr.status === 'rejected') {
+    if (c.status === 'rejected' && isInterrupt(qr.reason)) throw c.reason;
+    throw engineError(qr.reason);
+  }
+  if (c.status === 'rejected') throw c.reason;
+  if (f.status === 'rejected') throw engineError(f.reason);
+  return { count: qr.value, output: c.value };
+}
+
+/** SMELTER_DEBUG_PIPES: prints which side of a piped query is still pending after 2 s. */
+function debugStates(sides: Record<string, Promise<unknown>>): void {
+  const state: Record<string, string> = {};
+  for (const [name, p] of Object.entries(sides)) {
+    state[name] = 'pending';
+    void p.then(
+      () => (state[name] = 'ok'),
+      (e) => (state[name] = 'err ' + String(e)),
+    );
+  }
+  setTimeout(() => console.error('runPiped state', state), 2000).unref();
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
 }
 
 function isInterrupt(e: unknown): boolean {

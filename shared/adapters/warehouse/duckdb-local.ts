@@ -30,6 +30,37 @@ export function warehouseFile(home: string): string {
   return path.join(home, 'warehouse', 'smelter.duckdb');
 }
 
+/** The DuckDB instance of the warehouse file, bounded and in UTC. */
+async function openInstance(
+  home: string,
+  file: string,
+  opts: { memoryLimit?: string; threads?: number },
+): Promise<DuckDBInstance> {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  // DuckDB creates only the last level of temp_directory, and needs it as soon as work spills.
+  const tempDir = path.join(home, 'tmp', 'duckdb');
+  fs.mkdirSync(tempDir, { recursive: true });
+  const instance = await DuckDBInstance.create(file, {
+    memory_limit: opts.memoryLimit ?? (OPTIONS.warehouseMemoryLimit.default as string),
+    threads: String(opts.threads ?? (OPTIONS.warehouseThreads.default as number)),
+    temp_directory: tempDir,
+    // Loads and model stages need not keep their input's order (a table has none; queries that care
+    // say ORDER BY): kept, an INSERT … SELECT buffers rows to keep it, and a 160 MB file's Silver
+    // stage ran out of a 64 MB limit instead of spilling.
+    preserve_insertion_order: 'false',
+    ...RELEASE_MEMORY,
+  });
+  // TimeZone cannot be passed to create() (the built-in icu extension is not loaded yet at that point).
+  // GLOBAL so every later connection truncates timestamps to UTC dates, as BigQuery does.
+  const c = await instance.connect();
+  try {
+    await c.run("SET GLOBAL TimeZone = 'UTC'");
+  } finally {
+    c.closeSync();
+  }
+  return instance;
+}
+
 export function getLocalWarehouse(
   home: string,
   opts: { memoryLimit?: string; threads?: number } = {},
@@ -38,30 +69,7 @@ export function getLocalWarehouse(
   let p = open.get(file);
   if (!p) {
     p = (async () => {
-      fs.mkdirSync(path.dirname(file), { recursive: true });
-      // DuckDB creates only the last level of temp_directory, and needs it as soon as work spills.
-      const tempDir = path.join(home, 'tmp', 'duckdb');
-      fs.mkdirSync(tempDir, { recursive: true });
-      const instance = await DuckDBInstance.create(file, {
-        memory_limit: opts.memoryLimit ?? (OPTIONS.warehouseMemoryLimit.default as string),
-        threads: String(opts.threads ?? (OPTIONS.warehouseThreads.default as number)),
-        temp_directory: tempDir,
-        // Loads and model stages need not keep their input's order (a table has none; queries that care
-        // say ORDER BY): kept, an INSERT … SELECT buffers rows to keep it, and a 160 MB file's Silver
-        // stage ran out of a 64 MB limit instead of spilling.
-        preserve_insertion_order: 'false',
-        ...RELEASE_MEMORY,
-      });
-      // TimeZone cannot be passed to create() (the built-in icu extension is not loaded yet at that point).
-      // GLOBAL so every later connection truncates timestamps to UTC dates, as BigQuery does.
-      {
-        const c = await instance.connect();
-        try {
-          await c.run("SET GLOBAL TimeZone = 'UTC'");
-        } finally {
-          c.closeSync();
-        }
-      }
+      const instance = await openInstance(home, file, opts);
       const closers = new Set<() => void>();
       let closed = false;
       const wh: LocalWarehouse = {
