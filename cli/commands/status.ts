@@ -13,14 +13,19 @@ import { runningStack, type StackInfo } from '../../shared/local/stack';
 import { readObjectJson, type ObjectStore } from '../../shared/storage/object-store';
 import type { Command } from '../command';
 import { cliEnv } from '../env';
+import { EventContractRegistry } from '../../shared/events/contract';
+import { sensitiveFields } from '../../shared/events/privacy';
 import { callAdmin } from '../local/admin';
 import { formatPullStatus, pullStatus } from '../../shared/pull/status';
 import { warehouseStatusSection } from '../local/warehouse';
 
 /** Extra sections (warehouse, Pub/Sub) registered by other subsystems: name → provider. */
-/** Declared personal-data columns per dataset (contracts that fail to load are skipped here). */
+/**
+ * Declared personal-data columns per dataset, then fields per event type (`event:<type>`, nested
+ * fields by path); contracts that fail to load are skipped here.
+ */
 function personalData(cfg: Config): ReturnType<typeof sensitiveColumnsOf> {
-  return sensitiveColumnsOf(
+  const out = sensitiveColumnsOf(
     listDatasets(cfg.contractsDir).flatMap((d) => {
       try {
         return [loadDatasetContract(cfg.contractsDir, d)];
@@ -29,6 +34,11 @@ function personalData(cfg: Config): ReturnType<typeof sensitiveColumnsOf> {
       }
     }),
   );
+  for (const c of new EventContractRegistry(cfg.contractsDir).all()) {
+    const fields = sensitiveFields(c).map((f) => ({ column: f.path, class: f.class, policy: f.policy }));
+    if (fields.length) out[`event:${c.event_type}`] = fields;
+  }
+  return out;
 }
 
 export const statusProviders: { name: string; get: (ctx: { adminUrl?: string }) => Promise<unknown> }[] = [

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { hmacHex } from '../../../shared/governance/hmac';
 import { packageRoot } from '../../../shared/paths';
 import { runSmelter, type CliRun } from '../../support/cli';
 
@@ -178,6 +179,50 @@ describe('smelter replay (after a contract fix)', function () {
     assert.equal(markers[0]?.eventId, 'inv-transfer-1');
     assert.deepEqual(markers[0]?.reasons, ['not_accepted']);
     assert.equal(markers[0]?.replayedAs, rows[1]?._message_id);
+  });
+
+  it('dead letters with personal data: stored hashed, replayed without a second hash', async function () {
+    const KEY = 'replay-test-key-0123456789abcdef';
+    const keyed = { ...env, SMELTER_PII_HASH_KEY: KEY };
+    const street = '7 Replay Street';
+    const order = {
+      event_type: 'order',
+      event_id: 'ord-lost-1',
+      event_time: '2026-11-30T10:00:00Z',
+      order_id: 'O-1',
+      customer_id: 'C-1',
+      customer_email: 'ana@example.com',
+      status: 'lost',
+      items: [{ product_id: 'P1', quantity: 1, unit_price: 10 }],
+      shipping_address: { street, city: 'Lyon', country: 'FR' },
+      total_amount: 10,
+      currency: 'EUR',
+    };
+    const events = path.join(tmp, 'orders.ndjson');
+    fs.writeFileSync(events, `${JSON.stringify(order)}\n`);
+    const pub = await smelter(['publish', '--file', events, '--wait', '--json'], keyed);
+    assert.equal(pub.code, 0, pub.stderr);
+    assert.equal((lastJson(pub).landed as { deadLetters: number }).deadLetters, 1);
+    const kept = await smelter(['query', 'SELECT data_base64 FROM events.dead_letter', '--json'], keyed);
+    const payload = Buffer.from(
+      String((lastJson(kept) as unknown as { data_base64: string }[])[0]?.data_base64),
+      'base64',
+    ).toString();
+    assert.ok(!payload.includes(street), 'the dead letter keeps the street hashed');
+
+    editJson(path.join(contracts, 'events', 'order.json'), (j) => {
+      const f = (j.fields as { name: string; accepted?: string[] }[]).find((x) => x.name === 'status');
+      assert.ok(f?.accepted);
+      f.accepted.push('lost');
+    });
+    const replay = await smelter(['replay', 'dead-letters', '--type', 'order', '--wait', '--json'], keyed);
+    assert.equal(replay.code, 0, replay.stderr + replay.stdout);
+    assert.deepEqual((lastJson(replay).landed as { rows: Record<string, number> }).rows, { orders: 1 });
+    const q = await smelter(
+      ['query', 'SELECT shipping_address.street AS street FROM events.orders', '--json'],
+      keyed,
+    );
+    assert.deepEqual(lastJson(q), [{ street: hmacHex(KEY, street) }], 'hashed once, as if routed first time');
   });
 
   it('refuses filters that are not codes, types or times', async function () {

@@ -157,6 +157,12 @@ describe('governance: personal data in events never leaks (routeEvent, local bac
     };
     assert.deepEqual(await as('pii_reader'), [{ customer_email: email }]);
     assert.deepEqual(await as('analyst'), [{ customer_email: `XXXXX@${email.split('@')[1] as string}` }]);
+    const status = await runSmelter(['status'], env);
+    assert.match(
+      status.stdout,
+      /event:order: customer_email \(email, mask\), shipping_address\.street \(address, hash\)/,
+    );
+    assert.match(status.stdout, /event:user_activity: ip \(ip, hash\)/);
 
     // The dashboard goes through masked_events.orders (routeEvent created it with the table): without
     // the view its orders panel fails closed (nothing shown), while tables without masked columns
