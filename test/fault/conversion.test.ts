@@ -72,6 +72,8 @@ describe('fault campaign: raw → Bronze killed at every operation, then redeliv
       return { reaper };
     } catch (error) {
       return { reaper, error };
+    } finally {
+      await reaper.quiesce();
     }
   }
 

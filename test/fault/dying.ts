@@ -31,6 +31,7 @@ export class Reaper {
   readonly ops: string[] = [];
   private killedAt: string | undefined;
   private readonly inflight = new Set<Promise<unknown>>();
+  private readonly streams = new Set<Readable>();
 
   constructor(readonly point?: KillPoint) {}
 
@@ -58,6 +59,16 @@ export class Reaper {
    */
   async quiesce(): Promise<void> {
     while (this.inflight.size) await Promise.all([...this.inflight]);
+    // The files a dead process had open are closed by its death.
+    if (this.dead) for (const s of this.streams) s.destroy();
+    this.streams.clear();
+  }
+
+  /** A stream the process reads: closed when it dies (see quiesce). */
+  own(s: Readable): Readable {
+    this.streams.add(s);
+    s.once('close', () => this.streams.delete(s));
+    return s;
   }
 
   /** Throws if the process is dead (every call checks). */
@@ -160,6 +171,11 @@ export function dyingStore(store: ObjectStore, reaper: Reaper): ObjectStore {
       if (prop === 'ensureBucket')
         return (bucket: string) =>
           reaper.track(reaper.effect(`store.ensureBucket ${bucket}`, () => store.ensureBucket(bucket)));
+      if (prop === 'read')
+        return async (bucket: string, name: string, opts?: never) => {
+          reaper.alive(`store.read ${bucket}/${name}`);
+          return reaper.own(await reaper.track(store.read(bucket, name, opts)));
+        };
       if (prop === 'list')
         return (bucket: string, prefix?: string) => {
           reaper.alive('store.list');

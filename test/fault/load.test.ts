@@ -78,13 +78,14 @@ describe('fault campaign: a warehouse load killed at every operation, then redel
   async function instance(
     event: CloudEventV1<unknown>,
     point?: KillPoint,
+    engine: DuckDbEngine = t.engine,
   ): Promise<{ reaper: Reaper; error?: unknown }> {
     const reaper = new Reaper(point);
     const store = dyingStore(t.store, reaper);
     let error: unknown;
     try {
       const wh = Warehouse.open({
-        engine: dyingEngine(t.engine, reaper),
+        engine: dyingEngine(engine, reaper),
         contractsDir: path.join(packageRoot, 'contracts'),
         modelsDir,
         latenessMs: 2 * 86_400_000,
@@ -156,5 +157,43 @@ describe('fault campaign: a warehouse load killed at every operation, then redel
     const ledger = (await snapshot(t.local)).ledger as { status: string }[];
     assert.equal(ledger.length, points.length + 2);
     assert.ok(ledger.every((r) => r.status === 'done'));
+  });
+
+  it('the first load of a warehouse (it creates the tables on the way) is exact too after a kill at each step only it takes', async () => {
+    /** A warehouse of its own (empty DuckDB file) over the same Bronze objects. */
+    const fresh = async (): Promise<{ home: string; db: LocalWarehouse; engine: DuckDbEngine }> => {
+      const home = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-fault-first-'));
+      const db = await getLocalWarehouse(home, { threads: 1, memoryLimit: '512MB' });
+      return { home, db, engine: new DuckDbEngine(db, t.store) };
+    };
+    const dispose = async (w: { home: string; db: LocalWarehouse }): Promise<void> => {
+      await w.db.close();
+      fs.rmSync(w.home, { recursive: true, force: true });
+    };
+    const event = finalized(await nextFile());
+    const clean = await fresh();
+    const run = await instance(event, undefined, clean.engine);
+    assert.equal(run.error, undefined, String(run.error));
+    const expected = await snapshot(clean.db);
+    await dispose(clean);
+    // Only a first load creates Silver and Gold and fills Silver by INSERT: die before each of those
+    // steps and before the step after it.
+    const ops = run.reaper.ops;
+    const firstOnly = ops.flatMap((op, i) =>
+      /CREATE TABLE IF NOT EXISTS (silver|gold)\.|INSERT INTO silver\./.test(op) ? [i + 1, i + 2] : [],
+    );
+    assert.ok(firstOnly.length >= 4, ops.join('\n'));
+    for (const at of [...new Set(firstOnly)]) {
+      const what = `first load: kill before #${at} (${ops[at - 1]})`;
+      const w = await fresh();
+      try {
+        assert.ok((await instance(event, { at, when: 'before' }, w.engine)).reaper.dead, what);
+        const retry = await instance(event, undefined, w.engine);
+        assert.equal(retry.error, undefined, `${what}: retry failed: ${String(retry.error)}`);
+        assert.deepEqual(await snapshot(w.db), expected, what);
+      } finally {
+        await dispose(w);
+      }
+    }
   });
 });
