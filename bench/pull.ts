@@ -6,14 +6,19 @@
  *              the filesystem raw bucket (ifGenerationMatch=0), state advanced at the end
  *   ceiling    a plain `fetch` of the same pages, each body appended to one file on disk
  *
- * Each variant runs in its own child process, which reports its peak RSS; smelter also runs at a tenth
- * of the records to show memory stays flat, and once with V8's default young generation for reference.
- * Children run with `--max-semi-space-size=4` (MB): under this allocation rate V8 otherwise grows its
- * young generation from 16 to 32 MB during a run — a constant, but one that makes short runs look
- * smaller than long ones. Options:
+ * Each variant runs in its own child process, which reports its CPU time and peak RSS; smelter also
+ * runs at a tenth of the records to show memory stays flat, and once with V8's default young
+ * generation for reference. Every child first makes the same untimed warm-up pass of its own kind
+ * (a tenth of the records, into a folder apart): the JIT, the heap and the buffers then start from the
+ * same state at both sizes, so the two peaks differ only by what the extra records cost.
+ * Children run with V8's young generation pinned at 2 × 4 MB (`--min-semi-space-size=4
+ * --max-semi-space-size=4`): `pullSource` is deployed with the maximum (NODE_OPTIONS takes no minimum),
+ * and V8 grows a young generation up to it only after a few hundred pages — a constant, but one that
+ * would make the short run look smaller than the long one. Pinned, the long run's peak is the same
+ * (±1 MB); the short run starts where the long one settles. Options:
  *   --records 1000000   records (default 1,000,000)     --page 1000   records per page (default 1,000)
  *   --runs 3            runs of each variant, alternating; the median run is reported
- *   --semi-space 4      V8 --max-semi-space-size for the children (0: V8's default)
+ *   --semi-space 4      V8 semi-space size (MB, pinned) for the children (0: V8's default)
  *   --quick             100,000 records, 1 run
  * Prints a table and ends with one JSON line of the figures.
  */
@@ -86,8 +91,14 @@ interface Pulled {
 }
 
 /** The ceiling: each page fetched whole and appended to one file, nothing else. */
-async function plainFetch(work: string, url: string, total: number, page: number): Promise<Pulled> {
-  const file = path.join(work, 'pages.json');
+async function plainFetch(
+  work: string,
+  url: string,
+  total: number,
+  page: number,
+  run: string,
+): Promise<Pulled> {
+  const file = path.join(work, `${run}.json`);
   const fd = fs.openSync(file, 'w');
   let pages = 0;
   let bytes = 0;
@@ -131,14 +142,20 @@ function benchContract(url: string, total: number, page: number): SourceContract
 }
 
 /** Smelter: runPull into a filesystem raw bucket. */
-async function smelterPull(work: string, url: string, total: number, page: number): Promise<Pulled> {
+async function smelterPull(
+  work: string,
+  url: string,
+  total: number,
+  page: number,
+  run: string,
+): Promise<Pulled> {
   const store = new FsObjectStore(work);
   await store.ensureBucket('raw');
   await store.ensureBucket('bronze');
   const http = new NodeHttpClient();
   const s = await runPull(
     benchContract(url, total, page),
-    { run: 'bench' },
+    { run },
     {
       store,
       http,
@@ -150,16 +167,24 @@ async function smelterPull(work: string, url: string, total: number, page: numbe
   );
   await http.close();
   let outBytes = 0;
-  for await (const m of store.list('raw')) outBytes += m.size;
+  for await (const m of store.list('raw', `store_users/pulled/bench/run-${run}/`)) outBytes += m.size;
   return { records: s.records, pages: s.pages, bytes: s.bytes, outBytes };
 }
 
-async function child(variant: string, url: string, total: number, page: number): Promise<void> {
+async function child(
+  variant: string,
+  url: string,
+  total: number,
+  page: number,
+  warmup: number,
+): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `smelter-bench-pull-${variant}-`));
   try {
+    const pull = variant === 'ceiling' ? plainFetch : smelterPull;
+    if (warmup > 0) await pull(work, url, warmup, page, 'warmup');
     const start = process.hrtime.bigint();
     const cpu0 = process.cpuUsage();
-    const got = await (variant === 'ceiling' ? plainFetch : smelterPull)(work, url, total, page);
+    const got = await pull(work, url, total, page, 'bench');
     const cpu = process.cpuUsage(cpu0);
     const r: ChildResult = {
       variant,
@@ -174,20 +199,25 @@ async function child(variant: string, url: string, total: number, page: number):
   }
 }
 
-function runChild(variant: string, url: string, total: number, page: number, semiSpace: number): ChildResult {
-  const v8 = semiSpace > 0 ? [`--max-semi-space-size=${semiSpace}`] : [];
-  const args = [
-    ...v8,
-    ...tsArgs,
-    '--child',
-    variant,
-    '--url',
-    url,
-    '--records',
-    String(total),
-    '--page',
-    String(page),
-  ];
+interface ChildOptions {
+  url: string;
+  total: number;
+  page: number;
+  /** V8 semi-space size (MB), pinned; 0 for V8's default. */
+  semiSpace: number;
+  warmup: number;
+}
+
+function runChild(variant: string, o: ChildOptions): ChildResult {
+  const v8 =
+    o.semiSpace > 0 ? [`--min-semi-space-size=${o.semiSpace}`, `--max-semi-space-size=${o.semiSpace}`] : [];
+  const args = [...v8, ...tsArgs, '--child', variant, '--url', o.url];
+  for (const [k, v] of [
+    ['records', o.total],
+    ['page', o.page],
+    ['warmup', o.warmup],
+  ] as const)
+    args.push(`--${k}`, String(v));
   const p = spawnSync(process.execPath, args, {
     encoding: 'utf8',
     env: { ...process.env, METADATA_SERVER_DETECTION: 'none' },
@@ -228,16 +258,19 @@ async function main(): Promise<void> {
   const semi = Number(arg('semi-space') ?? 4);
   const server = await startServer(total);
   try {
+    const o: ChildOptions = { url: server.url, total, page, semiSpace: semi, warmup: Math.round(total / 10) };
     const smelter: ChildResult[] = [];
     const ceiling: ChildResult[] = [];
+    const tenths: ChildResult[] = [];
     for (let i = 0; i < runs; i++) {
-      ceiling.push(runChild('ceiling', server.url, total, page, semi));
-      smelter.push(runChild('smelter', server.url, total, page, semi));
+      ceiling.push(runChild('ceiling', o));
+      smelter.push(runChild('smelter', o));
+      tenths.push(runChild('smelter', { ...o, total: o.warmup }));
     }
-    const tenth = runChild('smelter', server.url, Math.round(total / 10), page, semi);
-    const defaults = semi > 0 ? runChild('smelter', server.url, total, page, 0) : undefined;
+    const defaults = semi > 0 ? runChild('smelter', { ...o, semiSpace: 0 }) : undefined;
     const s = median(smelter);
     const c = median(ceiling);
+    const tenth = median(tenths);
     const rate = (r: ChildResult): number => r.records / r.seconds;
     const MB = 1024 * 1024;
     const rows = [
@@ -280,6 +313,7 @@ async function main(): Promise<void> {
         tenthRssMB: Math.round(tenth.maxRssMB),
         rssRatio: Number(flat.toFixed(3)),
         semiSpaceMB: semi,
+        warmupRecords: o.warmup,
         ...(defaults ? { defaultFlagsRssMB: Math.round(defaults.maxRssMB) } : {}),
         allRuns: { smelter: smelter.map((r) => r.seconds), ceiling: ceiling.map((r) => r.seconds) },
       }),
@@ -295,7 +329,13 @@ if (require.main === module) {
   const run = serveArg
     ? Promise.resolve(serve(Number(serveArg)))
     : variant
-      ? child(variant, arg('url') as string, Number(arg('records')), Number(arg('page')))
+      ? child(
+          variant,
+          arg('url') as string,
+          Number(arg('records')),
+          Number(arg('page')),
+          Number(arg('warmup') ?? 0),
+        )
       : main();
   run.catch((e: unknown) => {
     console.error(e);

@@ -8,7 +8,8 @@
 import { permanent, SmelterError, transient } from '../errors';
 import type { Logger } from '../log';
 import type { Auth, HttpPolicy, SourceContract } from './contract';
-import { HttpFailure, type Clock, type HttpClient } from './ports';
+import { splitPage } from './ndjson';
+import { HttpFailure, type Clock, type HttpClient, type HttpResponse } from './ports';
 
 export interface JsonPage {
   body: unknown;
@@ -18,8 +19,11 @@ export interface JsonPage {
   /** Final URL with the secret, to resolve relative next links against. */
   rawUrl: string;
   bytes: number;
-  /** The response bytes `body` was parsed from. */
-  raw: Buffer;
+  /**
+   * Set when the caller asked for the records as NDJSON and the page could be split (see ndjson.ts):
+   * `body` then holds an empty array at the records path.
+   */
+  split?: { ndjson: Buffer; count: number };
 }
 
 const RETRY_STATUS = (s: number): boolean => s === 408 || s === 425 || s === 429 || (s >= 500 && s <= 599);
@@ -117,8 +121,16 @@ export class SourceHttp {
     return Math.round(cap / 2 + (this.random() * cap) / 2);
   }
 
-  /** GET (or POST) one page and parse it as JSON. `what` names the source and endpoint in errors. */
-  async getJson(target: URL, endpoint: string, method: 'GET' | 'POST' = 'GET'): Promise<JsonPage> {
+  /**
+   * GET (or POST) one page and parse it as JSON. `endpoint` names the endpoint in errors. With
+   * `records` (a records path), the records are taken as NDJSON bytes when the page allows it.
+   */
+  async getJson(
+    target: URL,
+    endpoint: string,
+    method: 'GET' | 'POST' = 'GET',
+    records?: string,
+  ): Promise<JsonPage> {
     const url = new URL(target.href);
     const { headers, sensitive } = this.authorise(url);
     const shown = this.display(url);
@@ -141,16 +153,7 @@ export class SourceHttp {
           maxRedirects: this.policy.maxRedirects,
         });
         this.bytes += res.body.length;
-        if (res.status >= 200 && res.status < 300) {
-          return {
-            body: this.parse(res.body, res.headers['content-type'], where, details),
-            headers: res.headers,
-            url: this.display(res.url),
-            rawUrl: res.url,
-            bytes: res.body.length,
-            raw: res.body,
-          };
-        }
+        if (res.status >= 200 && res.status < 300) return this.page(res, where, details, records);
         if (!RETRY_STATUS(res.status))
           throw permanent('SOURCE_HTTP_ERROR', `${where} answered HTTP ${res.status}${hint(res.status)}`, {
             details: { ...details, status: res.status },
@@ -199,14 +202,31 @@ export class SourceHttp {
     }
   }
 
+  private page(
+    res: HttpResponse,
+    where: string,
+    details: Record<string, unknown>,
+    records: string | undefined,
+  ): JsonPage {
+    return {
+      ...this.parse(res.body, res.headers['content-type'], where, details, records),
+      headers: res.headers,
+      url: this.display(res.url),
+      rawUrl: res.url,
+      bytes: res.body.length,
+    };
+  }
+
   private parse(
     body: Buffer,
     contentType: string | undefined,
     where: string,
     details: Record<string, unknown>,
-  ): unknown {
-    const text = body.toString('utf8');
-    const head = text.trimStart().slice(0, 1);
+    records: string | undefined,
+  ): Pick<JsonPage, 'body' | 'split'> {
+    // The first character, without decoding the whole page (only a page of blanks needs that).
+    let head = body.toString('utf8', 0, 256).trimStart().slice(0, 1);
+    if (head === '' && body.length > 256) head = body.toString('utf8').trimStart().slice(0, 1);
     if (/html/i.test(contentType ?? '') || head === '<')
       throw permanent(
         'SOURCE_BAD_RESPONSE',
@@ -215,10 +235,12 @@ export class SourceHttp {
           details: { ...details, contentType },
         },
       );
-    if (text.trim() === '')
+    if (head === '')
       throw permanent('SOURCE_BAD_RESPONSE', `${where} answered an empty body instead of JSON`, { details });
+    const split = records === undefined ? undefined : splitPage(body, records);
+    if (split) return { body: split.envelope, split: { ndjson: split.ndjson, count: split.count } };
     try {
-      return JSON.parse(text);
+      return { body: JSON.parse(body.toString('utf8')) };
     } catch (e) {
       throw permanent(
         'SOURCE_BAD_RESPONSE',

@@ -9,12 +9,14 @@ import type { Endpoint, Pagination } from './contract';
 import type { JsonPage } from './fetch';
 
 export interface Page {
+  /** The parsed records; empty when they came as `ndjson`. */
   records: unknown[];
+  count: number;
+  /** The records as NDJSON bytes, cut from the response (see ndjson.ts), when the fetch gave them so. */
+  ndjson?: Buffer;
   /** The page's URL as it may be shown (secret masked). */
   url: string;
   bytes: number;
-  /** The response bytes the records were parsed from. */
-  raw: Buffer;
 }
 
 export interface PaginateOptions {
@@ -146,7 +148,13 @@ async function fetchPage(x: Ctx, url: URL, pick: Style['pick']): Promise<Fetched
       { details: { source: o.source, endpoint: ep.name, records: ep.records } },
     );
   return {
-    page: { records: recs, url: res.url, bytes: res.bytes, raw: res.raw },
+    page: {
+      records: recs,
+      count: res.split ? res.split.count : recs.length,
+      ...(res.split ? { ndjson: res.split.ndjson } : {}),
+      url: res.url,
+      bytes: res.bytes,
+    },
     next: pick(res.body, res),
     rawUrl: res.rawUrl,
   };
@@ -162,7 +170,7 @@ function pageNumbers(x: Ctx, p: Extract<Pagination, { type: 'page' }>): Style {
     first: url(),
     pick: (body) => (p.totalPagesPath ? Number(getPath(body, p.totalPagesPath)) : NaN),
     after(got) {
-      const count = got.page.records.length;
+      const count = got.page.count;
       const totalPages = got.next as number;
       if (count === 0) return undefined;
       if (Number.isFinite(totalPages) ? n - p.startPage + 1 >= totalPages : p.limitParam && count < p.limit)
@@ -180,7 +188,7 @@ function offsets(x: Ctx, p: Extract<Pagination, { type: 'offset' }>): Style {
     first: url(),
     pick: (body) => (p.totalPath ? Number(getPath(body, p.totalPath)) : NaN),
     after(got) {
-      const count = got.page.records.length;
+      const count = got.page.count;
       const total = got.next as number;
       offset += count;
       if (count === 0 || (Number.isFinite(total) ? offset >= total : count < p.limit)) return undefined;
@@ -272,6 +280,6 @@ export async function* paginate(o: PaginateOptions): AsyncGenerator<Page> {
     const got: Fetched = await pending;
     const url = style.after(got);
     pending = url ? ahead(fetchPage(x, url, style.pick)) : undefined;
-    if (got.page.records.length) yield got.page;
+    if (got.page.count) yield got.page;
   }
 }

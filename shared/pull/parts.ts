@@ -79,8 +79,7 @@ export class PartWriter {
       this.open = { name, records: 0 };
       return this.open;
     }
-    // Large output chunks: fewer round trips to the zlib thread (a page is ~0.3 MB in, ~30 KB out).
-    const gzip = createGzip({ level: this.gzipLevel, chunkSize: 256 * 1024 });
+    const gzip = createGzip({ level: this.gzipLevel });
     const body = new PassThrough({ highWaterMark: 1024 * 1024 });
     gzip.pipe(body);
     const done = this.store

@@ -12,7 +12,6 @@ import type { Logger } from '../log';
 import type { ObjectStore } from '../storage/object-store';
 import type { Endpoint, SourceContract, WindowSpec } from './contract';
 import { SourceHttp } from './fetch';
-import { recordsNdjson } from './ndjson';
 import { getPath, omitPath, paginate, type Page } from './paginate';
 import { PartWriter, unitPrefix, type PartsResult } from './parts';
 import type { Clock, HttpClient } from './ports';
@@ -317,6 +316,7 @@ async function pullUnit(
   let pages = 0;
   let records = 0;
   const omit = ep.omit.map((f) => f.split('.'));
+  const unchanged = omit.length === 0 && inc.type !== 'field';
   try {
     for await (const page of paginate({
       endpoint: ep,
@@ -324,7 +324,8 @@ async function pullUnit(
       baseUrl: c.baseUrl,
       params,
       budget: r.budget,
-      fetch: (url) => r.http.getJson(url, ep.name, ep.method),
+      // A page written unchanged is taken as NDJSON cut from the response, not parsed record by record.
+      fetch: (url) => r.http.getJson(url, ep.name, ep.method, unchanged ? ep.records : undefined),
     })) {
       pages++;
       records += await writePage(r, ep, writer, page, omit, bound);
@@ -351,16 +352,14 @@ async function writePage(
   omit: string[][],
   bound: FieldBound,
 ): Promise<number> {
+  if (page.ndjson) {
+    await writer.addText(page.ndjson, page.count);
+    return page.count;
+  }
   const inc = ep.incremental;
   const recs = inc.type === 'field' ? keepNewer(r, page.records, inc.field, bound) : page.records;
-  // A page written unchanged is cut from the response bytes instead of serialised again (see ndjson.ts).
-  const text =
-    recs === page.records && omit.length === 0 ? recordsNdjson(page.raw, ep.records, recs.length) : undefined;
-  if (text) await writer.addText(text, recs.length);
-  else {
-    for (const rec of recs) for (const f of omit) omitPath(rec, f);
-    await writer.add(recs);
-  }
+  for (const rec of recs) for (const f of omit) omitPath(rec, f);
+  await writer.add(recs);
   return recs.length;
 }
 

@@ -152,6 +152,9 @@ describe('pull: robust HTTP', () => {
     });
     const err = await failure(src.getJson(new URL('/items', api!.url), 'items'));
     assert.match(err.message, /malformed JSON/);
+    // Asked for the records as NDJSON, a page that is not JSON is refused the same way.
+    const asLines = await failure(src.getJson(new URL('/items', api!.url), 'items', 'GET', 'users'));
+    assert.match(asLines.message, /malformed JSON/);
   });
 
   it('a body cut short of its Content-Length is retried as truncated', async () => {

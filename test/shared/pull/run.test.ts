@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import type http from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import { NodeHttpClient } from '../../../shared/adapters/http/node-http';
 import { MemoryObjectStore } from '../../../shared/adapters/storage/memory';
 import { isSmelterError } from '../../../shared/errors';
@@ -69,6 +70,15 @@ function styles(req: http.IncomingMessage, res: http.ServerResponse, u: URL): vo
       if (at + limit < N)
         headers.link = `<${u.origin === 'http://x' ? '' : ''}/link?at=${at + limit}>; rel="next", </link?at=0>; rel="first"`;
       return json(res, rows.slice(at, at + limit), 200, headers);
+    }
+    case '/raw': {
+      // Text as an API may send it: a big integer, an escape, and (page 2) pretty-printed or non-object records.
+      const page = Number(q.get('page'));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (page === 1) return void res.end('{"items":[{"id":12345678901234567890,"s":"\\u00e9"}, {"id":2}]}');
+      if (page === 2) return void res.end('{"items": [\n  {"id": 3},\n  {"id": 4}\n]}');
+      if (page === 3) return void res.end('{"items":[{"id":5},7]}');
+      return void res.end('{"items":[]}');
     }
     case '/cursor-loop':
       return json(res, { results: [rows[0]], next_cursor: 'same' });
@@ -205,6 +215,22 @@ describe('pull: runPull', () => {
     assert.equal(again.objects, 0);
     assert.equal(again.existingObjects, 4);
     assert.deepEqual(ids((await readParts(store, 'raw', 'demo_items/pulled/demo/')).records), all);
+  });
+
+  it("pages written unchanged keep the source's bytes; pretty-printed or non-object records are serialised from the parse", async () => {
+    const s = await runPull(
+      c({ path: '/raw', records: 'items', pagination: { type: 'page', pageParam: 'page' } }),
+      { run: 'r1' },
+      deps(),
+    );
+    assert.equal(s.records, 6);
+    const [name] = (await readParts(store, 'raw', '')).names;
+    const chunks: Buffer[] = [];
+    for await (const b of await store.read('raw', name as string)) chunks.push(b as Buffer);
+    assert.equal(
+      gunzipSync(Buffer.concat(chunks)).toString('utf8'),
+      '{"id":12345678901234567890,"s":"\\u00e9"}\n{"id":2}\n{"id":3}\n{"id":4}\n{"id":5}\n7\n',
+    );
   });
 
   it('a run killed mid-way and retried: committed parts are kept, the rest written, nothing twice', async () => {
