@@ -68,88 +68,113 @@ function validDate(s: string | null): s is string {
   return s !== null && DATE.test(s) && new Date(`${s}T00:00:00Z`).toISOString().slice(0, 10) === s;
 }
 
+/** What the server answers from: options resolved, the store's collections generated once. */
+interface DemoApiData {
+  seed: number;
+  token: string;
+  dataset: string;
+  maxLimit: number;
+  maxDays: number;
+  collections: Record<string, ApiRecord[]>;
+}
+
 export async function startDemoApi(opts: DemoApiOptions = {}): Promise<DemoApi> {
   const seed = opts.seed ?? 1;
-  const token = opts.token ?? DEMO_API_TOKEN;
-  const dataset = opts.networkDataset ?? DEMO_NETWORK_DATASET;
-  const maxLimit = opts.maxLimit ?? 1000;
-  const maxDays = opts.maxDays ?? 366;
   const store = storeApiData({ ...opts.store, seed });
-  const collections: Record<string, ApiRecord[]> = {
-    users: store.users,
-    products: store.products,
-    carts: store.carts,
+  const d: DemoApiData = {
+    seed,
+    token: opts.token ?? DEMO_API_TOKEN,
+    dataset: opts.networkDataset ?? DEMO_NETWORK_DATASET,
+    maxLimit: opts.maxLimit ?? 1000,
+    maxDays: opts.maxDays ?? 366,
+    collections: { users: store.users, products: store.products, carts: store.carts },
   };
-
-  const storePage = (res: http.ServerResponse, name: string, q: URLSearchParams): void => {
-    const all = collections[name] as ApiRecord[];
-    const skip = intParam(q.get('skip')) ?? 0;
-    let limit = intParam(q.get('limit')) ?? 30;
-    if (Number.isNaN(skip) || Number.isNaN(limit))
-      return send(res, 400, { message: 'skip and limit must be non-negative integers' });
-    if (limit === 0 || limit > maxLimit) limit = maxLimit;
-    const page = all.slice(skip, skip + limit);
-    send(res, 200, { [name]: page, total: all.length, skip, limit: page.length });
-  };
-
-  const query = (req: http.IncomingMessage, res: http.ServerResponse, q: URLSearchParams): void => {
-    const auth = /^Token\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-    if (!auth || auth[1] !== token)
-      return send(res, 401, { detail: 'Authentication credentials were not provided or are invalid.' });
-    const from = q.get('date_from');
-    const to = q.get('date_to');
-    if (!validDate(from) || !validDate(to))
-      return send(res, 400, { detail: 'date_from and date_to must be dates (YYYY-MM-DD)' });
-    if (from > to) return send(res, 400, { detail: 'date_from is after date_to' });
-    const days = daysBetween(from, to);
-    if (days.length > maxDays) return send(res, 400, { detail: `at most ${maxDays} days per query` });
-    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
-    // One day in memory at a time; the socket's back-pressure paces the generator.
-    let i = 0;
-    let first = true;
-    const pump = (): void => {
-      while (i < days.length) {
-        const records = networkApiDay(days[i++] as string, { seed });
-        let chunk = '';
-        for (const r of records) {
-          chunk += (first ? '[' : ',') + JSON.stringify(r);
-          first = false;
-        }
-        if (chunk && !res.write(chunk)) return void res.once('drain', pump);
-      }
-      res.end(first ? '[]' : ']');
-    };
-    pump();
-  };
-
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (req.method !== 'GET' && req.method !== 'HEAD')
-      return send(res, 405, { message: `Method ${req.method} not allowed` }, { allow: 'GET' });
-    const name = url.pathname.replace(/\/+$/, '').slice(1);
-    if (Object.hasOwn(collections, name)) return storePage(res, name, url.searchParams);
-    if (url.pathname === `/api/v1/query/${dataset}` || url.pathname === `/api/v1/query/${dataset}/`)
-      return query(req, res, url.searchParams);
-    send(res, 404, { message: `Not found: ${url.pathname}` });
-  });
+  const server = http.createServer((req, res) => route(d, req, res));
   server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listen(server, opts.port ?? 0, opts.host ?? '127.0.0.1');
   const { port, address } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
   return {
     url: `http://${host}:${port}`,
-    token,
-    networkDataset: dataset,
+    token: d.token,
+    networkDataset: d.dataset,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));
         server.closeAllConnections();
       }),
   };
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function route(d: DemoApiData, req: http.IncomingMessage, res: http.ServerResponse): void {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  if (req.method !== 'GET' && req.method !== 'HEAD')
+    return send(res, 405, { message: `Method ${req.method} not allowed` }, { allow: 'GET' });
+  const name = url.pathname.replace(/\/+$/, '').slice(1);
+  if (Object.hasOwn(d.collections, name)) return storePage(d, res, name, url.searchParams);
+  if (url.pathname === `/api/v1/query/${d.dataset}` || url.pathname === `/api/v1/query/${d.dataset}/`)
+    return networkQuery(d, req, res, url.searchParams);
+  send(res, 404, { message: `Not found: ${url.pathname}` });
+}
+
+/** dummyjson's page: `{"<name>":[…],"total":N,"skip":S,"limit":<records returned>}`. */
+function storePage(d: DemoApiData, res: http.ServerResponse, name: string, q: URLSearchParams): void {
+  const all = d.collections[name] as ApiRecord[];
+  const skip = intParam(q.get('skip')) ?? 0;
+  let limit = intParam(q.get('limit')) ?? 30;
+  if (Number.isNaN(skip) || Number.isNaN(limit))
+    return send(res, 400, { message: 'skip and limit must be non-negative integers' });
+  if (limit === 0 || limit > d.maxLimit) limit = d.maxLimit;
+  const page = all.slice(skip, skip + limit);
+  send(res, 200, { [name]: page, total: all.length, skip, limit: page.length });
+}
+
+/** data.gov.gr's query: token-checked, a bare JSON array of the window's measurements. */
+function networkQuery(
+  d: DemoApiData,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  q: URLSearchParams,
+): void {
+  const auth = /^Token\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+  if (!auth || auth[1] !== d.token)
+    return send(res, 401, { detail: 'Authentication credentials were not provided or are invalid.' });
+  const from = q.get('date_from');
+  const to = q.get('date_to');
+  if (!validDate(from) || !validDate(to))
+    return send(res, 400, { detail: 'date_from and date_to must be dates (YYYY-MM-DD)' });
+  if (from > to) return send(res, 400, { detail: 'date_from is after date_to' });
+  const days = daysBetween(from, to);
+  if (days.length > d.maxDays) return send(res, 400, { detail: `at most ${d.maxDays} days per query` });
+  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
+  streamDays(res, days, d.seed);
+}
+
+/** One day in memory at a time; the socket's back-pressure paces the generator. */
+function streamDays(res: http.ServerResponse, days: string[], seed: number): void {
+  let i = 0;
+  let first = true;
+  const pump = (): void => {
+    while (i < days.length) {
+      const records = networkApiDay(days[i++] as string, { seed });
+      let chunk = '';
+      for (const r of records) {
+        chunk += (first ? '[' : ',') + JSON.stringify(r);
+        first = false;
+      }
+      if (chunk && !res.write(chunk)) return void res.once('drain', pump);
+    }
+    res.end(first ? '[]' : ']');
+  };
+  pump();
 }

@@ -4,6 +4,7 @@
  * and event rows in the event tables, then one refresh. Used by the dashboard's tests, its benchmark
  * and its screenshots; same options → same tables.
  */
+import type { BronzeManifest } from '../ingest/bronze';
 import type { ObjectStore } from '../storage/object-store';
 import type { Warehouse } from '../warehouse/service';
 import { loadDatasetContract } from '../contracts/dataset';
@@ -60,94 +61,131 @@ export const SAMPLE_REJECTS: readonly { line: number; column: string; reason: st
 export async function seedWarehouse(t: SeedTarget, data: SampleData = sampleData()): Promise<void> {
   await t.store.ensureBucket(t.bronzeBucket);
   await t.store.ensureBucket(t.quarantineBucket);
+  // Generations and ingestion times from a fixed clock: same options → same tables.
   let clock = Date.parse('2024-06-01T00:00:00Z') * 1000;
-  const load = async (
-    dataset: string,
-    rows: readonly Row[],
-    rejects: typeof SAMPLE_REJECTS = [],
-  ): Promise<void> => {
+  const bronze: [string, readonly Row[], (typeof SAMPLE_REJECTS)?][] = [
+    ['rainfall', data.rainfall, SAMPLE_REJECTS],
+    ['store_users', data.store.users],
+    ['store_products', data.store.products],
+    ['store_carts', data.store.carts],
+    ['network_measurements', data.network],
+  ];
+  for (const [dataset, rows, rejects] of bronze) {
     clock += 1_000_000;
-    const generation = String(clock);
-    const base = `${dataset}-sample`;
-    const name = bronzeObjectName(dataset, base, generation);
-    const stem = name.replace(/\.parquet$/, '');
-    const ingestedAt = new Date(clock / 1000 + 2000).toISOString();
-    const sourceUri = `gs://raw/${dataset}/${base}`;
-    if (rejects.length)
-      await t.store.write(
-        t.quarantineBucket,
-        `${stem}.rejects.ndjson`,
-        Buffer.from(
-          rejects
-            .map((r) => JSON.stringify({ source: sourceUri, ...r, error_type: 'CONTRACT', raw: {} }))
-            .join('\n') + '\n',
-        ),
-      );
-    await t.store.write(
-      t.bronzeBucket,
-      `${stem}.manifest.json`,
-      Buffer.from(
-        JSON.stringify({
-          dataset,
-          source: {
-            bucket: 'raw',
-            name: `${dataset}/${base}`,
-            generation,
-            uri: sourceUri,
-            bytes: 0,
-            format: 'json',
-            gzip: false,
-          },
-          output: { bucket: t.bronzeBucket, name, uri: `gs://${t.bronzeBucket}/${name}` },
-          rows: rows.length,
-          rejected: rejects.length,
-          rowsIn: rows.length + rejects.length,
-          schema: [],
-          engine: { name: 'duckdb', version: 'sample' },
-          ingestedAt,
-          durationMs: 0,
-        }),
-      ),
-    );
-    await writeBronzeParquet({
-      contract: loadDatasetContract(t.contractsDir, dataset),
-      rows,
-      file: await t.store.objectPath(t.bronzeBucket, name),
-      sourceUri,
-      generation,
-      ingestedAt,
-    });
-    const st = await t.store.stat(t.bronzeBucket, name);
-    const r = await t.wh.loadObject({
-      bucket: t.bronzeBucket,
-      name,
-      generation: st?.generation ?? generation,
-    });
-    if (r.status !== 'loaded') throw new Error(`seeding ${dataset}: ${JSON.stringify(r)}`);
-  };
-  await load('rainfall', data.rainfall, SAMPLE_REJECTS);
-  await load('store_users', data.store.users);
-  await load('store_products', data.store.products);
-  await load('store_carts', data.store.carts);
-  await load('network_measurements', data.network);
-  const contracts = readEventContracts(t.contractsDir);
-  const engine = t.wh.engine;
-  for (const [table, rows] of Object.entries({
+    await loadBronzeSample(t, sampleObject(t, dataset, clock), rows, rejects ?? []);
+  }
+  await insertEvents(t, {
     orders: data.ecommerce.orders,
     inventory: data.ecommerce.inventory,
     user_activity: data.ecommerce.user_activity,
-  })) {
+  });
+  await t.wh.refresh({ trigger: 'seed' });
+  // The analyst's views (routeEvent and `smelter query --role analyst` make them in a running stack).
+  await t.wh.refreshMaskedViews();
+}
+
+/** Where and when a sample file was ingested, as rawToBronze would have named it. */
+interface SampleObject {
+  dataset: string;
+  /** The Bronze Parquet object. */
+  name: string;
+  /** Its name without `.parquet`: the manifest's and rejects' stem. */
+  stem: string;
+  generation: string;
+  ingestedAt: string;
+  sourceName: string;
+  sourceUri: string;
+}
+
+function sampleObject(t: SeedTarget, dataset: string, clockMicros: number): SampleObject {
+  const generation = String(clockMicros);
+  const base = `${dataset}-sample`;
+  const name = bronzeObjectName(dataset, base, generation);
+  return {
+    dataset,
+    name,
+    stem: name.replace(/\.parquet$/, ''),
+    generation,
+    ingestedAt: new Date(clockMicros / 1000 + 2000).toISOString(),
+    sourceName: `${dataset}/${base}`,
+    sourceUri: `gs://raw/${dataset}/${base}`,
+  };
+}
+
+/** One sample file through Bronze: its rejects, manifest and Parquet, then the warehouse load. */
+async function loadBronzeSample(
+  t: SeedTarget,
+  o: SampleObject,
+  rows: readonly Row[],
+  rejects: typeof SAMPLE_REJECTS,
+): Promise<void> {
+  if (rejects.length)
+    await t.store.write(
+      t.quarantineBucket,
+      `${o.stem}.rejects.ndjson`,
+      Buffer.from(
+        rejects
+          .map((r) => JSON.stringify({ source: o.sourceUri, ...r, error_type: 'CONTRACT', raw: {} }))
+          .join('\n') + '\n',
+      ),
+    );
+  await t.store.write(
+    t.bronzeBucket,
+    `${o.stem}.manifest.json`,
+    Buffer.from(JSON.stringify(sampleManifest(t, o, rows.length, rejects.length))),
+  );
+  await writeBronzeParquet({
+    contract: loadDatasetContract(t.contractsDir, o.dataset),
+    rows,
+    file: await t.store.objectPath(t.bronzeBucket, o.name),
+    sourceUri: o.sourceUri,
+    generation: o.generation,
+    ingestedAt: o.ingestedAt,
+  });
+  const st = await t.store.stat(t.bronzeBucket, o.name);
+  const r = await t.wh.loadObject({
+    bucket: t.bronzeBucket,
+    name: o.name,
+    generation: st?.generation ?? o.generation,
+  });
+  if (r.status !== 'loaded') throw new Error(`seeding ${o.dataset}: ${JSON.stringify(r)}`);
+}
+
+function sampleManifest(t: SeedTarget, o: SampleObject, rows: number, rejected: number): BronzeManifest {
+  return {
+    dataset: o.dataset,
+    source: {
+      bucket: 'raw',
+      name: o.sourceName,
+      generation: o.generation,
+      uri: o.sourceUri,
+      bytes: 0,
+      format: 'json',
+      gzip: false,
+    },
+    output: { bucket: t.bronzeBucket, name: o.name, uri: `gs://${t.bronzeBucket}/${o.name}` },
+    rows,
+    rejected,
+    rowsIn: rows + rejected,
+    schema: [],
+    engine: { name: 'duckdb', version: 'sample' },
+    ingestedAt: o.ingestedAt,
+    durationMs: 0,
+  };
+}
+
+/** Event rows straight into the event tables, as the router would have written them. */
+async function insertEvents(t: SeedTarget, tables: Record<string, readonly Row[]>): Promise<void> {
+  const contracts = readEventContracts(t.contractsDir);
+  for (const [table, rows] of Object.entries(tables)) {
     const c = contracts.find((x) => x.table === table);
     if (!c) throw new Error(`no event contract for ${table}`);
-    await engine.exec(`CREATE SCHEMA IF NOT EXISTS events; ${eventTableDdl(c)}`);
+    await t.wh.engine.exec(`CREATE SCHEMA IF NOT EXISTS events; ${eventTableDdl(c)}`);
     const ins = eventInsertSql(c, rows);
     try {
-      await engine.exec(ins.sql);
+      await t.wh.engine.exec(ins.sql);
     } finally {
       ins.cleanup();
     }
   }
-  await t.wh.refresh({ trigger: 'seed' });
-  // The analyst's views (routeEvent and `smelter query --role analyst` make them in a running stack).
-  await t.wh.refreshMaskedViews();
 }

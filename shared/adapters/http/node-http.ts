@@ -60,95 +60,134 @@ export class NodeHttpClient implements HttpClient {
     if (!agent)
       return Promise.reject(new HttpFailure('bad-redirect', `unsupported protocol ${url.protocol}`));
     return new Promise<HttpResponse>((resolve, reject) => {
-      let settled = false;
-      const fail = (e: HttpFailure): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(total);
-        clearTimeout(connect);
-        r.destroy();
-        reject(e);
-      };
       const r = lib.request(url, { method, headers: { accept: 'application/json', ...headers }, agent });
-      const total = setTimeout(
-        () => fail(new HttpFailure('timeout', `no complete response within ${req.timeoutMs} ms`)),
-        req.timeoutMs,
-      );
-      let connect: NodeJS.Timeout | undefined;
-      r.on('socket', (s: Socket) => {
-        // A reused keep-alive socket is already connected.
-        if (!s.connecting) return;
-        connect = setTimeout(
-          () => fail(new HttpFailure('connect-timeout', `no connection within ${req.connectTimeoutMs} ms`)),
-          req.connectTimeoutMs,
-        );
-        s.once('connect', () => clearTimeout(connect));
-      });
-      r.on('error', (e: NodeJS.ErrnoException) =>
-        fail(new HttpFailure('network', `request failed: ${e.code ?? e.message}`, { cause: e })),
-      );
-      r.on('response', (res) => {
-        clearTimeout(connect);
-        const status = res.statusCode ?? 0;
-        const hdrs: Record<string, string | undefined> = {};
-        for (const [k, v] of Object.entries(res.headers)) hdrs[k] = Array.isArray(v) ? v.join(', ') : v;
-        const declared = hdrs['content-length'] === undefined ? undefined : Number(hdrs['content-length']);
-        if (REDIRECTS.has(status)) {
-          res.resume();
-          res.on('end', () => {
-            if (settled) return;
-            settled = true;
-            clearTimeout(total);
-            resolve({ status, headers: hdrs, url: url.href, body: Buffer.alloc(0) });
-          });
-          res.on('error', () => undefined);
-          return;
-        }
-        if (declared !== undefined && declared > req.maxBytes) {
-          fail(
-            new HttpFailure(
-              'too-large',
-              `response of ${declared} bytes is over the limit of ${req.maxBytes} bytes`,
-            ),
-          );
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let bytes = 0;
-        res.on('data', (c: Buffer) => {
-          bytes += c.length;
-          if (bytes > req.maxBytes) {
-            fail(new HttpFailure('too-large', `response is over the limit of ${req.maxBytes} bytes`));
-            return;
-          }
-          chunks.push(c);
-        });
-        res.on('aborted', () => fail(new HttpFailure('truncated', `body cut after ${bytes} bytes`)));
-        res.on('error', (e) =>
-          fail(new HttpFailure('truncated', `body cut after ${bytes} bytes`, { cause: e })),
-        );
-        res.on('end', () => {
-          if (settled) return;
-          if (!res.complete || (declared !== undefined && bytes !== declared)) {
-            fail(new HttpFailure('truncated', `body cut after ${bytes} of ${declared ?? '?'} bytes`));
-            return;
-          }
-          settled = true;
-          clearTimeout(total);
-          resolve({
-            status,
-            headers: hdrs,
-            url: url.href,
-            body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, bytes),
-          });
-        });
-      });
-      r.end();
+      new Exchange(url, req, r, resolve, reject).start();
     });
   }
 
   async close(): Promise<void> {
     this.agents['http:'].destroy();
     this.agents['https:'].destroy();
+  }
+}
+
+/**
+ * One request/response on the wire: settles once, with the response or the first failure (timeouts,
+ * network error, over the byte limit, truncated body), and clears its timers either way.
+ */
+class Exchange {
+  private settled = false;
+  private total: NodeJS.Timeout | undefined;
+  private connect: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly url: URL,
+    private readonly req: HttpRequest,
+    private readonly r: http.ClientRequest,
+    private readonly resolve: (res: HttpResponse) => void,
+    private readonly reject: (e: HttpFailure) => void,
+  ) {}
+
+  start(): void {
+    const { req, r } = this;
+    this.total = setTimeout(
+      () => this.fail(new HttpFailure('timeout', `no complete response within ${req.timeoutMs} ms`)),
+      req.timeoutMs,
+    );
+    r.on('socket', (s: Socket) => this.onSocket(s));
+    r.on('error', (e: NodeJS.ErrnoException) =>
+      this.fail(new HttpFailure('network', `request failed: ${e.code ?? e.message}`, { cause: e })),
+    );
+    r.on('response', (res: http.IncomingMessage) => this.onResponse(res));
+    r.end();
+  }
+
+  private fail(e: HttpFailure): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.total);
+    clearTimeout(this.connect);
+    this.r.destroy();
+    this.reject(e);
+  }
+
+  private succeed(res: HttpResponse): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.total);
+    this.resolve(res);
+  }
+
+  private onSocket(s: Socket): void {
+    // A reused keep-alive socket is already connected.
+    if (!s.connecting) return;
+    const ms = this.req.connectTimeoutMs;
+    this.connect = setTimeout(
+      () => this.fail(new HttpFailure('connect-timeout', `no connection within ${ms} ms`)),
+      ms,
+    );
+    s.once('connect', () => clearTimeout(this.connect));
+  }
+
+  private onResponse(res: http.IncomingMessage): void {
+    clearTimeout(this.connect);
+    const status = res.statusCode ?? 0;
+    const headers: Record<string, string | undefined> = {};
+    for (const [k, v] of Object.entries(res.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    if (REDIRECTS.has(status)) {
+      // The redirect's body is not wanted: drained, the socket goes back to the pool.
+      res.resume();
+      res.on('end', () => this.succeed({ status, headers, url: this.url.href, body: Buffer.alloc(0) }));
+      res.on('error', () => undefined);
+      return;
+    }
+    const declared = headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
+    if (declared !== undefined && declared > this.req.maxBytes) {
+      this.fail(
+        new HttpFailure(
+          'too-large',
+          `response of ${declared} bytes is over the limit of ${this.req.maxBytes} bytes`,
+        ),
+      );
+      return;
+    }
+    this.readBody(res, status, headers, declared);
+  }
+
+  /** Collects the body up to the byte limit; a body shorter than declared or cut is truncated. */
+  private readBody(
+    res: http.IncomingMessage,
+    status: number,
+    headers: Record<string, string | undefined>,
+    declared: number | undefined,
+  ): void {
+    const max = this.req.maxBytes;
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    res.on('data', (c: Buffer) => {
+      bytes += c.length;
+      if (bytes > max) {
+        this.fail(new HttpFailure('too-large', `response is over the limit of ${max} bytes`));
+        return;
+      }
+      chunks.push(c);
+    });
+    res.on('aborted', () => this.fail(new HttpFailure('truncated', `body cut after ${bytes} bytes`)));
+    res.on('error', (e) =>
+      this.fail(new HttpFailure('truncated', `body cut after ${bytes} bytes`, { cause: e })),
+    );
+    res.on('end', () => {
+      if (this.settled) return;
+      if (!res.complete || (declared !== undefined && bytes !== declared)) {
+        this.fail(new HttpFailure('truncated', `body cut after ${bytes} of ${declared ?? '?'} bytes`));
+        return;
+      }
+      this.succeed({
+        status,
+        headers,
+        url: this.url.href,
+        body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, bytes),
+      });
+    });
   }
 }
