@@ -44,7 +44,15 @@ export function messageKey(m: Pick<IncomingMessage, 'messageId' | 'publishTime'>
   return `${m.messageId}\u0000${m.publishTime}`;
 }
 
-export function messageFromCloudEvent(ce: CloudEvent<unknown>, now: number = Date.now()): ExtractedMessage {
+/** What the CloudEvent says around the message: its data object, the message, its own id and time. */
+interface Envelope {
+  data: Record<string, unknown> | undefined;
+  message: unknown;
+  ceId: string | undefined;
+  ceTime: string | undefined;
+}
+
+function readEnvelope(ce: CloudEvent<unknown>): Envelope {
   // A POST of a push body without `subscription` is not converted by functions-framework: the body
   // itself arrives as the event, its message at the top.
   const bare = ce.data === undefined && Object.hasOwn(ce, 'message');
@@ -53,72 +61,66 @@ export function messageFromCloudEvent(ce: CloudEvent<unknown>, now: number = Dat
     try {
       data = JSON.parse(data.toString());
     } catch {
-      /* reported below as "no message" */
+      /* reported as "no message" */
     }
   }
   const d =
     data && typeof data === 'object' && !Array.isArray(data) ? (data as Record<string, unknown>) : undefined;
-  const m = d && Object.hasOwn(d, 'message') ? d.message : undefined;
-  const ceId = typeof ce.id === 'string' && ce.id ? ce.id : undefined;
-  const ceTime = (typeof ce.time === 'string' && normaliseTimestamp(ce.time)) || undefined;
-  /** The message's time when it says one; else a fixed one (its key must not change between deliveries). */
-  const timeOf = (given: string | undefined): Pick<IncomingMessage, 'publishTime' | 'receivedAt'> =>
-    given
-      ? { publishTime: given }
-      : { publishTime: UNKNOWN_PUBLISH_TIME, receivedAt: new Date(now).toISOString() };
-
-  if (!m || typeof m !== 'object' || Array.isArray(m)) {
-    let sent = '';
-    try {
-      // Without data, what was sent is the event itself (a plain POST's body); a trace header is not.
-      const { traceparent: _, ...event } = ce as unknown as Record<string, unknown>;
-      sent = JSON.stringify(ce.data === undefined ? event : ce.data) ?? '';
-    } catch {
-      /* nothing to keep */
-    }
-    const kept = Buffer.from(sent, 'utf8').subarray(0, MAX_KEPT).toString('base64');
-    return {
-      message: {
-        data: kept,
-        attributes: {},
-        messageId: ceId ?? contentMessageId(sent, {}),
-        ...timeOf(ceTime),
-      },
-      violation: {
-        path: '$',
-        code: 'no_message',
-        reason: 'the CloudEvent carries no Pub/Sub message (data.message)',
-      },
-    };
-  }
-  const msg = m as Record<string, unknown>;
-  const str = (k: string): string | undefined => {
-    const v = Object.hasOwn(msg, k) ? msg[k] : undefined;
-    return typeof v === 'string' && v !== '' ? v : undefined;
+  return {
+    data: d,
+    message: d && Object.hasOwn(d, 'message') ? d.message : undefined,
+    ceId: typeof ce.id === 'string' && ce.id ? ce.id : undefined,
+    ceTime: (typeof ce.time === 'string' && normaliseTimestamp(ce.time)) || undefined,
   };
+}
+
+/** The message's time when it says one; else a fixed one (its key must not change between deliveries). */
+function timeOf(given: string | undefined, now: number): Pick<IncomingMessage, 'publishTime' | 'receivedAt'> {
+  return given
+    ? { publishTime: given }
+    : { publishTime: UNKNOWN_PUBLISH_TIME, receivedAt: new Date(now).toISOString() };
+}
+
+/** A CloudEvent without a usable message: what was sent is kept (bounded) for the dead letter. */
+function noMessage(ce: CloudEvent<unknown>, env: Envelope, now: number): ExtractedMessage {
+  let sent = '';
+  try {
+    // Without data, what was sent is the event itself (a plain POST's body); a trace header is not.
+    const { traceparent: _, ...event } = ce as unknown as Record<string, unknown>;
+    sent = JSON.stringify(ce.data === undefined ? event : ce.data) ?? '';
+  } catch {
+    /* nothing to keep */
+  }
+  const kept = Buffer.from(sent, 'utf8').subarray(0, MAX_KEPT).toString('base64');
+  return {
+    message: {
+      data: kept,
+      attributes: {},
+      messageId: env.ceId ?? contentMessageId(sent, {}),
+      ...timeOf(env.ceTime, now),
+    },
+    violation: {
+      path: '$',
+      code: 'no_message',
+      reason: 'the CloudEvent carries no Pub/Sub message (data.message)',
+    },
+  };
+}
+
+/** String attributes only; prototype-polluting keys never become properties. */
+function readAttributes(msg: Record<string, unknown>): Record<string, string> {
   const attributes: Record<string, string> = {};
-  const rawAttrs = Object.hasOwn(msg, 'attributes') ? msg.attributes : undefined;
-  if (rawAttrs && typeof rawAttrs === 'object' && !Array.isArray(rawAttrs))
-    for (const [k, v] of Object.entries(rawAttrs)) {
+  const raw = Object.hasOwn(msg, 'attributes') ? msg.attributes : undefined;
+  if (raw && typeof raw === 'object' && !Array.isArray(raw))
+    for (const [k, v] of Object.entries(raw)) {
       if (FORBIDDEN_KEYS.has(k)) continue;
       attributes[k] = typeof v === 'string' ? v : JSON.stringify(v);
     }
-  const publish = str('publishTime') ?? str('publish_time');
-  const raw = Object.hasOwn(msg, 'data') ? msg.data : undefined;
-  const message: IncomingMessage = {
-    data: undefined,
-    attributes,
-    messageId:
-      str('messageId') ??
-      str('message_id') ??
-      ceId ??
-      contentMessageId(typeof raw === 'string' ? raw : JSON.stringify(raw ?? null), attributes),
-    ...timeOf((publish && normaliseTimestamp(publish)) || ceTime),
-  };
-  if (d && typeof d.subscription === 'string') message.subscription = d.subscription;
-  const attempt = d ? Number(d.deliveryAttempt) : NaN;
-  if (Number.isSafeInteger(attempt) && attempt > 0) message.deliveryAttempt = attempt;
+  return attributes;
+}
 
+/** The message's data: a base64 string as sent; any other JSON kind is kept (bounded) and refused. */
+function withData(message: IncomingMessage, raw: unknown): ExtractedMessage {
   if (raw === undefined || raw === null || typeof raw === 'string') {
     message.data = raw ?? undefined;
     return { message };
@@ -134,4 +136,33 @@ export function messageFromCloudEvent(ce: CloudEvent<unknown>, now: number = Dat
       reason: `message.data must be a base64 string, got ${Array.isArray(raw) ? 'array' : typeof raw}`,
     },
   };
+}
+
+export function messageFromCloudEvent(ce: CloudEvent<unknown>, now: number = Date.now()): ExtractedMessage {
+  const env = readEnvelope(ce);
+  const m = env.message;
+  if (!m || typeof m !== 'object' || Array.isArray(m)) return noMessage(ce, env, now);
+  const msg = m as Record<string, unknown>;
+  const str = (k: string): string | undefined => {
+    const v = Object.hasOwn(msg, k) ? msg[k] : undefined;
+    return typeof v === 'string' && v !== '' ? v : undefined;
+  };
+  const attributes = readAttributes(msg);
+  const publish = str('publishTime') ?? str('publish_time');
+  const raw = Object.hasOwn(msg, 'data') ? msg.data : undefined;
+  const message: IncomingMessage = {
+    data: undefined,
+    attributes,
+    messageId:
+      str('messageId') ??
+      str('message_id') ??
+      env.ceId ??
+      contentMessageId(typeof raw === 'string' ? raw : JSON.stringify(raw ?? null), attributes),
+    ...timeOf((publish && normaliseTimestamp(publish)) || env.ceTime, now),
+  };
+  const d = env.data;
+  if (d && typeof d.subscription === 'string') message.subscription = d.subscription;
+  const attempt = d ? Number(d.deliveryAttempt) : NaN;
+  if (Number.isSafeInteger(attempt) && attempt > 0) message.deliveryAttempt = attempt;
+  return withData(message, raw);
 }

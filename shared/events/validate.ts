@@ -67,6 +67,74 @@ const showIf = (v: unknown, sensitive: boolean): string => (sensitive ? WITHHELD
 
 const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
 
+/** The event's type: the payload's `event_type` or the attribute's; they must agree when both are set. */
+function readEventType(
+  obj: Record<string, unknown>,
+  attributes: Record<string, string>,
+  v: Collector,
+): string | null {
+  const payloadType = own(obj, 'event_type');
+  const attrType = Object.hasOwn(attributes, 'event_type') ? attributes.event_type : undefined;
+  if (payloadType !== undefined && payloadType !== null && typeof payloadType !== 'string') {
+    v.add('$.event_type', 'wrong_type', `expected a string, got ${kindOf(payloadType)}`);
+    return null;
+  }
+  if (typeof payloadType === 'string' && payloadType !== '') {
+    if (attrType !== undefined && attrType !== '' && attrType !== payloadType)
+      v.add(
+        '$.event_type',
+        'type_conflict',
+        `payload says ${show(payloadType)} but the event_type attribute says ${show(attrType)}`,
+      );
+    return payloadType;
+  }
+  if (attrType) return attrType;
+  v.add('$.event_type', 'missing_type', 'no event_type in the payload nor in the message attributes');
+  return null;
+}
+
+function findContract(
+  eventType: string | null,
+  contracts: ContractLookup,
+  v: Collector,
+): EventContract | undefined {
+  if (eventType === null) return undefined;
+  const contract = contracts.get(eventType); // throws (transient) for a broken contract file
+  if (!contract)
+    v.add(
+      '$.event_type',
+      'unknown_type',
+      `unknown event type ${show(eventType)} (known: ${contracts.types().join(', ') || 'none'})`,
+    );
+  return contract;
+}
+
+/** `event_id`: a string or a safe integer, bounded in length. */
+function readEventId(obj: Record<string, unknown>, v: Collector): string | null {
+  const rawId = own(obj, 'event_id');
+  if (rawId === undefined || rawId === null || rawId === '') {
+    v.add('$.event_id', 'required', 'event_id is required');
+    return null;
+  }
+  if (typeof rawId !== 'string' && !(typeof rawId === 'number' && Number.isSafeInteger(rawId))) {
+    v.add('$.event_id', 'wrong_type', `expected a string, got ${kindOf(rawId)}`);
+    return null;
+  }
+  const eventId = String(rawId);
+  if (eventId.length <= MAX_EVENT_ID_LENGTH) return eventId;
+  v.add('$.event_id', 'too_long', `longer than ${MAX_EVENT_ID_LENGTH} characters`);
+  return eventId.slice(0, MAX_EVENT_ID_LENGTH);
+}
+
+function readEventTime(obj: Record<string, unknown>, v: Collector): string | null {
+  const rawTime = own(obj, 'event_time');
+  if (rawTime === undefined || rawTime === null || rawTime === '') {
+    v.add('$.event_time', 'required', 'event_time is required');
+    return null;
+  }
+  return coerceScalar('timestamp', rawTime, '$.event_time', v) as string | null;
+}
+
 /**
  * Validates a parsed message object. The type comes from the payload's `event_type` or the
  * `event_type` attribute (they must agree when both are set).
@@ -87,53 +155,10 @@ export function validateEvent(
   const v = new Collector();
   for (const p of forbiddenKeyPaths(obj, meta.text))
     v.add(p, 'forbidden_key', 'this key is not allowed (prototype pollution)');
-
-  // Envelope.
-  const payloadType = own(obj, 'event_type');
-  const attrType = Object.hasOwn(attributes, 'event_type') ? attributes.event_type : undefined;
-  let eventType: string | null = null;
-  if (payloadType !== undefined && payloadType !== null && typeof payloadType !== 'string')
-    v.add('$.event_type', 'wrong_type', `expected a string, got ${kindOf(payloadType)}`);
-  else if (typeof payloadType === 'string' && payloadType !== '') {
-    eventType = payloadType;
-    if (attrType !== undefined && attrType !== '' && attrType !== payloadType)
-      v.add(
-        '$.event_type',
-        'type_conflict',
-        `payload says ${show(payloadType)} but the event_type attribute says ${show(attrType)}`,
-      );
-  } else if (attrType) eventType = attrType;
-  else v.add('$.event_type', 'missing_type', 'no event_type in the payload nor in the message attributes');
-
-  let contract: EventContract | undefined;
-  if (eventType !== null) {
-    contract = contracts.get(eventType); // throws (transient) for a broken contract file
-    if (!contract)
-      v.add(
-        '$.event_type',
-        'unknown_type',
-        `unknown event type ${show(eventType)} (known: ${contracts.types().join(', ') || 'none'})`,
-      );
-  }
-
-  const rawId = own(obj, 'event_id');
-  let eventId: string | null = null;
-  if (rawId === undefined || rawId === null || rawId === '')
-    v.add('$.event_id', 'required', 'event_id is required');
-  else if (typeof rawId === 'string' || (typeof rawId === 'number' && Number.isSafeInteger(rawId))) {
-    eventId = String(rawId);
-    if (eventId.length > MAX_EVENT_ID_LENGTH) {
-      v.add('$.event_id', 'too_long', `longer than ${MAX_EVENT_ID_LENGTH} characters`);
-      eventId = eventId.slice(0, MAX_EVENT_ID_LENGTH);
-    }
-  } else v.add('$.event_id', 'wrong_type', `expected a string, got ${kindOf(rawId)}`);
-
-  const rawTime = own(obj, 'event_time');
-  let eventTime: string | null = null;
-  if (rawTime === undefined || rawTime === null || rawTime === '')
-    v.add('$.event_time', 'required', 'event_time is required');
-  else eventTime = coerceScalar('timestamp', rawTime, '$.event_time', v) as string | null;
-
+  const eventType = readEventType(obj, attributes, v);
+  const contract = findContract(eventType, contracts, v);
+  const eventId = readEventId(obj, v);
+  const eventTime = readEventTime(obj, v);
   if (!contract) return { eventType, eventId, violations: v.done() };
 
   const extra: Record<string, unknown> = {};
