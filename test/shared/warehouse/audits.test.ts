@@ -113,6 +113,32 @@ describe('warehouse audits and model failures', () => {
     );
   });
 
+  it('row_count_balance fails with the number of source keys a merge model lost (not rows)', async () => {
+    // A Silver model that silently drops one station: its keys are missing from the target.
+    const file = path.join(models, 'rainfall', 'silver', 'rainfall.sql');
+    const sql = fs.readFileSync(file, 'utf8');
+    fs.writeFileSync(
+      file,
+      sql
+        .replace(/WHERE d\.station_id IS NULL/, "WHERE d.station_id IS NULL AND b.station_id <> 'ST0002'")
+        .replace(/WHERE _rn = 1/, "WHERE _rn = 1 AND station_id <> 'ST0002'"),
+    );
+    const lost = rows.filter((r) => r.station_id === 'ST0002');
+    assert.ok(lost.length > 1);
+    // The lost station's rows twice: still one missing key per station-day.
+    await assert.rejects(
+      t.wh.loadObject(await t.bronze('rainfall', [...rows, ...lost.map((r) => ({ ...r }))])),
+      (e: unknown) => isSmelterError(e, 'AUDIT_FAILED') && /row_count_balance/.test(e.message),
+    );
+    const balance = await t.rows(
+      "SELECT status, failing_rows FROM ops.audit_results WHERE model = 'silver.rainfall' AND audit = 'row_count_balance(bronze.rainfall)'",
+    );
+    assert.deepEqual(
+      balance.map((r) => [r.status, Number(r.failing_rows)]),
+      [['fail', lost.length]],
+    );
+  });
+
   it('a model that fails reports its name, file and failing query (permanent MODEL_FAILED)', async () => {
     fs.writeFileSync(
       path.join(models, 'rainfall', 'gold', 'typo.sql'),

@@ -127,7 +127,6 @@ class FakeBigQuery implements BigQueryClientLike {
     let rows: unknown[] = [];
     if (/^SELECT COUNT\(\*\) AS n, MIN\(/.test(q))
       rows = [{ n: 5, lo: { value: '2024-01-01' }, hi: { value: '2024-01-05' } }];
-    else if (/^SELECT COUNT\(\*\) AS source_keys/.test(q)) rows = [{ source_keys: 5, n: 0 }];
     else if (/^SELECT COUNT\(\*\) AS n/.test(q)) rows = [{ n: 0 }];
     else if (/^SELECT DISTINCT `date` AS d FROM `[^`]+_ops\._stage/.test(q))
       rows = ['01', '02', '03', '04', '05'].map((d) => ({ d: { value: `2024-01-${d}` } }));
