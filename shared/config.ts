@@ -195,15 +195,15 @@ export const OPTIONS = {
   } as OptionSpec<string>,
   warehouseMemoryLimit: {
     env: 'SMELTER_WAREHOUSE_MEMORY_LIMIT',
-    default: '96MB',
-    parse: parsers.str(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, 'a DuckDB size such as 96MB'),
+    default: '64MB',
+    parse: parsers.str(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, 'a DuckDB size such as 64MB'),
     doc: "DuckDB's memory_limit for the local warehouse (Bronze loads, Silver merges, Gold rebuilds, event tables): larger work spills to `SMELTER_HOME/tmp/duckdb`.",
   } as OptionSpec<string>,
   warehouseThreads: {
     env: 'SMELTER_WAREHOUSE_THREADS',
-    default: 1,
+    default: () => Math.max(1, os.availableParallelism()),
     parse: parsers.int(1, 256),
-    doc: 'DuckDB threads of the local warehouse. One: parallel bulk inserts write partial row groups that every checkpoint then rewrites (about 30% more CPU for a Bronze → Silver → Gold load), and the other vCPUs stay free for conversions.',
+    doc: 'DuckDB threads of the local warehouse (default: one per vCPU).',
   } as OptionSpec<number>,
   piiHashKey: {
     env: 'SMELTER_PII_HASH_KEY',

@@ -5,6 +5,7 @@
  * it themselves when no stack is running.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { OPTIONS } from '../../config';
@@ -42,7 +43,7 @@ async function openInstance(
   fs.mkdirSync(tempDir, { recursive: true });
   const instance = await DuckDBInstance.create(file, {
     memory_limit: opts.memoryLimit ?? (OPTIONS.warehouseMemoryLimit.default as string),
-    threads: String(opts.threads ?? (OPTIONS.warehouseThreads.default as number)),
+    threads: String(opts.threads ?? Math.max(1, os.availableParallelism())),
     temp_directory: tempDir,
     // Loads and model stages need not keep their input's order (a table has none; queries that care
     // say ORDER BY): kept, an INSERT … SELECT buffers rows to keep it, and a 160 MB file's Silver
