@@ -1,5 +1,5 @@
 import { useRuntime, type Runtime } from '../shared/composition/runtime';
-import { config, resetConfig, type Config } from '../shared/config';
+import { config, option, resetConfig, type Config } from '../shared/config';
 import { createLogger, type Logger } from '../shared/log';
 
 /**
@@ -15,7 +15,7 @@ export function cliEnv(): { cfg: Config; log: Logger; rt: Runtime } {
   const cfg = config();
   return {
     cfg,
-    log: createLogger({ format: process.env.SMELTER_LOG_FORMAT === 'json' ? 'json' : 'text' }),
+    log: createLogger({ format: option('logFormat') === 'json' ? 'json' : 'text' }),
     rt,
   };
 }

@@ -317,6 +317,30 @@ export const OPTIONS = {
     parse: parsers.oneOf('auto', 'on', 'off'),
     doc: 'Local stack: use the Cloud SDK Pub/Sub emulator (`auto` = when installed).',
   } as OptionSpec<'auto' | 'on' | 'off'>,
+  logFormat: {
+    env: 'SMELTER_LOG_FORMAT',
+    default: 'json',
+    parse: parsers.oneOf('json', 'text', 'silent'),
+    doc: 'Log lines: `json` (one Cloud Logging object per line; the functions), `text` (the CLI sets it) or `silent`.',
+  } as OptionSpec<'json' | 'text' | 'silent'>,
+  logLevel: {
+    env: 'SMELTER_LOG_LEVEL',
+    default: 'INFO',
+    parse: parsers.oneOf('DEBUG', 'INFO', 'NOTICE', 'WARNING', 'ERROR', 'CRITICAL'),
+    doc: 'Lowest severity logged: DEBUG, INFO, NOTICE, WARNING, ERROR or CRITICAL.',
+  } as OptionSpec<'DEBUG' | 'INFO' | 'NOTICE' | 'WARNING' | 'ERROR' | 'CRITICAL'>,
+  logStderr: {
+    env: 'SMELTER_LOG_STDERR',
+    default: false,
+    parse: parsers.bool(),
+    doc: 'Every log line to stderr (the CLI sets it so stdout holds only command output); otherwise only WARNING and above.',
+  } as OptionSpec<boolean>,
+  debugPipes: {
+    env: 'SMELTER_DEBUG_PIPES',
+    default: false,
+    parse: parsers.bool(),
+    doc: 'Debugging: print the state of each DuckDB named-pipe conversion (feed, query, consumer) 2 s after it starts.',
+  } as OptionSpec<boolean>,
 } as const;
 
 type Options = typeof OPTIONS;
@@ -341,6 +365,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     }
   }
   return Object.freeze(out) as Config;
+}
+
+/**
+ * One option read straight from the environment, for code that runs before the configuration is read
+ * or without it (the logger). An invalid value reads as the default here; `config()` reports it.
+ */
+export function option<K extends keyof Config>(key: K, env: NodeJS.ProcessEnv = process.env): Config[K] {
+  const spec = OPTIONS[key] as unknown as OptionSpec<Config[K]>;
+  const fallback = (): Config[K] =>
+    typeof spec.default === 'function'
+      ? (spec.default as (p: Record<string, unknown>) => Config[K])({})
+      : spec.default;
+  const raw = env[spec.env];
+  if (raw === undefined || raw === '') return fallback();
+  try {
+    return spec.parse(raw.trim(), spec.env);
+  } catch {
+    return fallback();
+  }
 }
 
 let cached: Config | undefined;

@@ -2,6 +2,8 @@
  * Structured logging. Inside functions every line is one JSON object in the shape Cloud Logging
  * parses (`severity`, `message`, plus fields); in the CLI lines are human-readable.
  */
+import { option } from './config';
+
 export type Severity = 'DEBUG' | 'INFO' | 'NOTICE' | 'WARNING' | 'ERROR' | 'CRITICAL';
 export type LogFields = Record<string, unknown>;
 
@@ -20,17 +22,18 @@ type Sink = (line: string, severity: Severity) => void;
 const ORDER: Record<Severity, number> = { DEBUG: 0, INFO: 1, NOTICE: 2, WARNING: 3, ERROR: 4, CRITICAL: 5 };
 
 // Cloud Logging reads both streams; the CLI sends every log line to stderr so stdout stays clean for
-// command output such as `--json` (SMELTER_LOG_STDERR=1).
+// command output such as `--json` (SMELTER_LOG_STDERR=1). The logger runs before (and without) the
+// configuration, so it reads its options one by one.
 const defaultSink: Sink = (line, severity) => {
-  const toErr = ORDER[severity] >= ORDER.WARNING || process.env.SMELTER_LOG_STDERR === '1';
+  const toErr = ORDER[severity] >= ORDER.WARNING || option('logStderr');
   (toErr ? process.stderr : process.stdout).write(line + '\n');
 };
 
 export function createLogger(
   opts: { format?: LogFormat; level?: Severity; fields?: LogFields; sink?: Sink } = {},
 ): Logger {
-  const format = opts.format ?? (process.env.SMELTER_LOG_FORMAT as LogFormat | undefined) ?? 'json';
-  const level = opts.level ?? (process.env.SMELTER_LOG_LEVEL as Severity | undefined) ?? 'INFO';
+  const format = opts.format ?? option('logFormat');
+  const level = opts.level ?? option('logLevel');
   const base = opts.fields ?? {};
   const sink = opts.sink ?? defaultSink;
 

@@ -201,10 +201,8 @@ const closing =
 export const FACTORIES: Factories = {
   config: () => ({ value: config() }),
   log: () => {
-    // Functions log JSON for Cloud Logging; the local stack may ask for text.
-    const env = process.env.SMELTER_LOG_FORMAT;
-    const format = env === 'text' || env === 'silent' ? env : 'json';
-    return { value: createLogger({ format }) };
+    // Functions log JSON for Cloud Logging; the local stack may ask for text (SMELTER_LOG_FORMAT).
+    return { value: createLogger() };
   },
   store: (rt) => ({ value: createObjectStore(rt.get('config')) }),
   engines: () => ({ value: load.ingestEngine().duckdbConversionEngines }),

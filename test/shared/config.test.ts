@@ -3,6 +3,7 @@ import path from 'node:path';
 import {
   config,
   loadConfig,
+  option,
   OPTIONS,
   optionsMarkdown,
   parsers,
@@ -171,5 +172,16 @@ describe('options table (shared/config)', () => {
       assert.ok(row, `${s.env} missing from the table`);
       if (typeof s.default !== 'function') assert.ok(row.includes(JSON.stringify(s.default)), row);
     }
+  });
+
+  it('reads one option through the table where the whole configuration cannot be loaded (the logger)', () => {
+    assert.equal(option('logLevel', {}), 'INFO');
+    assert.equal(option('logLevel', { SMELTER_LOG_LEVEL: 'DEBUG' }), 'DEBUG');
+    assert.equal(option('logStderr', { SMELTER_LOG_STDERR: '1' }), true);
+    assert.equal(option('logFormat', { SMELTER_LOG_FORMAT: ' text ' }), 'text');
+    // Invalid: the default here (a logger cannot throw); loading the configuration reports it.
+    assert.equal(option('logFormat', { SMELTER_LOG_FORMAT: 'pretty' }), 'json');
+    assertConfigInvalid(() => loadConfig({ SMELTER_LOG_FORMAT: 'pretty' }), 'SMELTER_LOG_FORMAT');
+    assertConfigInvalid(() => loadConfig({ SMELTER_LOG_LEVEL: 'LOUD' }), 'SMELTER_LOG_LEVEL');
   });
 });

@@ -14,6 +14,7 @@ import { PassThrough, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { option } from '../../config';
 import { permanent, SmelterError, transient } from '../../errors';
 import { RELEASE_MEMORY } from '../duckdb-memory';
 import type {
@@ -227,7 +228,7 @@ export async function runPiped<T>(
     const feed = run.feed();
     const query = run.query(sql(inFifo, outFifo));
     const consumed = run.consume(consume);
-    if (process.env.SMELTER_DEBUG_PIPES) debugStates({ feed, query, consumed });
+    if (option('debugPipes')) debugStates({ feed, query, consumed });
     return outcome(run, await Promise.allSettled([feed, query, consumed]));
   } finally {
     await pipes.remove();

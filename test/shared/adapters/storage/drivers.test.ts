@@ -48,6 +48,7 @@ describe('GCS driver against the GCS JSON-API test server', () => {
   });
 });
 
+// A test-only switch, not a Smelter option: read here rather than in the options table.
 const realBucket = process.env.SMELTER_TEST_GCS_BUCKET;
 if (realBucket) {
   describe('GCS driver against real GCS (SMELTER_TEST_GCS_BUCKET)', function () {
