@@ -43,6 +43,24 @@ export type ErrorCode =
   | 'RETRIES_EXHAUSTED'
   | 'INTERNAL';
 
+/**
+ * Codes an HTTP answer's `{"error": {"code"}}` may carry (ingestHttp, the dashboard, the local admin
+ * endpoint): a SmelterError's code, or one of these request problems.
+ */
+export type HttpErrorCode =
+  | ErrorCode
+  | 'BAD_ENCODING'
+  | 'BAD_MULTIPART'
+  | 'BODY_TOO_LARGE'
+  | 'EMPTY_BODY'
+  | 'IDEMPOTENCY_KEY_REUSED'
+  | 'INVALID_DATASET'
+  | 'MISSING_DATASET'
+  | 'MISSING_FILE'
+  | 'METHOD_NOT_ALLOWED'
+  | 'UNSUPPORTED_ENCODING'
+  | 'UNSUPPORTED_MEDIA_TYPE';
+
 export class SmelterError extends Error {
   readonly code: ErrorCode;
   readonly kind: ErrorKind;

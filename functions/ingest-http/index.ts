@@ -9,7 +9,7 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
 import { bodyHeaders, streamedBody } from '../../shared/adapters/http/streamed-body';
 import { acceptUploadRequest } from '../../shared/adapters/http/upload-request';
-import { errorKind } from '../../shared/errors';
+import { errorKind, errorMessage, isSmelterError, type HttpErrorCode } from '../../shared/errors';
 import { HttpError } from '../../shared/ingest/upload';
 import { runtime } from '../../shared/composition/runtime';
 
@@ -20,7 +20,7 @@ const header = (req: Request, name: string): string | undefined => {
 
 export const ingestHttp = streamedBody(async (req: Request, res: Response): Promise<void> => {
   const { cfg, log, store } = runtime();
-  const fail = (status: number, code: string, message: string): void => {
+  const fail = (status: number, code: HttpErrorCode, message: string): void => {
     // The rest of a refused body is read and dropped, so the client (still sending) gets the answer.
     if (!req.readableEnded) {
       res.setHeader('Connection', 'close');
@@ -63,7 +63,10 @@ export const ingestHttp = streamedBody(async (req: Request, res: Response): Prom
     if (err instanceof HttpError) return fail(err.status, err.code, err.message);
     const transient = errorKind(err) === 'transient';
     log.error('upload failed', { err });
-    const e = err as { code?: string; message?: string };
-    fail(transient ? 503 : 400, e.code ?? 'INTERNAL', e.message ?? 'upload failed');
+    fail(
+      transient ? 503 : 400,
+      isSmelterError(err) ? err.code : 'INTERNAL',
+      errorMessage(err) || 'upload failed',
+    );
   }
 });

@@ -10,6 +10,7 @@
  */
 import fs from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { HttpErrorCode } from '../errors';
 import path from 'node:path';
 import { packageRoot } from '../paths';
 import { PAGES } from './pages';
@@ -66,7 +67,7 @@ export function dashboardHandler(service: DashboardService): DashboardHandler {
     });
     res.end(JSON.stringify(body));
   };
-  const fail = (res: ServerResponse, status: number, code: string, message: string): void =>
+  const fail = (res: ServerResponse, status: number, code: HttpErrorCode, message: string): void =>
     json(res, status, { error: { code, message } });
 
   return (req, res) => {

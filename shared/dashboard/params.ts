@@ -4,9 +4,11 @@
  * bound as its neutral default ('' or the widest date), so every chart query has the same shape.
  */
 
+import type { HttpErrorCode } from '../errors';
+
 export class DashboardRequestError extends Error {
   readonly status = 400;
-  readonly code = 'BAD_REQUEST';
+  readonly code: HttpErrorCode = 'BAD_REQUEST';
 }
 
 export type FilterName = 'from' | 'to' | 'region' | 'station' | 'isp';

@@ -10,7 +10,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { DATASET_NAME, loadDatasetContract } from '../contracts/dataset';
-import { isSmelterError, permanent, SmelterError } from '../errors';
+import { isSmelterError, permanent, SmelterError, type HttpErrorCode } from '../errors';
 import { gsUri, type ObjectMeta, type ObjectStore } from '../storage/object-store';
 
 export interface UploadRequest {
@@ -34,7 +34,7 @@ export interface UploadResult {
 export class HttpError extends Error {
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: HttpErrorCode,
     message: string,
   ) {
     super(message);
