@@ -29,7 +29,9 @@ export default tseslint.config(
   },
   {
     // Domain code gets adapters through ports, from the composition root (shared/composition/).
-    files: ['shared/{ingest,events,warehouse,contracts,storage,delivery}/**'],
+    files: [
+      'shared/{ingest,events,warehouse,contracts,storage,delivery,pull,dashboard,replay,governance}/**',
+    ],
     rules: {
       'no-restricted-imports': [
         'error',

@@ -31,7 +31,7 @@
  * reason) and the rest is stored — one bad event never fails its batch-mates.
  *
  * DDL is serialised per database instance: DuckDB fails concurrent `CREATE … IF NOT EXISTS` of the same
- * catalog entry with "Catalog write-write conflict on create", and two flushes used to create tables at
+ * catalog entry with "Catalog write-write conflict on create", and two flushes may create tables at
  * once on first use. DDL racing other code in the process (the warehouse loader also creates schema
  * `events`) is retried a few times.
  */
