@@ -34,7 +34,7 @@ export function archiveFolder(eventType: string, eventTime: string): string {
   return `${ARCHIVE_PREFIX}/${eventType}/${y}/${mo}/${d}/${h}/`;
 }
 
-/** One NDJSON line: the warehouse row, plus `_extra` (undeclared fields) when there were any. */
+/** One NDJSON line: the warehouse row, plus `_extra` (undeclared fields of a `keep` contract) when there were any. */
 export function archiveLine(e: AcceptedEvent): string {
   return JSON.stringify(e.extra ? { ...e.row, _extra: e.extra } : e.row);
 }

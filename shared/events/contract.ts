@@ -37,13 +37,19 @@ export interface EventContract {
   partition: string;
   /** Up to 4 top-level scalar columns clustering the table. */
   cluster: string[];
-  /** Fields the contract does not declare: `ignore` (kept in the archive as `_extra`) or `reject`. */
-  additional_fields: 'ignore' | 'reject';
+  /**
+   * Fields the contract does not declare: `ignore` (never stored: they may hold personal data nobody
+   * classified), `keep` (archived as `_extra`, unclassified) or `reject` (a violation).
+   */
+  additional_fields: AdditionalFields;
   fields: EventFieldSpec[];
   /** Where this contract was read from; a hash of its content (detects changes). */
   file?: string;
   hash?: string;
 }
+
+export const ADDITIONAL_FIELDS = ['ignore', 'keep', 'reject'] as const;
+export type AdditionalFields = (typeof ADDITIONAL_FIELDS)[number];
 
 export const EVENT_TYPE_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 const FIELD_NAME = /^[a-z][a-z0-9_]{0,127}$/;
@@ -80,8 +86,10 @@ export function validateEventContract(raw: unknown, where: string): EventContrac
     problems.push('table: must match ' + EVENT_TYPE_NAME.source);
   else if (RESERVED_TABLES.has(c.table)) problems.push(`table: "${c.table}" is reserved`);
   if (c.additional_fields === undefined) c.additional_fields = 'ignore';
-  if (c.additional_fields !== 'ignore' && c.additional_fields !== 'reject')
-    problems.push('additional_fields: "ignore" or "reject"');
+  if (!(ADDITIONAL_FIELDS as readonly unknown[]).includes(c.additional_fields))
+    problems.push(
+      `additional_fields: ${JSON.stringify(c.additional_fields)} is not one of ${ADDITIONAL_FIELDS.map((x) => `"${x}"`).join(', ')}`,
+    );
   if (!Array.isArray(c.fields) || c.fields.length === 0)
     problems.push('fields: at least one field is required');
   else problems.push(...fieldListProblems(c.fields, 'fields', true));

@@ -59,7 +59,7 @@ export type EventRow = Record<string, unknown>;
 export interface AcceptedEvent {
   contract: EventContract;
   row: EventRow;
-  /** Undeclared fields (contract `additional_fields: ignore`), by JSONPath; archived as `_extra`. */
+  /** Undeclared fields (contract `additional_fields: keep` only), by JSONPath; archived as `_extra`. */
   extra?: Record<string, unknown>;
   message: IncomingMessage;
 }

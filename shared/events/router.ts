@@ -101,13 +101,22 @@ export interface RouterStats {
   deadLettered: number;
   abandoned: number;
   failed: number;
+  /** Undeclared fields of `additional_fields: ignore` contracts left out (a schema-drift signal; never their values). */
+  ignoredFields: number;
   batcher: BatcherStats;
 }
 
 export class EventRouter {
   private readonly batcher: MicroBatcher<Item, ItemResult>;
   private readonly now: () => number;
-  private readonly counts = { received: 0, stored: 0, deadLettered: 0, abandoned: 0, failed: 0 };
+  private readonly counts = {
+    received: 0,
+    stored: 0,
+    deadLettered: 0,
+    abandoned: 0,
+    failed: 0,
+    ignoredFields: 0,
+  };
   private closing: Promise<void> | undefined;
   private prepared: Promise<void> | undefined;
 
@@ -234,6 +243,7 @@ export class EventRouter {
     if (fields.length) protect(result.row, fields, () => this.key(), prehashed);
     const event: AcceptedEvent = { contract: result.contract, row: result.row, message: msg };
     if (result.extra) event.extra = result.extra;
+    if (result.ignored) this.counts.ignoredFields += result.ignored;
     return { kind: 'event', event };
   }
 

@@ -26,7 +26,10 @@ export interface ValidationResult {
   contract?: EventContract;
   /** Present only when there is no violation. */
   row?: EventRow;
+  /** Undeclared fields by JSONPath, only under `additional_fields: keep`. */
   extra?: Record<string, unknown>;
+  /** How many undeclared fields `additional_fields: ignore` left out (a count only: values are never kept). */
+  ignored?: number;
   violations: Violation[];
 }
 
@@ -161,15 +164,14 @@ export function validateEvent(
   const eventTime = readEventTime(obj, v);
   if (!contract) return { eventType, eventId, violations: v.done() };
 
-  const extra: Record<string, unknown> = {};
   const row: EventRow = { event_id: eventId, event_type: eventType, event_time: eventTime };
   const declared = new Set(['event_id', 'event_type', 'event_time']);
-  const ctx: Ctx = { v, c: contract, extra, prehashed: meta.prehashed ?? new Set() };
+  const ctx: Ctx = { v, c: contract, extra: {}, ignored: 0, prehashed: meta.prehashed ?? new Set() };
   for (const f of contract.fields) {
     declared.add(f.name);
     row[f.name] = checkField(f, own(obj, f.name), `$.${f.name}`, ctx);
   }
-  collectUnknown(obj, declared, '$', v, contract, extra);
+  collectUnknown(obj, declared, '$', ctx);
   row._message_id = meta.messageId;
   row._publish_time = meta.publishTime;
   row._processed_at = meta.processedAt;
@@ -178,31 +180,29 @@ export function validateEvent(
   const out: ValidationResult = { eventType, eventId, contract, violations };
   if (violations.length === 0) {
     out.row = row;
-    if (Object.keys(extra).length) out.extra = extra;
+    if (Object.keys(ctx.extra).length) out.extra = ctx.extra;
+    if (ctx.ignored) out.ignored = ctx.ignored;
   }
   return out;
 }
 
-function collectUnknown(
-  obj: Record<string, unknown>,
-  declared: Set<string>,
-  at: string,
-  v: Collector,
-  c: EventContract,
-  extra: Record<string, unknown>,
-): void {
+/** Undeclared fields: refused (`reject`), copied for the archive (`keep`), or only counted (`ignore`). */
+function collectUnknown(obj: Record<string, unknown>, declared: Set<string>, at: string, ctx: Ctx): void {
+  const mode = ctx.c.additional_fields;
   for (const k of Object.keys(obj)) {
     if (declared.has(k) || FORBIDDEN_KEYS.has(k)) continue;
-    const p = jsonPath(at, k);
-    if (c.additional_fields === 'reject') v.add(p, 'unknown_field', 'field not declared by the contract');
-    else extra[p] = obj[k];
+    if (mode === 'reject') ctx.v.add(jsonPath(at, k), 'unknown_field', 'field not declared by the contract');
+    else if (mode === 'keep') ctx.extra[jsonPath(at, k)] = obj[k];
+    else ctx.ignored++;
   }
 }
 
 interface Ctx {
   v: Collector;
   c: EventContract;
+  /** `keep` only. */
   extra: Record<string, unknown>;
+  ignored: number;
   prehashed: ReadonlySet<string>;
 }
 
@@ -223,7 +223,7 @@ function checkField(f: EventFieldSpec, value: unknown, at: string, ctx: Ctx): un
 }
 
 function checkValue(t: ColumnType, f: EventFieldSpec, value: unknown, at: string, ctx: Ctx): unknown {
-  const { v, c, extra } = ctx;
+  const { v } = ctx;
   if (isScalar(t)) {
     const sensitive = f.sensitive !== undefined;
     const out = coerceScalar(t, value, at, v, sensitive);
@@ -242,7 +242,7 @@ function checkValue(t: ColumnType, f: EventFieldSpec, value: unknown, at: string
       declared.add(sf.name);
       out[sf.name] = checkField(sf, own(o, sf.name), `${at}.${sf.name}`, ctx);
     }
-    collectUnknown(o, declared, at, v, c, extra);
+    collectUnknown(o, declared, at, ctx);
     return out;
   }
   if (!Array.isArray(value)) {

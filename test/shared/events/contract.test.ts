@@ -60,6 +60,23 @@ describe('event contracts', () => {
       );
   });
 
+  it('takes additional_fields ignore (default), keep or reject, and names the file and the choices otherwise', () => {
+    const base = { event_type: 'ping', table: 'pings', fields: [{ name: 'host', type: 'string' }] };
+    assert.equal(validateEventContract(base, 'ping.json').additional_fields, 'ignore');
+    for (const m of ['ignore', 'keep', 'reject'])
+      assert.equal(
+        validateEventContract({ ...base, additional_fields: m }, 'ping.json').additional_fields,
+        m,
+      );
+    assert.throws(
+      () => validateEventContract({ ...base, additional_fields: 'store' }, 'contracts/events/ping.json'),
+      (e: unknown) =>
+        isSmelterError(e, 'CONTRACT_INVALID') &&
+        e.message.includes('contracts/events/ping.json') &&
+        e.message.includes('additional_fields: "store" is not one of "ignore", "keep", "reject"'),
+    );
+  });
+
   it('maps to the BigQuery layout deploy creates: envelope, fields, metadata; DAY partition; clustering', () => {
     const c = validateEventContract(
       {

@@ -20,6 +20,11 @@ const meta = {
 
 const check = (obj: Record<string, unknown>, attrs: Record<string, string> = {}, contracts = registry) =>
   validateEvent(obj, attrs, contracts, meta);
+/** A loaded contract as its file would say it (without what loading adds). */
+const stripMeta = (c: EventContract | undefined): Record<string, unknown> => {
+  const { file: _file, hash: _hash, ...rest } = structuredClone(c) as EventContract;
+  return rest;
+};
 const codes = (r: ReturnType<typeof check>): [string, string][] => r.violations.map((v) => [v.path, v.code]);
 
 describe('event validation and normalisation', () => {
@@ -160,7 +165,7 @@ describe('event validation and normalisation', () => {
       assert.equal(normaliseTimestamp(bad), undefined, bad);
   });
 
-  it('rejects undeclared fields when the contract says so, otherwise keeps them aside', () => {
+  it('rejects undeclared fields (reject), keeps them aside (keep), or only counts them (ignore)', () => {
     const strict = new StaticContracts([
       validateEventContract(
         {
@@ -180,9 +185,20 @@ describe('event validation and normalisation', () => {
         ['$.host.ip', 'unknown_field'],
       ],
     );
-    const lax = check(order(1, { coupon: 'X', shipping_address: { city: 'Lyon', country: 'FR', floor: 3 } }));
-    assert.deepEqual(lax.violations, []);
-    assert.deepEqual(lax.extra, { '$.coupon': 'X', '$.shipping_address.floor': 3 });
+    const sent = order(1, { coupon: 'X', shipping_address: { city: 'Lyon', country: 'FR', floor: 3 } });
+    // The bundled order contract ignores them: counted, their values nowhere in the result.
+    const ignored = check(sent);
+    assert.deepEqual(ignored.violations, []);
+    assert.equal(ignored.extra, undefined);
+    assert.equal(ignored.ignored, 2);
+    assert.ok(!JSON.stringify(ignored).includes('"X"'));
+    const keep = new StaticContracts([
+      validateEventContract({ ...stripMeta(registry.get('order')), additional_fields: 'keep' }, 'test'),
+    ]);
+    const kept = check(sent, {}, keep as never);
+    assert.deepEqual(kept.violations, []);
+    assert.deepEqual(kept.extra, { '$.coupon': 'X', '$.shipping_address.floor': 3 });
+    assert.equal(kept.ignored, undefined);
   });
 
   it('reports forbidden keys anywhere, and never touches a prototype', () => {
