@@ -1,6 +1,6 @@
 /**
  * The delivery policy: whether a triggered function acknowledges an event or has the platform
- * redeliver it. Every trigger (rawToBronze, loadWarehouse, the event router) asks this one function.
+ * redeliver it. Every trigger (rawToBronze, loadWarehouse, the event router, pullSource) asks this one function.
  *
  * - success → acknowledge;
  * - transient failure → retry (throw), unless the event is older than the max age: a fault that has

@@ -81,12 +81,13 @@ describe('pullSource over HTTP (functions-framework)', function () {
       delete process.env[k];
   });
 
-  const push = (body: unknown, messageId = 'm-1'): Promise<Response> =>
+  const push = (body: unknown, messageId = 'm-1', time?: string): Promise<Response> =>
     fetch(srv.url, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
         'ce-specversion': '1.0',
+        ...(time ? { 'ce-time': time } : {}),
         'ce-id': messageId,
         'ce-source': '//pubsub.googleapis.com/projects/p/topics/pull',
         'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished',
@@ -144,6 +145,20 @@ describe('pullSource over HTTP (functions-framework)', function () {
     const res = await push({ source: 'gov', from: '2026-11-01', to: '2026-11-01' });
     assert.equal(res.status, 500);
     assert.equal((await readRunRecord(h.store, h.cfg.bronzeBucket, 'gov'))?.status, 'failed');
+  });
+
+  it('a source still unavailable past SMELTER_MAX_EVENT_AGE_MS is recorded and acknowledged (delivery policy)', async () => {
+    mode = '503';
+    const res = await push(
+      { source: 'gov', from: '2026-11-01', to: '2026-11-01' },
+      'm-old',
+      '2020-01-01T00:00:00Z',
+    );
+    assert.equal(res.status, 204);
+    const run = await readRunRecord(h.store, h.cfg.bronzeBucket, 'gov');
+    assert.equal(run?.status, 'failed');
+    assert.match(String(run?.error?.message), /HTTP 503/);
+    assert.match(lines.join('\n'), /older than SMELTER_MAX_EVENT_AGE_MS/);
   });
 
   it('an unusable message is acknowledged', async () => {
