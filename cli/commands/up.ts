@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startDemoApi, type DemoApi } from '../../shared/local/demo-api';
 import { runningStack } from '../../shared/local/stack';
-import { sourceEnv } from '../../shared/pull/contract';
+import { loadSourceContract, sourceEnv } from '../../shared/pull/contract';
+import type { Config } from '../../shared/config';
 import type { Command } from '../command';
 import { cliEnv } from '../env';
 import { bringInSamples } from '../local/samples';
@@ -23,7 +24,9 @@ export const upCommand: Command = {
     // Only what this command set (the demo's URL and public demo token), never a user's own secret.
     const demoEnv: Record<string, string> = {};
     if (!flags['no-demo-api']) {
-      demo = await startDemoApi({ port: cfg.port + 11 }).catch(() => startDemoApi());
+      const networkDataset = demoNetworkDataset(cfg);
+      const opts = networkDataset ? { networkDataset } : {};
+      demo = await startDemoApi({ ...opts, port: cfg.port + 11 }).catch(() => startDemoApi(opts));
       const set = (k: string, v: string): void => {
         if (process.env[k]) return;
         process.env[k] = v;
@@ -84,3 +87,20 @@ export const upCommand: Command = {
     return 0;
   },
 };
+
+/**
+ * The data.gov.gr dataset the network source's contract queries, so the demo API answers the path the
+ * contract (perhaps edited by the user) asks for; undefined leaves the demo's default.
+ */
+function demoNetworkDataset(cfg: Config): string | undefined {
+  try {
+    const paths = loadSourceContract(cfg.contractsDir, 'network').endpoints.map((e) => e.path);
+    for (const p of paths) {
+      const m = /^\/api\/v1\/query\/([^/?]+)\/?$/.exec(p);
+      if (m?.[1]) return m[1];
+    }
+  } catch {
+    /* no or broken network contract: `smelter pull network` reports it */
+  }
+  return undefined;
+}

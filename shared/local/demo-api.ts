@@ -40,7 +40,8 @@ export interface DemoApi {
 }
 
 export const DEMO_API_TOKEN = 'smelter-demo-token';
-export const DEMO_NETWORK_DATASET = 'mindigital_internet_speed';
+/** The dataset contracts/sources/network.json queries (a test holds the two together). */
+export const DEMO_NETWORK_DATASET = 'internet_speed_measurements';
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
 function send(

@@ -3,6 +3,8 @@
  * real HTTP, deterministic for a seed.
  */
 import assert from 'node:assert/strict';
+import path from 'node:path';
+import { loadSourceContract } from '../../../shared/pull/contract';
 import {
   DEMO_API_TOKEN,
   DEMO_NETWORK_DATASET,
@@ -32,6 +34,22 @@ describe('local demo API', function () {
     get(`${api.url}/api/v1/query/${DEMO_NETWORK_DATASET}?date_from=${from}&date_to=${to}`, {
       Authorization: `Token ${token}`,
     });
+
+  it('serves every endpoint of the bundled source contracts (store, network) as they ask for it', async () => {
+    const contractsDir = path.join(__dirname, '..', '..', '..', 'contracts');
+    for (const ep of loadSourceContract(contractsDir, 'store').endpoints) {
+      const r = await get(`${api.url}${ep.path}?skip=0&limit=5`);
+      assert.equal(r.status, 200, ep.path);
+      assert.equal(((r.body as Json)[ep.records] as unknown[]).length, 5, ep.path);
+    }
+    for (const ep of loadSourceContract(contractsDir, 'network').endpoints) {
+      const r = await get(`${api.url}${ep.path}?date_from=2024-04-01&date_to=2024-04-01`, {
+        Authorization: `Token ${DEMO_API_TOKEN}`,
+      });
+      assert.equal(r.status, 200, ep.path);
+      assert.ok(Array.isArray(r.body) && r.body.length > 0, ep.path);
+    }
+  });
 
   it('pages the store collections like dummyjson: wrapped, default limit 30, limit=0 = all', async () => {
     const first = (await get(`${api.url}/users`)).body as Json;
