@@ -12,7 +12,6 @@
  *                      (the baseline runs once: it is 20× slower and its noise does not matter)
  * Prints a table and ends with one JSON line of the figures.
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +22,7 @@ import { FsObjectStore } from '../shared/adapters/storage/fs';
 import { config, resetConfig } from '../shared/config';
 import { rawToBronzeFlow } from '../shared/ingest/bronze';
 import { createLogger } from '../shared/log';
+import { median, reportResult, runChild, type RunFigures } from './child';
 import { rainfallCsvStream, rainfallOptionsForBytes } from '../shared/samples/rainfall';
 
 const MB = 1024 * 1024;
@@ -30,11 +30,8 @@ const here = __filename;
 const repo = path.resolve(__dirname, '..', __dirname.includes(`${path.sep}dist${path.sep}`) ? '..' : '');
 const dataDir = path.join(repo, 'bench', '.data');
 
-interface ChildResult {
-  variant: string;
+interface ChildResult extends RunFigures {
   rows: number;
-  seconds: number;
-  maxRssMB: number;
   outBytes: number;
 }
 
@@ -160,27 +157,12 @@ function report(variant: string, rows: number, start: bigint, outBytes: number):
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const maxRssMB = process.resourceUsage().maxRSS / 1024;
   const r: ChildResult = { variant, rows, seconds, maxRssMB, outBytes };
-  process.stdout.write('RESULT ' + JSON.stringify(r) + '\n');
+  reportResult(r);
 }
 
-function runChild(variant: string, file: string): ChildResult {
+function runVariant(variant: string, file: string): ChildResult {
   const args = here.endsWith('.ts') ? ['--import', 'tsx', here] : [here];
-  const p = spawnSync(process.execPath, [...args, '--child', variant, file], {
-    encoding: 'utf8',
-    env: { ...process.env, METADATA_SERVER_DETECTION: 'none' },
-    maxBuffer: 64 * MB,
-  });
-  const line = p.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-  if (p.status !== 0 || !line)
-    throw new Error(`${variant} failed (exit ${p.status}):\n${p.stderr.slice(-3000)}`);
-  return JSON.parse(line.slice(7)) as ChildResult;
-}
-
-/** The run with the median time; peak RSS is the worst of all runs (memory is a limit, not an average). */
-function median(rs: ChildResult[]): ChildResult {
-  const sorted = [...rs].sort((a, b) => a.seconds - b.seconds);
-  const mid = sorted[Math.floor((sorted.length - 1) / 2)] as ChildResult;
-  return { ...mid, maxRssMB: Math.max(...rs.map((r) => r.maxRssMB)) };
+  return runChild<ChildResult>(variant, [...args, '--child', variant, file], 64 * MB);
 }
 
 async function ensureInput(sizeMB: number): Promise<string> {
@@ -241,12 +223,12 @@ async function measureSize(size: number, o: IngestBenchOptions): Promise<SizeFig
   const sm: ChildResult[] = [];
   const ce: ChildResult[] = [];
   for (let i = 0; i < o.runs; i++) {
-    sm.push(runChild('smelter', file));
-    ce.push(runChild('ceiling', file));
+    sm.push(runVariant('smelter', file));
+    ce.push(runVariant('ceiling', file));
   }
   const smelter = median(sm);
   const ceiling = median(ce);
-  const baseline = size <= o.baselineMax ? runChild('baseline', file) : undefined;
+  const baseline = size <= o.baselineMax ? runVariant('baseline', file) : undefined;
   const rate = (r: ChildResult): number => mb / r.seconds;
   const figures = (r: ChildResult, rateDigits: number): VariantFigures => ({
     seconds: +r.seconds.toFixed(2),

@@ -22,7 +22,7 @@
  *   --quick             100,000 records, 1 run
  * Prints a table and ends with one JSON line of the figures.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -34,19 +34,17 @@ import { createLogger } from '../shared/log';
 import { validateSourceContract, type SourceContract } from '../shared/pull/contract';
 import { systemClock } from '../shared/pull/ports';
 import { runPull } from '../shared/pull/run';
+import { median, reportResult, runChild, type RunFigures } from './child';
 
 const here = __filename;
 const tsArgs = here.endsWith('.ts') ? ['--import', 'tsx', here] : [here];
 
-interface ChildResult {
-  variant: string;
+interface ChildResult extends RunFigures {
   records: number;
   pages: number;
   bytes: number;
-  seconds: number;
   /** CPU time of the child (user + system): what it costs on a shared machine, whatever the load. */
   cpuSeconds: number;
-  maxRssMB: number;
   outBytes: number;
 }
 
@@ -193,7 +191,7 @@ async function child(
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       maxRssMB: process.resourceUsage().maxRSS / 1024,
     };
-    process.stdout.write('RESULT ' + JSON.stringify(r) + '\n');
+    reportResult(r);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -208,7 +206,7 @@ interface ChildOptions {
   warmup: number;
 }
 
-function runChild(variant: string, o: ChildOptions): ChildResult {
+function runVariant(variant: string, o: ChildOptions): ChildResult {
   const v8 =
     o.semiSpace > 0 ? [`--min-semi-space-size=${o.semiSpace}`, `--max-semi-space-size=${o.semiSpace}`] : [];
   const args = [...v8, ...tsArgs, '--child', variant, '--url', o.url];
@@ -218,20 +216,7 @@ function runChild(variant: string, o: ChildOptions): ChildResult {
     ['warmup', o.warmup],
   ] as const)
     args.push(`--${k}`, String(v));
-  const p = spawnSync(process.execPath, args, {
-    encoding: 'utf8',
-    env: { ...process.env, METADATA_SERVER_DETECTION: 'none' },
-  });
-  const line = p.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-  if (p.status !== 0 || !line)
-    throw new Error(`${variant} failed (exit ${p.status}):\n${p.stderr.slice(-3000)}`);
-  return JSON.parse(line.slice(7)) as ChildResult;
-}
-
-function median(rs: ChildResult[]): ChildResult {
-  const sorted = [...rs].sort((a, b) => a.seconds - b.seconds);
-  const mid = sorted[Math.floor((sorted.length - 1) / 2)] as ChildResult;
-  return { ...mid, maxRssMB: Math.max(...rs.map((r) => r.maxRssMB)) };
+  return runChild<ChildResult>(variant, args);
 }
 
 async function startServer(total: number): Promise<{ url: string; stop(): void }> {
@@ -263,11 +248,11 @@ async function main(): Promise<void> {
     const ceiling: ChildResult[] = [];
     const tenths: ChildResult[] = [];
     for (let i = 0; i < runs; i++) {
-      ceiling.push(runChild('ceiling', o));
-      smelter.push(runChild('smelter', o));
-      tenths.push(runChild('smelter', { ...o, total: o.warmup }));
+      ceiling.push(runVariant('ceiling', o));
+      smelter.push(runVariant('smelter', o));
+      tenths.push(runVariant('smelter', { ...o, total: o.warmup }));
     }
-    const defaults = semi > 0 ? runChild('smelter', { ...o, semiSpace: 0 }) : undefined;
+    const defaults = semi > 0 ? runVariant('smelter', { ...o, semiSpace: 0 }) : undefined;
     const s = median(smelter);
     const c = median(ceiling);
     const tenth = median(tenths);
