@@ -11,7 +11,7 @@ import { storeHealth, type HealthSource } from '../dashboard/health';
 import { DashboardService, type DashboardWarehouse } from '../dashboard/service';
 import { listDatasets, loadDatasetContract } from '../contracts/dataset';
 import { analystWarehouse } from '../dashboard/analyst';
-import { EventContractRegistry, readEventContractFile } from '../events/contract';
+import { EventContractRegistry, type EventContract } from '../events/contract';
 import { maskedColumns } from '../governance/masking';
 import { listParked } from '../local/delivery';
 import { bigQueryEngine, createObjectStore } from './services';
@@ -34,26 +34,8 @@ function listFiles(dir: string): string[] {
   }
 }
 
-function eventTables(contractsDir: string): string[] {
-  const dir = path.join(contractsDir, 'events');
-  let files: string[] = [];
-  try {
-    files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
-  } catch {
-    return [];
-  }
-  const tables = files.sort().flatMap((f) => {
-    try {
-      return [readEventContractFile(path.join(dir, f)).table];
-    } catch {
-      return [];
-    }
-  });
-  return tables;
-}
-
 /** Tables holding `mask` columns: Bronze/Silver of datasets and the event tables that declare some. */
-function maskedTables(contractsDir: string): Set<string> {
+function maskedTables(contractsDir: string, events: readonly EventContract[]): Set<string> {
   const out = new Set<string>();
   for (const d of listDatasets(contractsDir)) {
     let masked = false;
@@ -64,8 +46,7 @@ function maskedTables(contractsDir: string): Set<string> {
     }
     if (masked) for (const layer of ['bronze', 'silver']) out.add(`${layer}.${d}`);
   }
-  for (const c of new EventContractRegistry(contractsDir).all())
-    if (maskedColumns(c).length) out.add(`events.${c.table}`);
+  for (const c of events) if (maskedColumns(c).length) out.add(`events.${c.table}`);
   return out;
 }
 
@@ -117,10 +98,11 @@ export async function createDashboard(
             })),
         })
       : undefined);
+  const events = new EventContractRegistry(cfg.contractsDir).all();
   const service = new DashboardService({
-    warehouse: analystWarehouse(warehouse, maskedTables(cfg.contractsDir)),
+    warehouse: analystWarehouse(warehouse, maskedTables(cfg.contractsDir, events)),
     ...(health ? { health } : {}),
-    eventTables: eventTables(cfg.contractsDir),
+    eventTables: events.map((c) => c.table),
     // On BigQuery every version check is a billed query (10 MB minimum): at most one per 30 s.
     versionTtlMs: cfg.backend === 'gcp' ? 30_000 : 250,
   });
