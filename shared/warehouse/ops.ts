@@ -4,6 +4,7 @@
  * per-dataset state (a dataset stopped by an incompatible schema change).
  */
 import type { ScalarType } from '../contracts/types';
+import type { AuditOutcome } from './audits';
 import type { Dialect } from './dialect/core';
 import type { WarehouseEngine } from './engine';
 import { timestampOf } from './ranges';
@@ -214,16 +215,7 @@ export class OpsStore {
   }
 
   // ---- audit results and runs
-  async recordAudits(
-    rows: {
-      model: string;
-      audit: string;
-      status: 'pass' | 'fail';
-      failing_rows: number;
-      query: string;
-      trigger: string;
-    }[],
-  ): Promise<void> {
+  async recordAudits(rows: AuditOutcome[]): Promise<void> {
     if (!rows.length) return;
     const values = rows
       .map(
