@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { getLocalWarehouse } from '../../shared/adapters/warehouse/duckdb-local';
 import { packageRoot } from '../../shared/paths';
-import { runSmelter } from '../support/cli';
+import { childEnv, runSmelter, SMELTER_BIN } from '../support/cli';
 import { sleep, waitFor } from '../support/local';
 
 const STATIONS = 40;
@@ -62,12 +62,11 @@ describe('fault campaign: smelter drop killed with SIGKILL mid-conversion, then 
       SMELTER_CONTRACTS_DIR: path.join(packageRoot, 'contracts'),
       SMELTER_MODELS_DIR: path.join(packageRoot, 'models'),
     };
-    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SMELTER_')));
-    const child = spawn(
-      process.execPath,
-      [path.join(packageRoot, 'bin', 'smelter.js'), 'drop', big, '--dataset', 'rainfall', '--wait'],
-      { cwd: packageRoot, env: { ...base, METADATA_SERVER_DETECTION: 'none', ...env }, stdio: 'ignore' },
-    );
+    const child = spawn(process.execPath, [SMELTER_BIN, 'drop', big, '--dataset', 'rainfall', '--wait'], {
+      cwd: packageRoot,
+      env: childEnv(env),
+      stdio: 'ignore',
+    });
     const exited = new Promise<NodeJS.Signals | null>((r) => child.on('exit', (_c, sig) => r(sig)));
     // Mid-conversion: the raw object is in its bucket and the Parquet upload's temp file is growing.
     const rawObject = path.join(home, 'buckets', 'raw', 'rainfall', 'big.csv');

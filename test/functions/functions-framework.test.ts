@@ -12,6 +12,7 @@ import path from 'node:path';
 import { FsObjectStore } from '../../shared/adapters/storage/fs';
 import { bronzeNames } from '../../shared/ingest/bronze';
 import { packageRoot } from '../../shared/paths';
+import { childEnv } from '../support/cli';
 
 const REPO = packageRoot;
 const FF_MAIN = path.join(
@@ -60,20 +61,17 @@ describe('stock functions-framework CLI serving rawToBronze (env-only configurat
     home = path.join(tmp, 'home');
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
-    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SMELTER_')));
     // The node process itself (not an npx wrapper), so killing it stops the server.
     const proc = spawn(
       process.execPath,
       [FF_MAIN, '--target=rawToBronze', '--signature-type=cloudevent', `--port=${port}`, `--source=${REPO}`],
       {
         cwd: tmp,
-        env: {
-          ...base,
+        env: childEnv({
           SMELTER_HOME: home,
           SMELTER_BACKEND: 'local',
           SMELTER_LOG_FORMAT: 'json',
-          METADATA_SERVER_DETECTION: 'none',
-        },
+        }),
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
@@ -207,19 +205,16 @@ describe('stock functions-framework CLI serving ingestHttp: the body is streamed
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-ff-http-'));
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
-    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SMELTER_')));
     const proc = spawn(
       process.execPath,
       [FF_MAIN, '--target=ingestHttp', '--signature-type=http', `--port=${port}`, `--source=${REPO}`],
       {
         cwd: tmp,
-        env: {
-          ...base,
+        env: childEnv({
           SMELTER_HOME: path.join(tmp, 'home'),
           SMELTER_BACKEND: 'local',
           SMELTER_LOG_FORMAT: 'json',
-          METADATA_SERVER_DETECTION: 'none',
-        },
+        }),
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );

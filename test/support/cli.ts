@@ -9,13 +9,22 @@ export interface CliRun {
   stderr: string;
 }
 
-export function runSmelter(args: string[], env: Record<string, string>): Promise<CliRun> {
-  // A clean environment: none of the SMELTER_* variables other tests may have set leak in.
+export const SMELTER_BIN = path.join(packageRoot, 'bin', 'smelter.js');
+
+/**
+ * A child process's environment: the parent's without SMELTER_* (other tests may have set some), no
+ * GCP metadata server lookup, then `extra`.
+ */
+export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SMELTER_')));
+  return { ...base, METADATA_SERVER_DETECTION: 'none', ...extra };
+}
+
+export function runSmelter(args: string[], env: Record<string, string>): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(packageRoot, 'bin', 'smelter.js'), ...args], {
+    const child = spawn(process.execPath, [SMELTER_BIN, ...args], {
       cwd: packageRoot,
-      env: { ...base, METADATA_SERVER_DETECTION: 'none', ...env },
+      env: childEnv(env),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

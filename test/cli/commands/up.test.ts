@@ -9,10 +9,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { packageRoot } from '../../../shared/paths';
+import { childEnv, runSmelter, SMELTER_BIN } from '../../support/cli';
 import { rainfallCsv, waitFor } from '../../support/local';
-
-const REPO = packageRoot;
-const BIN = path.join(REPO, 'bin', 'smelter.js');
 
 function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -30,30 +28,6 @@ async function freeBase(): Promise<number> {
     if (checks.every(Boolean)) return base;
   }
   throw new Error('no free port range');
-}
-
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SMELTER_')));
-  return { ...base, METADATA_SERVER_DETECTION: 'none', ...extra };
-}
-
-function run(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: REPO,
-      env: cleanEnv(env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 describe('smelter up (child process)', function () {
@@ -76,9 +50,9 @@ describe('smelter up (child process)', function () {
       SMELTER_PUBSUB_EMULATOR: 'off',
       SMELTER_REFRESH_INTERVAL_MS: '600000',
     };
-    up = spawn(process.execPath, [BIN, 'up', '--no-sample'], {
-      cwd: REPO,
-      env: cleanEnv(env),
+    up = spawn(process.execPath, [SMELTER_BIN, 'up', '--no-sample'], {
+      cwd: packageRoot,
+      env: childEnv(env),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     up.stdout?.on('data', (c: Buffer) => (upOut += c.toString('utf8')));
@@ -108,7 +82,7 @@ describe('smelter up (child process)', function () {
   it('serves every function on consecutive ports and registers itself for other CLI processes', async () => {
     for (const [i, fn] of ['rawToBronze', 'ingestHttp', 'routeEvent', 'loadWarehouse'].entries())
       assert.match(upOut, new RegExp(`${fn}\\s+http://127\\.0\\.0\\.1:${base + i}`));
-    const s = await run(['status', '--json'], env);
+    const s = await runSmelter(['status', '--json'], env);
     assert.equal(s.code, 0, s.stderr);
     const report = JSON.parse(s.stdout) as {
       stack: { pid: number; endpoints: Record<string, string>; admin: string; live: { deliveries: object } };
@@ -123,12 +97,12 @@ describe('smelter up (child process)', function () {
     assert.match(upOut, new RegExp(`dashboard\\s+${dash.replace(/\./g, '\\.')}`));
     const cat = await fetch(`${dash}/api/catalogue`);
     assert.equal(cat.status, 200);
-    const d = await run(['dashboard'], env);
+    const d = await runSmelter(['dashboard'], env);
     assert.equal(d.code, 0, d.stderr);
     assert.match(d.stdout, new RegExp(`serves the dashboard: ${dash.replace(/\./g, '\\.')}`));
 
     // A second `up` on the same home refuses to start.
-    const again = await run(['up', '--no-sample'], env);
+    const again = await runSmelter(['up', '--no-sample'], env);
     assert.equal(again.code, 1);
   });
 
@@ -155,7 +129,7 @@ describe('smelter up (child process)', function () {
   it('`drop --wait --json` uses the running stack', async () => {
     const file = path.join(tmp, 'dropped.csv');
     fs.writeFileSync(file, rainfallCsv(6));
-    const r = await run(['drop', file, '--dataset', 'rainfall', '--wait', '--json'], env);
+    const r = await runSmelter(['drop', file, '--dataset', 'rainfall', '--wait', '--json'], env);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { rows: number; output: { name: string } };
     assert.equal(out.rows, 6);

@@ -13,15 +13,15 @@ import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { hmacHex } from '../../../shared/governance/hmac';
 import { packageRoot } from '../../../shared/paths';
+import { childEnv, SMELTER_BIN } from '../../support/cli';
 
 type Json = Record<string, unknown>;
 
 function smelter(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SMELTER_')));
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(packageRoot, 'bin', 'smelter.js'), ...args], {
+    const child = spawn(process.execPath, [SMELTER_BIN, ...args], {
       cwd: packageRoot,
-      env: { ...base, METADATA_SERVER_DETECTION: 'none', SMELTER_PUBSUB_EMULATOR: 'off', ...env },
+      env: childEnv({ SMELTER_PUBSUB_EMULATOR: 'off', ...env }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
