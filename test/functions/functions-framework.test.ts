@@ -4,7 +4,7 @@
  * package.json `main` (dist/functions/index.js), so this needs a build (`npm test` builds first).
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -38,72 +38,80 @@ function freePort(): Promise<number> {
   });
 }
 
+/** A function served by the stock functions-framework CLI; `output()` is what it printed so far. */
+interface Served {
+  url: string;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+async function serve(
+  target: string,
+  signature: 'cloudevent' | 'http',
+  cwd: string,
+  home: string,
+): Promise<Served> {
+  if (!fs.existsSync(path.join(REPO, 'dist', 'functions', 'index.js')))
+    execFileSync(
+      process.execPath,
+      [path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
+      { cwd: REPO, stdio: 'inherit' },
+    );
+  const port = await freePort();
+  // The node process itself (not an npx wrapper), so killing it stops the server.
+  const proc = spawn(
+    process.execPath,
+    [FF_MAIN, `--target=${target}`, `--signature-type=${signature}`, `--port=${port}`, `--source=${REPO}`],
+    {
+      cwd,
+      env: childEnv({ SMELTER_HOME: home, SMELTER_BACKEND: 'local', SMELTER_LOG_FORMAT: 'json' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  proc.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  proc.stderr?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  const stop = async (): Promise<void> => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    await exited;
+  };
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not serving after 20 s:\n${out}`)), 20_000);
+    proc.stdout?.on('data', () => {
+      if (out.includes('Serving function')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`functions-framework exited (${code}):\n${out}`));
+    });
+  }).catch(async (e: unknown) => {
+    await stop();
+    throw e;
+  });
+  return { url: `http://127.0.0.1:${port}`, output: () => out, stop };
+}
+
 describe('stock functions-framework CLI serving rawToBronze (env-only configuration)', function () {
   this.timeout(120_000); // a first build, when dist/ is missing, takes a while
   let tmp: string;
   let home: string;
-  let child: ChildProcess | undefined;
+  let fn: Served | undefined;
   let url: string;
-  let stdout = '';
-  let stderr = '';
 
   before(async () => {
-    if (!fs.existsSync(path.join(REPO, 'dist', 'functions', 'index.js')))
-      execFileSync(
-        process.execPath,
-        [path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
-        {
-          cwd: REPO,
-          stdio: 'inherit',
-        },
-      );
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-ff-'));
     home = path.join(tmp, 'home');
-    const port = await freePort();
-    url = `http://127.0.0.1:${port}`;
-    // The node process itself (not an npx wrapper), so killing it stops the server.
-    const proc = spawn(
-      process.execPath,
-      [FF_MAIN, '--target=rawToBronze', '--signature-type=cloudevent', `--port=${port}`, `--source=${REPO}`],
-      {
-        cwd: tmp,
-        env: childEnv({
-          SMELTER_HOME: home,
-          SMELTER_BACKEND: 'local',
-          SMELTER_LOG_FORMAT: 'json',
-        }),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    child = proc;
-    proc.stdout?.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`not serving after 20 s:\n${stdout}\n${stderr}`)),
-        20_000,
-      );
-      const check = (): void => {
-        if (stdout.includes('Serving function')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      proc.stdout?.on('data', check);
-      proc.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`functions-framework exited (${code}):\n${stdout}\n${stderr}`));
-      });
-    });
+    fn = await serve('rawToBronze', 'cloudevent', tmp, home);
+    url = fn.url;
   });
 
   after(async () => {
-    const proc = child;
-    if (proc && proc.exitCode === null && proc.signalCode === null) {
-      const exited = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      await exited;
-    }
+    await fn?.stop();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -151,12 +159,12 @@ describe('stock functions-framework CLI serving rawToBronze (env-only configurat
     assert.equal(manifest.rows, 3);
     assert.ok(fs.statSync(path.join(home, 'buckets', 'bronze', ...manifest.output.name.split('/'))).size > 0);
     // Inside functions, logs are JSON lines in the shape Cloud Logging parses.
-    const line = (stdout + stderr)
+    const line = (fn?.output() ?? '')
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .find((l) => l.message === 'converted to bronze' && l.object === name);
-    assert.ok(line, `no JSON log line for the conversion in:\n${stdout}`);
+    assert.ok(line, `no JSON log line for the conversion in:\n${fn?.output()}`);
     assert.equal(line.severity, 'INFO');
     assert.equal(line.rows, 3);
   });
@@ -192,58 +200,17 @@ describe('stock functions-framework CLI serving rawToBronze (env-only configurat
 describe('stock functions-framework CLI serving ingestHttp: the body is streamed, never parsed', function () {
   this.timeout(120_000);
   let tmp: string;
-  let child: ChildProcess | undefined;
+  let fn: Served | undefined;
   let url: string;
 
   before(async () => {
-    if (!fs.existsSync(path.join(REPO, 'dist', 'functions', 'index.js')))
-      execFileSync(
-        process.execPath,
-        [path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
-        { cwd: REPO, stdio: 'inherit' },
-      );
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-ff-http-'));
-    const port = await freePort();
-    url = `http://127.0.0.1:${port}`;
-    const proc = spawn(
-      process.execPath,
-      [FF_MAIN, '--target=ingestHttp', '--signature-type=http', `--port=${port}`, `--source=${REPO}`],
-      {
-        cwd: tmp,
-        env: childEnv({
-          SMELTER_HOME: path.join(tmp, 'home'),
-          SMELTER_BACKEND: 'local',
-          SMELTER_LOG_FORMAT: 'json',
-        }),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    child = proc;
-    let out = '';
-    proc.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
-    proc.stderr?.on('data', (c: Buffer) => (out += c.toString('utf8')));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`not serving after 20 s:\n${out}`)), 20_000);
-      proc.stdout?.on('data', () => {
-        if (out.includes('Serving function')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      proc.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`functions-framework exited (${code}):\n${out}`));
-      });
-    });
+    fn = await serve('ingestHttp', 'http', tmp, path.join(tmp, 'home'));
+    url = fn.url;
   });
 
   after(async () => {
-    const proc = child;
-    if (proc && proc.exitCode === null && proc.signalCode === null) {
-      const exited = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      await exited;
-    }
+    await fn?.stop();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
