@@ -5,7 +5,7 @@
  *   children so every client (functions, CLI, user scripts) talks to it.
  * - `embedded`: the in-process delivery of embedded.ts, when the emulator is absent or switched off.
  */
-import { PubsubClient, type StreamingSubscriber } from '../../adapters/pubsub/client';
+import type { PubsubClient, StreamingSubscriber } from '../../adapters/pubsub/client';
 import type { Config } from '../../config';
 import { SmelterError } from '../../errors';
 import type { Logger } from '../../log';
@@ -261,6 +261,12 @@ class EmulatorPubsub implements SmelterPubsub {
   }
 }
 
+/** Required when the emulator is used, not at the top: the embedded mode must not load @google-cloud/pubsub. */
+function pubsubClient(): typeof import('../../adapters/pubsub/client') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('../../adapters/pubsub/client') as typeof import('../../adapters/pubsub/client');
+}
+
 async function startOnEmulator(
   o: StartLocalPubsubOptions,
   host: string,
@@ -271,7 +277,7 @@ async function startOnEmulator(
     delivery: o.delivery ?? 'push',
     ...(o.functions ? { functions: o.functions } : {}),
   });
-  const client = new PubsubClient({ projectId: o.cfg.project, emulatorHost: host });
+  const client = new (pubsubClient().PubsubClient)({ projectId: o.cfg.project, emulatorHost: host });
   const ps = new EmulatorPubsub(host, client, plan, o, handle);
   try {
     await ps.setUp();
