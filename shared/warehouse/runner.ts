@@ -290,6 +290,7 @@ export class ModelRunner {
     const stage: TableRef = {
       layer: 'ops',
       name: `_stage_${m.target.layer}_${m.target.name}_${randomBytes(4).toString('hex')}`,
+      scratch: true,
     };
     return {
       m,
@@ -344,21 +345,41 @@ export class ModelRunner {
     await this.ops.recordAudits(audits);
     const f = failed[0];
     if (!f) return;
-    run.keepStage = true;
+    const kept = await this.keepForInspection(run);
     throw permanent(
       'AUDIT_FAILED',
       `Audit ${f.audit} failed for model ${m.key}: ${f.failing_rows} offending row(s)${failed.length > 1 ? ` (+${failed.length - 1} more failed audits)` : ''}. ` +
-        `Nothing was applied; the output is kept in ${S} for inspection.\nAudit query:\n${f.query}\nModel query:\n${run.rendered}`,
+        `Nothing was applied; the output is kept in ${kept} for inspection.\nAudit query:\n${f.query}\nModel query:\n${run.rendered}`,
       {
         details: {
           model: m.key,
           audit: f.audit,
           query: f.query,
           failed: failed.map((a) => a.audit),
-          stage: S,
+          stage: kept,
         },
       },
     );
+  }
+
+  /**
+   * A failed stage outlives the run: a scratch one (in memory on DuckDB) is copied into `ops` first, so
+   * it can be inspected after the process ends. Returns the engine name it is kept under.
+   */
+  private async keepForInspection(run: Run): Promise<string> {
+    const kept: TableRef = { layer: 'ops', name: run.stage.name };
+    const name = this.d.table(kept);
+    if (name === run.S) {
+      run.keepStage = true;
+      return name;
+    }
+    try {
+      await this.sql(run.m, this.d.createTableAs(kept, `SELECT * FROM ${run.S}`, {}));
+      return name;
+    } catch {
+      run.keepStage = true; // kept where it is, for as long as the process lives
+      return run.S;
+    }
   }
 
   /** Creates an empty target on a first run, or adds the stage's new columns to it (not for `full`). */

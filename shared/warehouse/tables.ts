@@ -10,6 +10,11 @@ export type Layer = (typeof LAYERS)[number];
 export interface TableRef {
   layer: Layer;
   name: string;
+  /**
+   * A run's scratch table (a model's stage): the engine may keep it outside the database file (DuckDB:
+   * an in-memory database that spills to its temp directory), since it never outlives the run.
+   */
+  scratch?: true;
 }
 
 const TABLE_NAME = /^[a-z_][a-z0-9_]{0,127}$/;

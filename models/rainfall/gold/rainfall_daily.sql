@@ -1,15 +1,8 @@
 -- model: gold.rainfall_daily
--- kind: incremental_by_time_range
+-- kind: view
 -- description: Precipitation per station and day, with the rainy-day flag (≥ 1 mm, the WMO convention).
--- time_column: date
--- unique_key: station_id, date
--- cluster_by: region, station_id
--- audit: not_null(station_id, region, rain_mm)
-WITH days AS (
-  SELECT *
-  FROM @ref(silver.rainfall)
-  WHERE date >= @start_date AND date < @end_date
-)
+--   A view: it is Silver row for row (same grain, partitioning and clustering), so a table would store
+--   and rewrite a second copy of every Silver row on each load for nothing a query gains.
 SELECT
   date,
   station_id,
@@ -19,4 +12,4 @@ SELECT
   longitude,
   rain_mm,
   rain_mm >= 1.0 AS is_rainy_day
-FROM days
+FROM @ref(silver.rainfall)

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { OPTIONS } from '../../config';
 import { RELEASE_MEMORY } from '../duckdb-memory';
+import { SCRATCH_CATALOG } from '../../warehouse/dialect';
 
 export interface LocalWarehouse {
   readonly file: string;
@@ -56,6 +57,8 @@ async function openInstance(
   const c = await instance.connect();
   try {
     await c.run("SET GLOBAL TimeZone = 'UTC'");
+    // Model stages live here (see SCRATCH_CATALOG): attached once, seen by every connection.
+    await c.run(`ATTACH ':memory:' AS ${SCRATCH_CATALOG}`);
   } finally {
     c.closeSync();
   }

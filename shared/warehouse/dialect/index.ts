@@ -10,5 +10,5 @@ export * from './types';
 export { Dialect, isoTimestamp } from './core';
 export { MACROS, MACRO_NAMES, renderSql, type DialectMacros, type MacroName } from './macros';
 export { macroCalls, renderMacros, splitArgs, type MacroCall } from './lexer';
-export { DuckDbDialect } from './duckdb';
+export { DuckDbDialect, SCRATCH_CATALOG } from './duckdb';
 export { BigQueryDialect } from './bigquery';

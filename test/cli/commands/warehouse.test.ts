@@ -121,7 +121,7 @@ describe('warehouse CLI, admin routes, status and scheduler', () => {
       );
       assert.match(
         b.out.join('\n'),
-        /gold\.rainfall_daily\s+incremental_by_time_range\s+6 rows\s+2024-01-01\.\.2024-01-03/,
+        /gold\.rainfall_region_daily\s+incremental_by_time_range\s+6 rows\s+2024-01-01\.\.2024-01-03/,
       );
       await assert.rejects(
         withEnv(env(), () =>

@@ -45,12 +45,14 @@ describe('warehouse audits and model failures', () => {
     );
     assert.match(
       err.message,
-      /Audit query:\nSELECT COUNT\(\*\) AS n FROM \(SELECT station_id, date, rain_mm\nFROM ops\._stage_silver_rainfall_[0-9a-f]{8}\nWHERE rain_mm > 1000\)/,
+      /Audit query:\nSELECT COUNT\(\*\) AS n FROM \(SELECT station_id, date, rain_mm\nFROM smelter_scratch\.main\._stage_silver_rainfall_[0-9a-f]{8}\nWHERE rain_mm > 1000\)/,
     );
     assert.equal(err.details.model, 'silver.rainfall');
     assert.deepEqual(await t.rows('SELECT * FROM silver.rainfall ORDER BY ALL'), before);
     assert.equal((await t.wh.ops.ledger(bad.bucket, bad.name, bad.generation))?.status, 'failed');
-    // The staged output is kept for inspection.
+    // The staged output (in memory while the run lasts) is kept for inspection in the database file.
+    assert.match(String(err.details.stage), /^ops\._stage_silver_rainfall_[0-9a-f]{8}$/);
+    assert.match(err.message, /the output is kept in ops\._stage_silver_rainfall_[0-9a-f]{8} for inspection/);
     assert.equal((await t.rows(`SELECT rain_mm FROM ${String(err.details.stage)}`))[0]?.rain_mm, 2500);
     const status = await warehouseStatus(t.wh);
     assert.deepEqual(

@@ -151,7 +151,6 @@ describe('warehouse: schema evolution', function () {
       'not_null(station_id, region, date, rain_mm)',
       'not_null(station_id, date, rain_mm)',
     );
-    edit('gold/rainfall_daily.sql', 'not_null(station_id, region, rain_mm)', 'not_null(station_id, rain_mm)');
     const res = await t.wh.refresh({ dataset: 'rainfall' });
     assert.deepEqual(
       res.retried.map((r) => r.status),

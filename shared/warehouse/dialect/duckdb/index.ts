@@ -16,13 +16,20 @@ const TYPES: Record<ScalarType, string> = {
   json: 'JSON',
 };
 
+/**
+ * The in-memory database (ATTACHed to the warehouse instance, see duckdb-local.ts) holding model
+ * stages: a stage written into the database file costs its compression and a checkpoint (≈ 3× an
+ * in-memory one for a 1.5 M-row Silver batch), and it is dropped minutes later.
+ */
+export const SCRATCH_CATALOG = 'smelter_scratch';
+
 export class DuckDbDialect extends Dialect {
   readonly name = 'duckdb' as const;
   readonly macros = duckdbMacros((t) => this.scalarType(t));
 
   // ---- names, types and literals
   table(ref: TableRef): string {
-    return `${ref.layer}.${ref.name}`;
+    return ref.scratch ? `${SCRATCH_CATALOG}.main.${ref.name}` : `${ref.layer}.${ref.name}`;
   }
 
   ident(name: string): string {

@@ -257,8 +257,13 @@ describe('warehouse on BigQuery (client boundary)', () => {
       );
       assert.notEqual(loadJobId(o), fake.createJob.secondCall.args[0].jobId);
       assert.match(
-        find(/^BEGIN TRANSACTION;\nDELETE FROM `acme-data\.smelter_gold\.rainfall_daily`/),
-        /^BEGIN TRANSACTION;\nDELETE FROM `acme-data\.smelter_gold\.rainfall_daily` WHERE `date` >= DATE '2024-01-01' AND `date` < DATE '2024-01-06';\nINSERT INTO `acme-data\.smelter_gold\.rainfall_daily` \([^)]+\) SELECT [^;]+ FROM `acme-data\.smelter_ops\._stage_gold_rainfall_daily_[0-9a-f]{8}`;\nCOMMIT TRANSACTION;$/,
+        find(/^BEGIN TRANSACTION;\nDELETE FROM `acme-data\.smelter_gold\.rainfall_region_daily`/),
+        /^BEGIN TRANSACTION;\nDELETE FROM `acme-data\.smelter_gold\.rainfall_region_daily` WHERE `date` >= DATE '2024-01-01' AND `date` < DATE '2024-01-06';\nINSERT INTO `acme-data\.smelter_gold\.rainfall_region_daily` \([^)]+\) SELECT [^;]+ FROM `acme-data\.smelter_ops\._stage_gold_rainfall_region_daily_[0-9a-f]{8}`;\nCOMMIT TRANSACTION;$/,
+      );
+      // Silver row for row: a view, not a second copy.
+      assert.match(
+        find(/^CREATE OR REPLACE VIEW `acme-data\.smelter_gold\.rainfall_daily`/),
+        /FROM `acme-data\.smelter_silver\.rainfall`/,
       );
       assert.match(
         find(
