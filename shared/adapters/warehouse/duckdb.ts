@@ -56,7 +56,9 @@ export class DuckDbEngine implements WarehouseEngine {
   async columns(table: TableRef): Promise<ColumnInfo[] | undefined> {
     const rows = await this.query<{ column_name: string; data_type: string; is_nullable: string }>(
       `SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE ${
-        table.scratch ? `table_catalog = '${SCRATCH_CATALOG}' AND table_schema = 'main'` : `table_schema = '${table.layer}'`
+        table.scratch
+          ? `table_catalog = '${SCRATCH_CATALOG}' AND table_schema = 'main'`
+          : `table_schema = '${table.layer}'`
       } AND table_name = '${table.name.replace(/'/g, "''")}' ORDER BY ordinal_position`,
     );
     if (rows.length === 0) return undefined;
