@@ -9,7 +9,13 @@ import { listParked } from '../../shared/local/delivery';
 import { runningStack, type StackInfo as RunningStack } from '../../shared/local/stack';
 import type { Runtime } from '../../shared/composition/runtime';
 import type { Config } from '../../shared/config';
-import { guessContentType, readObjectJson, type ObjectStore } from '../../shared/storage/object-store';
+import type { Logger } from '../../shared/log';
+import {
+  guessContentType,
+  LocalFile,
+  readObjectJson,
+  type ObjectStore,
+} from '../../shared/storage/object-store';
 import { flagString, type Command } from '../command';
 import { cliEnv } from '../env';
 import { startLocalStack, type LocalStack } from '../local/stack';
@@ -207,6 +213,31 @@ async function waitForBronze(job: DropJob): Promise<number> {
   }
 }
 
+/** The in-process stack for --wait, started while `writing` copies the file; its triggers wait for the copy. */
+async function startWhileWriting(
+  cfg: Config,
+  log: Logger,
+  rt: Runtime,
+  writing: Promise<unknown>,
+): Promise<LocalStack> {
+  try {
+    return await startLocalStack({
+      cfg,
+      log: log.child({}),
+      ephemeral: true,
+      pollMs: 200,
+      beforeTriggers: () => {
+        // The conversion runs in this process: load its engine while the file is still being copied.
+        rt.get('engines');
+        return writing;
+      },
+    });
+  } catch (err) {
+    await writing.catch(() => undefined); // no write left running behind the error
+    throw err;
+  }
+}
+
 export const dropCommand: Command = {
   name: 'drop',
   summary: 'Copy a file into the raw bucket (optionally infer its contract, wait for Bronze)',
@@ -221,17 +252,16 @@ export const dropCommand: Command = {
     await store.ensureBucket(cfg.rawBucket);
     if (!o.name.startsWith(o.dataset + '/')) throw new Error(`--name must start with "${o.dataset}/"`);
     const running = runningStack(cfg.home);
-    // Without a running stack, --wait brings the functions up in this process.
-    const local =
-      o.wait && !running
-        ? await startLocalStack({ cfg, log: log.child({}), ephemeral: true, pollMs: 200 })
-        : undefined;
-
     const now = Date.now;
     const started = now();
-    const meta = await store.write(cfg.rawBucket, o.name, fs.createReadStream(o.file), {
+    const writing = store.write(cfg.rawBucket, o.name, new LocalFile(o.file), {
       contentType: guessContentType(o.file),
     });
+    writing.catch(() => undefined); // awaited below: a failure while the stack starts is not unhandled
+    // Without a running stack, --wait brings the functions up in this process, while the file is
+    // copied (the copy and its md5 run off the main thread).
+    const local = o.wait && !running ? await startWhileWriting(cfg, log, rt, writing) : undefined;
+    const meta = await writing;
     say(
       `dropped ${o.file} (${fmtBytes(o.size)}) → gs://${cfg.rawBucket}/${o.name} (generation ${meta.generation})`,
     );

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { packageRoot } from '../../shared/paths';
 import { rainfallCsvStream } from '../../shared/samples/rainfall';
 import type { StackContext } from '../../shared/local/stack';
+import { LocalFile } from '../../shared/storage/object-store';
 
 const FILES: { dataset: string; file: string; contentType: string }[] = [
   { dataset: 'store_users', file: 'store/users.json', contentType: 'application/json' },
@@ -32,7 +33,7 @@ export async function bringInSamples(ctx: StackContext): Promise<string[]> {
     const src = path.join(dir, f.file);
     const name = `${f.dataset}/sample/${path.basename(f.file)}`;
     if (!fs.existsSync(src) || (await store.stat(cfg.rawBucket, name))) continue;
-    await store.write(cfg.rawBucket, name, fs.createReadStream(src), { contentType: f.contentType });
+    await store.write(cfg.rawBucket, name, new LocalFile(src), { contentType: f.contentType });
     done.push(`gs://${cfg.rawBucket}/${name}`);
   }
   const events = path.join(dir, 'ecommerce', 'events.ndjson');

@@ -91,6 +91,11 @@ export interface LocalStackOptions {
   /** Record the stack in <home>/state/stack.json so other CLI processes find it. */
   register?: boolean;
   pollMs?: number;
+  /**
+   * Awaited before the storage triggers start: `drop --wait` writes its object meanwhile, so the
+   * triggers' first scan finds it complete (with its sidecar) and delivers it at once.
+   */
+  beforeTriggers?: () => Promise<unknown>;
 }
 
 export interface LocalStack {
@@ -119,6 +124,9 @@ function stackParts(opts: LocalStackOptions, triggers: StorageTriggers): StackPa
     const p = make(opts);
     if (p) parts.push(p);
   }
+  const before = opts.beforeTriggers;
+  if (before)
+    parts.push({ name: 'before-triggers', start: async () => void (await before()), stop: async () => {} });
   parts.push(triggers);
   // Each API source on its cron schedule; last, so a pull at start finds every trigger in place.
   if (opts.pubsub && opts.scheduler) parts.push(pullSchedulerPart({ immediate: opts.pullAtStart ?? false }));

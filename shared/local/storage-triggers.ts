@@ -18,7 +18,7 @@ import path from 'node:path';
 import type { FsObjectStore, UnaddressableFile } from '../adapters/storage/fs';
 import { STORAGE_FINALIZED, type StorageObjectData } from '../cloudevents';
 import { bucketName, FUNCTIONS } from '../manifest';
-import type { ObjectMeta } from '../storage/object-store';
+import { LocalFile, type ObjectMeta } from '../storage/object-store';
 import { DeliveryQueue, eventId, type OutgoingEvent } from './delivery';
 import type { StackContext, StackPart } from './stack';
 
@@ -285,7 +285,7 @@ export class StorageTriggers implements StackPart {
     const hash = createHash('sha256').update(f.name).digest('hex').slice(0, 16);
     const dir = `_failed/_unaddressable/${bucket}/${/^\.*$/.test(base) ? '_' : base}-${hash}-g${f.generation}`;
     const copy = `${dir}/original`;
-    await store.write(cfg.quarantineBucket, copy, fs.createReadStream(f.path));
+    await store.write(cfg.quarantineBucket, copy, new LocalFile(f.path));
     const record = {
       source: {
         bucket,

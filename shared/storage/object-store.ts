@@ -2,6 +2,7 @@
  * The object-store port. Every function reads and writes objects through it; drivers exist for GCS,
  * the local filesystem and memory, and one contract suite (test/shared/adapters/storage/contract.ts) runs against all.
  */
+import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { permanent } from '../errors';
 
@@ -34,6 +35,20 @@ export interface ReadOptions {
 }
 
 export type WriteSource = Readable | AsyncIterable<Uint8Array | string> | Buffer | string;
+
+/**
+ * A regular file on the local disk as a write source. Any driver can stream it (it is an async
+ * iterable of its bytes, opened afresh on each iteration); the filesystem driver copies it in the
+ * kernel instead of passing every byte through JavaScript.
+ */
+export class LocalFile implements AsyncIterable<Buffer> {
+  /** A Buffer for a name that is not valid UTF-8. */
+  constructor(readonly path: string | Buffer) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    return (fs.createReadStream(this.path) as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  }
+}
 
 export interface ObjectStore {
   readonly driver: string;

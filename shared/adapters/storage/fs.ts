@@ -19,6 +19,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { Worker } from 'node:worker_threads';
 import { permanent, SmelterError, transient } from '../../errors';
 import {
   assertPathSafeObjectName,
@@ -27,6 +28,7 @@ import {
   guessContentType,
   type ObjectMeta,
   type ObjectStore,
+  LocalFile,
   type ReadOptions,
   type WriteOptions,
   type WriteSource,
@@ -180,10 +182,20 @@ export class FsObjectStore implements ObjectStore {
     let md5Hash: string;
     try {
       try {
+        let hashing: Promise<string>;
         if (bytes) {
           // Large in-memory sources: one handle, no stream machinery, no re-open.
-          md5Hash = createHash('md5').update(bytes).digest('base64');
+          hashing = Promise.resolve(createHash('md5').update(bytes).digest('base64'));
           await writeAll(fh, bytes, 0);
+        } else if (source instanceof LocalFile) {
+          // A kernel copy (copy_file_range, or a reflink) instead of every byte through JavaScript; the md5
+          // is taken of the copy itself (what the object holds, even if the source changes meanwhile).
+          const { mode } = await fh.stat();
+          await fsp.copyFile(source.path, tmp);
+          await fh.chmod(mode); // copyFile gives the copy the source's mode
+          hashing = md5OfFile(tmp);
+          // Settled below; this only keeps a failure meanwhile from counting as unhandled.
+          hashing.catch(() => undefined);
         } else {
           const md5 = createHash('md5');
           const hasher = new Transform({
@@ -198,11 +210,12 @@ export class FsObjectStore implements ObjectStore {
             let pos = 0;
             for await (const c of chunks) pos += await writeAll(fh, c, pos);
           });
-          md5Hash = md5.digest('base64');
+          hashing = Promise.resolve(md5.digest('base64'));
         }
         const t = generationToSeconds(nextGeneration());
         await fh.utimes(t, t);
         await fh.sync();
+        md5Hash = await hashing;
         // rename and link keep the inode, so this is also the committed object's size and mtime.
         st = await fh.stat({ bigint: true });
       } finally {
@@ -627,6 +640,46 @@ async function writeAll(fh: fsp.FileHandle, b: Buffer, pos: number): Promise<num
 }
 
 /** The bytes of a string / Buffer / Uint8Array source (written without streams); undefined for streams. */
+/** From this size on a file is hashed in a worker thread: below it, the thread's start costs more than the hash. */
+const WORKER_HASH_MIN_BYTES = 8 * 1024 * 1024;
+
+// Runs as a worker (eval'd: the same code from dist/ and from the TypeScript sources).
+const MD5_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+const md5 = require('node:crypto').createHash('md5');
+const buf = Buffer.allocUnsafe(1 << 20);
+const fd = fs.openSync(workerData, 'r');
+try {
+  for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) md5.update(buf.subarray(0, n));
+} finally {
+  fs.closeSync(fd);
+}
+parentPort.postMessage(md5.digest('base64'));
+`;
+
+/**
+ * The base64 md5 of a file. A big one is hashed in a worker thread: the main thread stays free (for
+ * the fsync running meanwhile and whatever else the process does) and a second core does the hashing.
+ */
+async function md5OfFile(file: string): Promise<string> {
+  const { size } = await fsp.stat(file);
+  if (size < WORKER_HASH_MIN_BYTES) {
+    const md5 = createHash('md5');
+    for await (const c of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) md5.update(c as Buffer);
+    return md5.digest('base64');
+  }
+  return new Promise((resolve, reject) => {
+    const w = new Worker(MD5_WORKER, { eval: true, workerData: file, execArgv: [] });
+    let result: string | undefined;
+    w.once('message', (m: string) => (result = m));
+    w.once('error', reject);
+    w.once('exit', (code) =>
+      result !== undefined ? resolve(result) : reject(new Error(`md5 worker exited with code ${code}`)),
+    );
+  });
+}
+
 function inMemoryBytes(source: WriteSource | Uint8Array): Buffer | undefined {
   if (typeof source === 'string') return Buffer.from(source, 'utf8');
   if (Buffer.isBuffer(source)) return source;

@@ -6,9 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { SmelterError, type ErrorCode } from '../../../../shared/errors';
-import { compareObjectNames, type ObjectStore } from '../../../../shared/storage/object-store';
+import { compareObjectNames, LocalFile, type ObjectStore } from '../../../../shared/storage/object-store';
 
 export interface StoreFixture {
   store: ObjectStore;
@@ -101,16 +104,23 @@ export function objectStoreContract(name: string, makeStore: () => Promise<Store
           'xy',
         ],
       ];
-      for (const [label, src, expected] of sources) {
-        const meta = await store.write(bucket, p(`src/${label}.txt`), src());
-        assert.equal(meta.name, p(`src/${label}.txt`));
-        assert.equal(meta.bucket, bucket);
-        assert.equal(meta.size, Buffer.byteLength(expected), label);
-        assert.equal(
-          (await readAll(await store.read(bucket, p(`src/${label}.txt`)))).toString('utf8'),
-          expected,
-          label,
-        );
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-contract-'));
+      fs.writeFileSync(path.join(dir, 'local.csv'), 'from,disk\n1,2\n');
+      sources.push(['local file', () => new LocalFile(path.join(dir, 'local.csv')), 'from,disk\n1,2\n']);
+      try {
+        for (const [label, src, expected] of sources) {
+          const meta = await store.write(bucket, p(`src/${label}.txt`), src());
+          assert.equal(meta.name, p(`src/${label}.txt`));
+          assert.equal(meta.bucket, bucket);
+          assert.equal(meta.size, Buffer.byteLength(expected), label);
+          assert.equal(
+            (await readAll(await store.read(bucket, p(`src/${label}.txt`)))).toString('utf8'),
+            expected,
+            label,
+          );
+        }
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
       }
     });
 

@@ -12,7 +12,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { FsObjectStore } from '../../../../shared/adapters/storage/fs';
-import type { ObjectMeta, WriteOptions, WriteSource } from '../../../../shared/storage/object-store';
+import {
+  LocalFile,
+  type ObjectMeta,
+  type WriteOptions,
+  type WriteSource,
+} from '../../../../shared/storage/object-store';
 import { collect, pseudoRandom, readAll, rejectsWith } from './contract';
 
 describe('FsObjectStore: the write path for in-memory sources', () => {
@@ -63,6 +68,36 @@ describe('FsObjectStore: the write path for in-memory sources', () => {
       assert.ok((await readAll(await store.read(B, name))).equals(bytes), label);
     }
     assert.deepEqual(await temps(), []);
+  });
+
+  it('a local file is copied whole: the md5 of its bytes (in a worker from 8 MiB on), the store file mode', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'smelter-fs-local-'));
+    try {
+      const streamed = await store.write(B, 'local/streamed.bin', Readable.from([Buffer.from('s')]));
+      const modeOf = async (name: string): Promise<number> =>
+        (await fs.stat(path.join(home, 'buckets', B, ...name.split('/')))).mode & 0o777;
+      // Below and above the size hashed in a worker thread; a read-only source.
+      for (const size of [0, 70_000, 8 * 1024 * 1024 + 3]) {
+        const bytes = pseudoRandom(size, size + 7);
+        const file = path.join(dir, `f${size}.bin`);
+        await fs.writeFile(file, bytes);
+        await fs.chmod(file, 0o400);
+        const meta = await store.write(B, `local/f${size}.bin`, new LocalFile(file), {
+          metadata: { k: 'v' },
+        });
+        assert.equal(meta.size, size);
+        assert.equal(meta.md5Hash, md5(bytes), `size ${size}`);
+        assert.deepEqual(await store.stat(B, meta.name), meta);
+        assert.ok((await readAll(await store.read(B, meta.name))).equals(bytes), `size ${size}`);
+        assert.equal(await modeOf(meta.name), await modeOf(streamed.name), 'not the source file mode');
+      }
+      // A missing source: the write fails and leaves nothing behind.
+      await assert.rejects(store.write(B, 'local/missing.bin', new LocalFile(path.join(dir, 'missing'))));
+      assert.equal(await store.stat(B, 'local/missing.bin'), undefined);
+      assert.deepEqual(await temps(), []);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('returns exactly what stat() answers afterwards (the handle stat is the committed object)', async () => {
