@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import os from 'node:os';
-import { pipeline, Readable } from 'node:stream';
+import { pipeline, Readable, Transform } from 'node:stream';
 import type { Config } from '../config';
 import { DATASET_NAME, loadDatasetContract, type DatasetContract } from '../contracts/dataset';
 import { errorMessage, isSmelterError, permanent, SmelterError, transient } from '../errors';
@@ -255,6 +255,14 @@ async function liveSource(file: FileRef): Promise<ObjectMeta | BronzeOutcome> {
  */
 async function convert(job: BronzeJob): Promise<BronzeManifest> {
   const input = await openInput(job);
+  try {
+    return await convertInput(job, input);
+  } finally {
+    input.close();
+  }
+}
+
+async function convertInput(job: BronzeJob, input: Input): Promise<BronzeManifest> {
   const id = randomId();
   const sql = buildConversionSql(job.contract, input.spec, job.lineage, id);
   const engine = await job.engines(engineOptions(job.cfg));
@@ -308,18 +316,44 @@ interface Read {
   src: OpenedSource;
   /** None for a JSON array or an empty file. */
   tally: RecordTally | undefined;
+  /**
+   * The source as a local file DuckDB may scan itself, on every thread, while the Node side reads the
+   * same bytes (src.stream) only to count them; absent where DuckDB must be fed the stream (remote or
+   * gzipped objects, unwrapped documents, JSON arrays, or once the file proved to need the guard).
+   */
+  file?: string;
 }
 
 /** The source as read now; `open` reads it again from the start (same generation). */
 interface Input extends Read {
   spec: ReadSpec;
   open: () => Promise<Read>;
+  /** Never hand DuckDB the file again: it needs the record guard's cuts, or records it cannot split. */
+  streamOnly: boolean;
+  /** Releases the local files of every read. */
+  close: () => void;
 }
 
 /** Opens the source and derives how DuckDB reads it (for CSV: the header, parsed in Node). */
 async function openInput(job: BronzeJob): Promise<Input> {
+  const files: { release: () => void }[] = [];
+  const close = (): void => files.forEach((f) => f.release());
+  const first = await openRaw(job, files);
+  try {
+    return openedInput(job, first, files, close);
+  } catch (err) {
+    close();
+    throw err;
+  }
+}
+
+function openedInput(
+  job: BronzeJob,
+  first: OpenedSource,
+  files: { release: () => void }[],
+  close: () => void,
+): Input {
   const { cfg } = job;
-  const first = await openRaw(job);
   const spec: ReadSpec = {
     // Unwrapped documents reach DuckDB as NDJSON (see recordsOf).
     format: first.format === 'empty' || unwraps(job, first.format) ? 'ndjson' : first.format,
@@ -341,12 +375,18 @@ async function openInput(job: BronzeJob): Promise<Input> {
     spec.header = header.fields;
     spec.delimiter = delimiter;
   }
-  const open = async (): Promise<Read> => guarded(spec, await openRaw(job));
-  return { ...guarded(spec, first), spec, open };
+  const input: Input = {
+    ...guarded(spec, first, true),
+    spec,
+    open: async () => guarded(spec, await openRaw(job, files), !input.streamOnly),
+    streamOnly: false,
+    close,
+  };
+  return input;
 }
 
-/** One read of the source's records (wrapped documents unwrapped into NDJSON). */
-async function openRaw(job: BronzeJob): Promise<OpenedSource> {
+/** One read of the source's records (wrapped documents unwrapped into NDJSON); its local file goes to `files`. */
+async function openRaw(job: BronzeJob, files: { release: () => void }[]): Promise<OpenedSource> {
   const { cfg } = job;
   const src = await openSource(
     job.store,
@@ -358,11 +398,16 @@ async function openRaw(job: BronzeJob): Promise<OpenedSource> {
       maxLineBytes: cfg.maxLineBytes,
     },
   );
+  if (src.file) files.push(src.file);
   return recordsOf(job, src);
 }
 
-/** Every read goes through the record guard: pass 2 must see records cut as pass 1 did. */
-function guarded(spec: ReadSpec, src: OpenedSource): Read {
+/**
+ * Every read goes through the record guard: pass 2 must see records cut as pass 1 did. When DuckDB
+ * scans the local file instead, the guard still reads every byte, to count records independently and
+ * to find what would need it (see scanned).
+ */
+function guarded(spec: ReadSpec, src: OpenedSource, direct: boolean): Read {
   if (src.format === 'empty' || spec.format === 'json-array') return { src, tally: undefined };
   const guard = recordGuard({
     format: spec.format,
@@ -372,7 +417,9 @@ function guarded(spec: ReadSpec, src: OpenedSource): Read {
     emptyRecordIsRow: spec.header?.length === 1,
   });
   // pipeline (not pipe): a source error must fail the guarded stream, or DuckDB would see a clean EOF.
-  return { src: { ...src, stream: pipeline(src.stream, guard, () => undefined) }, tally: guard.tally };
+  const stream = pipeline(src.stream, guard, () => undefined);
+  const file = direct && src.file && src.format === spec.format ? src.file.path : undefined;
+  return { src: { ...src, stream }, tally: guard.tally, ...(file ? { file } : {}) };
 }
 
 /**
@@ -417,7 +464,8 @@ function recordsOf(job: BronzeJob, src: OpenedSource): OpenedSource {
   if (!unwraps(job, src.format)) return src;
   const path = (job.contract.records as string).split('.');
   const records = unwrapRecords(src.stream, path, { maxRecordBytes: job.cfg.maxLineBytes });
-  return { ...src, stream: Readable.from(records, { objectMode: false }) };
+  const { file: _file, ...rest } = src; // DuckDB reads the unwrapped records, not the file
+  return { ...rest, stream: Readable.from(records, { objectMode: false }) };
 }
 
 /** The end of the pull window an object holds (pullSource's `window_to` metadata), if valid. */
@@ -441,33 +489,97 @@ async function writeValidRows(
   const { cfg } = job;
   // A complete Parquet from an earlier, interrupted attempt is kept: re-run only for the counts.
   const parquetExists = (await job.store.stat(cfg.bronzeBucket, job.names.parquet)) !== undefined;
-  const run = (stream: Readable, storeRejects: boolean): Promise<number> =>
-    conn
-      .piped(
-        (i, o) =>
-          sql.valid(i, o, {
-            rowGroupRows: cfg.rowGroupRows,
-            storeRejects,
-            // Narrow rows (CSV) stay under it; wide JSON records would otherwise outgrow the memory limit.
-            ...(cfg.preserveRowOrder ? {} : { rowGroupBytes: '16MB' }),
-          }),
-        stream,
-        (out) => (parquetExists ? drain(out) : writeParquet(job, out)),
+  const consume = (out: Readable): Promise<unknown> => (parquetExists ? drain(out) : writeParquet(job, out));
+  let storeRejects = false;
+  for (;;) {
+    const query = (i: string, o: string): string =>
+      sql.valid(i, o, {
+        rowGroupRows: cfg.rowGroupRows,
+        storeRejects,
+        // Narrow rows (CSV) stay under it; wide JSON records would otherwise outgrow the memory limit.
+        ...(cfg.preserveRowOrder ? {} : { rowGroupBytes: '16MB' }),
+      });
+    try {
+      if (input.src.format === 'empty') return (await conn.piped(query, Readable.from([]), consume)).count;
+      if (input.file) {
+        const count = await scanned(conn, { ...input, file: input.file }, query, consume);
+        job.log.debug('DuckDB scanned the local file itself', { records: count });
+        return count;
+      }
+      return (await conn.piped(query, input.src.stream, consume)).count;
+    } catch (err) {
+      if (err instanceof NeedsRecordGuard) {
+        job.log.debug('the file needs the record guard: DuckDB reads the guarded stream', {
+          cut: input.tally?.cut.length,
+          quotedLineBreak: input.tally?.quotedLineBreak,
+        });
+        input.streamOnly = true;
+        Object.assign(input, { file: undefined }, await input.open());
+        continue;
+      }
+      // (A JSON array has no reject tables: its error is final.)
+      if (
+        storeRejects ||
+        !isSmelterError(err, 'BAD_DATA') ||
+        !(err.cause instanceof Error) ||
+        input.spec.format === 'json-array'
       )
-      .then((r) => r.count);
-  try {
-    return await run(input.src.format === 'empty' ? Readable.from([]) : input.src.stream, false);
-  } catch (err) {
-    // (A JSON array has no reject tables: its error is final.)
-    if (
-      !isSmelterError(err, 'BAD_DATA') ||
-      !(err.cause instanceof Error) ||
-      input.spec.format === 'json-array'
-    )
-      throw err;
-    Object.assign(input, await input.open());
-    return run(input.src.stream, true);
+        throw err;
+      storeRejects = true;
+      Object.assign(input, { file: undefined }, await input.open());
+    }
   }
+}
+
+/** The file holds what only the streamed read handles: DuckDB's result from the file is discarded. */
+class NeedsRecordGuard extends Error {}
+
+/**
+ * DuckDB scans the local file itself (in parallel: a pipe is read by one thread) while the record guard
+ * reads the same bytes to count them. DuckDB's output is committed only once that read has ended and
+ * found nothing DuckDB cannot be trusted with on a file: a record over the line limit (it must be cut
+ * to be rejected, or it may vanish) or a line break inside quotes (a scan starting mid-file could take
+ * it for a record's end). Either makes the conversion start over on the guarded stream.
+ */
+async function scanned(
+  conn: EngineSession,
+  read: Read & { file: string },
+  query: (inFifo: string, outFifo: string) => string,
+  consume: (out: Readable) => Promise<unknown>,
+): Promise<number> {
+  const { tally, file } = read;
+  const needsGuard = (): boolean => tally !== undefined && (tally.cut.length > 0 || tally.quotedLineBreak);
+  const counting = (async () => {
+    for await (const _ of read.src.stream) if (needsGuard()) throw new NeedsRecordGuard();
+    if (needsGuard()) throw new NeedsRecordGuard();
+  })();
+  counting.catch(() => undefined);
+  try {
+    const r = await conn.piped(
+      (_i, o) => query(file, o),
+      undefined,
+      (out) => consume(afterCounting(out, counting)),
+    );
+    await counting;
+    return r.count;
+  } catch (err) {
+    read.src.stream.destroy();
+    const why = await counting.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    throw why instanceof NeedsRecordGuard ? why : err;
+  }
+}
+
+/** `out`, failing as soon as `counting` fails and ending only once it has succeeded. */
+function afterCounting(out: Readable, counting: Promise<void>): Readable {
+  const gate = new Transform({
+    transform: (chunk: Buffer, _e, cb) => cb(null, chunk),
+    flush: (cb) => void counting.then(() => cb(), cb),
+  });
+  counting.catch((e: unknown) => gate.destroy(e as Error));
+  return pipeline(out, gate, () => undefined);
 }
 
 async function drain(out: Readable): Promise<undefined> {
@@ -679,19 +791,21 @@ async function structuralRejects(
       // DuckDB's cast message names our positional alias (c3) and its own type names: say it in contract terms.
       const cast = /Could not convert string "(.*)" to '(\w+)'/s.exec(message);
       const secret = contractCol !== undefined && sensitiveNames.has(contractCol);
+      // A record cut by the record guard may also miss columns: its length is the reason, for no column.
+      const tooLong = String(x.error_type).split(', ').includes('LINE SIZE OVER MAXIMUM');
       const reason =
         x.error_type === 'CAST' && cast && contractCol
           ? `${contractCol}: cannot convert ${secret ? '(redacted)' : JSON.stringify(cast[1])} to ${contractType(cast[2] as string)}`
-          : x.error_type === 'LINE SIZE OVER MAXIMUM'
+          : tooLong
             ? // DuckDB's "actual size" is of the record as cut by the record guard.
               `record is longer than SMELTER_MAX_LINE_BYTES (${job.cfg.maxLineBytes} bytes)`
             : message;
       return {
         source: job.lineage.sourceUri,
         line: Number(x.line),
-        column: contractCol ?? (idx === undefined ? null : (spec.header?.[idx] ?? null)),
+        column: tooLong ? null : (contractCol ?? (idx === undefined ? null : (spec.header?.[idx] ?? null))),
         reason,
-        error_type: String(x.error_type),
+        error_type: tooLong ? 'LINE SIZE OVER MAXIMUM' : String(x.error_type),
         // The line as read holds every field of the record: kept only when each one is mapped and storable.
         raw: lineIsStorable ? x.csv_line : null,
       };

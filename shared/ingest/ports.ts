@@ -29,11 +29,12 @@ export interface EngineSession {
   rows<T = Record<string, unknown>>(sql: string): Promise<T[]>;
   /**
    * Runs `sql` (which reads `inFifo` and writes `outFifo`) while feeding `input` into the first pipe
-   * and handing the second to `consume`; a failure on any side cancels the others.
+   * and handing the second to `consume`; a failure on any side cancels the others. Without `input`
+   * the query reads its files itself (`inFifo` is '').
    */
   piped<T>(
     sql: (inFifo: string, outFifo: string) => string,
-    input: Readable,
+    input: Readable | undefined,
     consume: (out: Readable) => Promise<T>,
   ): Promise<PipedQueryResult<T>>;
   /** Rows scanned by the reader of the last query profiled into `profileFile` (undefined if unknown). */

@@ -35,6 +35,8 @@ export interface RecordTally {
   cut: number[];
   /** The input ended inside a quoted field. */
   unterminatedQuote: boolean;
+  /** A quoted field holds a line break (a reader that starts mid-file cannot tell where records begin). */
+  quotedLineBreak: boolean;
 }
 
 const LF_LF = Buffer.from('\n\n');
@@ -68,7 +70,7 @@ export function countByte(buf: Buffer, from: number, to: number, byte: number): 
 }
 
 export class RecordScanner {
-  readonly tally: RecordTally = { records: 0, cut: [], unterminatedQuote: false };
+  readonly tally: RecordTally = { records: 0, cut: [], unterminatedQuote: false, quotedLineBreak: false };
   private readonly csv: boolean;
   private readonly quote: number;
   private readonly delimiter: number;
@@ -113,6 +115,12 @@ export class RecordScanner {
       if (this.inQuotes) {
         if (nextQuote !== -1 && nextQuote < pos) nextQuote = chunk.indexOf(this.quote, pos);
         const q = nextQuote === -1 ? n : nextQuote;
+        if (!this.tally.quotedLineBreak) {
+          if (nextLF !== -1 && nextLF < pos) nextLF = chunk.indexOf(LF, pos);
+          if (nextCR !== -1 && nextCR < pos) nextCR = chunk.indexOf(CR, pos);
+          if ((nextLF !== -1 && nextLF < q) || (nextCR !== -1 && nextCR < q))
+            this.tally.quotedLineBreak = true;
+        }
         this.consume(chunk, pos, q, true, true);
         pos = q;
         if (pos === n) break;

@@ -6,7 +6,7 @@
 import { pipeline, Readable, Transform } from 'node:stream';
 import zlib from 'node:zlib';
 import { permanent } from '../errors';
-import type { ObjectStore } from '../storage/object-store';
+import { localFileOf, type ObjectStore } from '../storage/object-store';
 import { detectFormat, isGzip, stripBom, type InputFormat } from './format';
 
 export interface SourceLimits {
@@ -29,6 +29,11 @@ export interface OpenedSource {
   stream: Readable;
   /** Bytes read from storage so far / decompressed so far (live counters for progress). */
   counters: { storedBytes: number; bytes: number };
+  /**
+   * The same bytes as a local file an engine may open itself (local stores, uncompressed objects):
+   * pinned to this generation until released — whoever opened the source releases it.
+   */
+  file?: { path: string; release: () => void };
 }
 
 /** Reads from `it` until `want(buffer)` says enough or the stream ends; returns the bytes and the rest. */
@@ -68,6 +73,28 @@ export async function openSource(
 ): Promise<OpenedSource> {
   const counters = { storedBytes: 0, bytes: 0 };
   const raw = await store.read(ref.bucket, ref.name, { generation: ref.generation });
+  // Taken before the stream is consumed (the driver's offer ends when the stream closes).
+  const file = localFileOf(raw)?.open();
+  try {
+    const opened = await openStream(raw, ref, limits, counters);
+    if (!file) return opened;
+    if (opened.gzip) {
+      file.release();
+      return opened;
+    }
+    return { ...opened, file };
+  } catch (err) {
+    file?.release();
+    throw err;
+  }
+}
+
+async function openStream(
+  raw: Readable,
+  ref: { name: string; contentType?: string; size?: number },
+  limits: SourceLimits,
+  counters: OpenedSource['counters'],
+): Promise<OpenedSource> {
   const noop = (): void => undefined;
   // pipeline() (not .pipe) so an error anywhere destroys every stage and reaches the consumer.
   const counted = pipeline(
@@ -131,7 +158,11 @@ export async function openSource(
     { name: ref.name, ...(ref.contentType ? { contentType: ref.contentType } : {}) },
     head,
   );
-  return { format, gzip, head, stream: resume(head, it2, second.done), counters };
+  const stream = resume(head, it2, second.done);
+  // A consumer that stops early destroys what it reads: let that reach the object's own stream (an
+  // abandoned generator would leave it, and its file handle, open).
+  stream.once('close', () => raw.destroy());
+  return { format, gzip, head, stream, counters };
 }
 
 /** zlib failures (corrupt or truncated gzip) are data errors, not faults worth a retry. */

@@ -50,6 +50,24 @@ export class LocalFile implements AsyncIterable<Buffer> {
   }
 }
 
+/**
+ * What a local driver's `read()` stream may also offer, under the LOCAL_FILE key: the same bytes as a
+ * file of this machine, for an engine that opens files itself (DuckDB scans a seekable file on every
+ * thread, a stream on one). `open()` pins the generation the stream reads until `release()`; it
+ * returns undefined when that is no longer possible. Wrapping the stream drops the offer, so a store
+ * that alters what `read()` yields never has its bytes read around it.
+ */
+export interface LocalFileOffer {
+  open(): { path: string; release: () => void } | undefined;
+}
+
+export const LOCAL_FILE = Symbol('smelter.localFile');
+
+/** The local file behind a `read()` stream, if its driver offers one. */
+export function localFileOf(stream: Readable): LocalFileOffer | undefined {
+  return (stream as Readable & { [LOCAL_FILE]?: LocalFileOffer })[LOCAL_FILE];
+}
+
 export interface ObjectStore {
   readonly driver: string;
   /** Creates the bucket if the driver can (local drivers); a no-op check elsewhere. */

@@ -55,6 +55,8 @@ export function getEngine(opts: EngineOptions): Promise<Engine> {
         threads: String(opts.threads),
         temp_directory: tempDir,
         preserve_insertion_order: String(opts.preserveOrder ?? true),
+        // Conversions read each file once, some through /proc/self/fd paths whose numbers are reused.
+        enable_external_file_cache: 'false',
         ...RELEASE_MEMORY,
       });
       const c = await db.connect();
@@ -179,16 +181,19 @@ async function waitForPeer(fifo: string, ours: number, stop: () => boolean): Pro
  * open(2)/write(2), and a few concurrent conversions would deadlock the pool.
  */
 function openPipes(
-  inFifo: string,
+  inFifo: string | undefined,
   outFifo: string,
-): { writer: net.Socket; reader: net.Socket; release: () => void } {
+): { writer: net.Socket | undefined; reader: net.Socket; release: () => void } {
   const C = fs.constants;
-  const inDummyReader = fs.openSync(inFifo, C.O_RDONLY | C.O_NONBLOCK);
-  const writer = new net.Socket({
-    fd: fs.openSync(inFifo, C.O_WRONLY | C.O_NONBLOCK),
-    readable: false,
-    writable: true,
-  });
+  const inDummyReader = inFifo === undefined ? undefined : fs.openSync(inFifo, C.O_RDONLY | C.O_NONBLOCK);
+  const writer =
+    inFifo === undefined
+      ? undefined
+      : new net.Socket({
+          fd: fs.openSync(inFifo, C.O_WRONLY | C.O_NONBLOCK),
+          readable: false,
+          writable: true,
+        });
   const reader = new net.Socket({
     fd: fs.openSync(outFifo, C.O_RDONLY | C.O_NONBLOCK),
     readable: true,
@@ -204,7 +209,7 @@ function openPipes(
       if (released) return;
       released = true;
       fs.closeSync(outDummyWriter);
-      fs.closeSync(inDummyReader);
+      if (inDummyReader !== undefined) fs.closeSync(inDummyReader);
     },
   };
 }
@@ -213,20 +218,21 @@ function openPipes(
  * Runs `sql` (which reads `inFifo` and writes `outFifo`) while feeding `input` into the first pipe and
  * handing the second to `consume`. Failures on any side cancel the others; the error reported is the
  * root cause: a source error, else DuckDB's own error (never the EPIPE it causes), else the consumer's.
+ * Without `input` there is no input pipe (the query reads files itself; `inFifo` is '').
  */
 export async function runPiped<T>(
   conn: DuckDBConnection,
   sql: (inFifo: string, outFifo: string) => string,
-  input: Readable,
+  input: Readable | undefined,
   consume: (out: Readable) => Promise<T>,
 ): Promise<PipedQueryResult<T>> {
   const pipes = await PipeDir.create();
   try {
-    const inFifo = await pipes.fifo('in');
+    const inFifo = input ? await pipes.fifo('in') : undefined;
     const outFifo = await pipes.fifo('out');
     const run = new PipedRun(conn, input, inFifo, outFifo);
     const feed = run.feed();
-    const query = run.query(sql(inFifo, outFifo));
+    const query = run.query(sql(inFifo ?? '', outFifo));
     const consumed = run.consume(consume);
     if (option('debugPipes')) debugStates({ feed, query, consumed });
     return outcome(run, await Promise.allSettled([feed, query, consumed]));
@@ -237,12 +243,12 @@ export async function runPiped<T>(
 
 /** The three sides of one piped query (source → DuckDB → consumer) and how each cancels the others. */
 class PipedRun {
-  private readonly writer: net.Socket;
+  private readonly writer: net.Socket | undefined;
   private readonly reader: net.Socket;
   private readonly release: () => void;
   /** What the consumer reads: on cancellation it can be failed while the FIFO is still drained. */
   private readonly toConsumer = new PassThrough({ highWaterMark: 1024 * 1024 });
-  private readonly endInput: Writable;
+  private readonly endInput: Writable | undefined;
   private cancelled = false;
   /** DuckDB's query has finished (it has closed its ends of both FIFOs). */
   private settled = false;
@@ -251,17 +257,21 @@ class PipedRun {
 
   constructor(
     private readonly conn: DuckDBConnection,
-    private readonly input: Readable,
-    private readonly inFifo: string,
+    private readonly input: Readable | undefined,
+    private readonly inFifo: string | undefined,
     outFifo: string,
   ) {
     ({ writer: this.writer, reader: this.reader, release: this.release } = openPipes(inFifo, outFifo));
-    this.writer.on('error', () => undefined);
     this.reader.on('error', () => undefined);
     this.toConsumer.on('error', () => undefined);
     this.reader.pipe(this.toConsumer);
-    this.endInput = this.inputEnd();
-    this.writer.on('error', (e) => this.endInput.destroy(e));
+    const { writer } = this;
+    if (writer) {
+      writer.on('error', () => undefined);
+      const endInput = this.inputEnd(writer);
+      this.endInput = endInput;
+      writer.on('error', (e) => endInput.destroy(e));
+    }
   }
 
   /**
@@ -270,8 +280,7 @@ class PipedRun {
    * "written" at once): the last write is held until DuckDB holds the pipe, then the socket is destroyed
    * so DuckDB sees EOF now (a finished net.Socket is not necessarily closed before GC).
    */
-  private inputEnd(): Writable {
-    const { writer } = this;
+  private inputEnd(writer: net.Socket): Writable {
     return new Writable({
       write(chunk: Buffer, _e, cb) {
         if (!writer.write(chunk)) writer.once('drain', () => cb());
@@ -289,11 +298,12 @@ class PipedRun {
   }
 
   private peerOpened(): Promise<void> {
-    return waitForPeer(this.inFifo, 2, () => this.settled);
+    return this.inFifo === undefined ? Promise.resolve() : waitForPeer(this.inFifo, 2, () => this.settled);
   }
 
   /** Source → input FIFO. A source failure cancels the run: DuckDB would see a clean EOF and write a truncated file. */
   feed(): Promise<void> {
+    if (!this.input || !this.endInput) return Promise.resolve();
     return pipeline(this.input, this.endInput).catch((e: unknown) => {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'EPIPE' && code !== 'ERR_STREAM_PREMATURE_CLOSE' && !this.cancelled && !this.settled) {
@@ -330,23 +340,23 @@ class PipedRun {
   private done(): void {
     this.settled = true;
     this.release();
-    if (!this.writer.writableFinished) this.writer.destroy();
+    if (this.writer && !this.writer.writableFinished) this.writer.destroy();
   }
 
   private cancel(why: Error): void {
     if (this.cancelled) return;
     this.cancelled = true;
     this.conn.interrupt();
-    this.input.destroy();
+    this.input?.destroy();
     // pipeline() waits for 'end' from an input that had already ended (EOF pushed, not yet drained)
     // when destroyed: fail the feed's far side too, so the feed settles.
-    this.endInput.destroy();
+    this.endInput?.destroy();
     this.reader.unpipe(this.toConsumer);
     this.toConsumer.destroy(why);
     this.reader.resume();
     // Close our write end so a DuckDB read blocked on the FIFO sees EOF (interrupt cannot wake a
     // blocking read) — but only once DuckDB has opened it, or its open would block instead.
-    void this.peerOpened().then(() => this.writer.destroy());
+    void this.peerOpened().then(() => this.writer?.destroy());
   }
 }
 

@@ -26,6 +26,8 @@ import {
   assertValidBucketName,
   compareObjectNames,
   guessContentType,
+  LOCAL_FILE,
+  type LocalFileOffer,
   type ObjectMeta,
   type ObjectStore,
   LocalFile,
@@ -162,7 +164,8 @@ export class FsObjectStore implements ObjectStore {
       throw err instanceof SmelterError ? err : mapFsError(err, bucket, name);
     }
     // The open handle pins the inode: a concurrent overwrite (rename) does not change what we read.
-    return fh.createReadStream({ highWaterMark: 1024 * 1024 });
+    const stream = fh.createReadStream({ highWaterMark: 1024 * 1024 });
+    return PROC_FD ? offerLocalFile(stream, fh.fd) : stream;
   }
 
   async write(
@@ -559,6 +562,44 @@ export class FsObjectStore implements ObjectStore {
     }
     return true;
   }
+}
+
+/** Whether /proc/self/fd/N reopens this process's descriptor N (Linux): the file offered to engines. */
+const PROC_FD = fs.existsSync('/proc/self/fd');
+
+/**
+ * Offers the file a read stream reads (LOCAL_FILE) as a second descriptor on the same inode, opened now
+ * while the stream's own is certainly open: it pins this generation even if the object is replaced
+ * meanwhile, and its number cannot be reused by another file until released. Closed with the stream
+ * unless taken; whoever takes it releases it.
+ */
+function offerLocalFile(stream: fs.ReadStream, fd: number): fs.ReadStream {
+  let spare: number | undefined;
+  try {
+    spare = fs.openSync(`/proc/self/fd/${fd}`, fs.constants.O_RDONLY);
+  } catch {
+    return stream;
+  }
+  stream.once('close', () => {
+    if (spare !== undefined) fs.closeSync(spare);
+    spare = undefined;
+  });
+  const local: LocalFileOffer = {
+    open() {
+      if (spare === undefined) return undefined;
+      const taken = spare;
+      spare = undefined;
+      let open = true;
+      return {
+        path: `/proc/self/fd/${taken}`,
+        release: () => {
+          if (open) fs.closeSync(taken);
+          open = false;
+        },
+      };
+    },
+  };
+  return Object.assign(stream, { [LOCAL_FILE]: local });
 }
 
 export interface UnaddressableFile {

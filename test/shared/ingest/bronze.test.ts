@@ -14,7 +14,7 @@ import {
   type QuarantineRow,
 } from '../../../shared/ingest/bronze';
 import { isSmelterError, transient } from '../../../shared/errors';
-import type { ObjectStore } from '../../../shared/storage/object-store';
+import { LOCAL_FILE, localFileOf, type ObjectStore } from '../../../shared/storage/object-store';
 import { readAll, testHome, type TestHome } from '../../support/home';
 import { parquetSchema, queryParquet } from '../../support/parquet';
 
@@ -678,6 +678,111 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
     await assert.rejects(rawToBronzeFlow(ref, { cfg: h.cfg, store: flaky, log, engines }), (e: unknown) =>
       isSmelterError(e, 'STORAGE_UNAVAILABLE'),
     );
+    assert.equal(await h.store.stat(h.cfg.bronzeBucket, bronzeNames(ref).parquet), undefined);
+  });
+
+  /** A logger keeping its DEBUG lines (how DuckDB read the source). */
+  function debugLog(): { log: ReturnType<typeof createLogger>; lines: string[] } {
+    const lines: string[] = [];
+    return { lines, log: createLogger({ format: 'text', level: 'DEBUG', sink: (l) => lines.push(l) }) };
+  }
+  async function convertWith(name: string, store: ObjectStore, logger = log): Promise<BronzeManifest> {
+    const meta = await h.store.stat(h.cfg.rawBucket, name);
+    return converted(
+      await rawToBronzeFlow(
+        { bucket: h.cfg.rawBucket, name, generation: String(meta?.generation) },
+        { cfg: h.cfg, store, log: logger, engines },
+      ),
+    );
+  }
+
+  it('scans a local file on every thread, across read buffers: exact rows, rejects and lines (CRLF)', async () => {
+    // Read buffers of 4 MiB: the ~9 MB file spans three, scanned in parallel.
+    h = { ...h, cfg: { ...h.cfg, maxLineBytes: 64 * 1024, duckdbThreads: 2 } };
+    const lines = ['order_id,customer,amount,order_date,status'];
+    const bad = new Map<number, string>();
+    let sum = 0;
+    for (let i = 1; i <= 240_000; i++) {
+      const at = (k: number): boolean => i % k === 0;
+      const line = lines.length + 1;
+      if (at(39_999)) {
+        lines.push(`${i},c,1,2024-02-30,new`);
+        bad.set(line, 'CAST'); // DuckDB's own reject
+      } else if (at(70_001)) {
+        lines.push(`${i},c,1,2024-01-01,new,extra`);
+        bad.set(line, 'TOO MANY COLUMNS');
+      } else if (at(90_001)) {
+        lines.push(`${i},,1,2024-01-01,new`);
+        bad.set(line, 'CONTRACT'); // found by pass 2, its line recovered from DuckDB's
+      } else {
+        lines.push(`${i},customer-${i % 97},${i % 100},2024-01-${String(1 + (i % 28)).padStart(2, '0')},new`);
+        sum += i;
+      }
+    }
+    const body = lines.join('\r\n') + '\r\n';
+    assert.ok(body.length > 8 * 1024 ** 2);
+    await h.store.write(h.cfg.rawBucket, 'orders/wide.csv', body);
+    const { log: logger, lines: logged } = debugLog();
+    const m = await convertWith('orders/wide.csv', h.store, logger);
+    assert.ok(
+      logged.some((l) => l.includes('DuckDB scanned the local file itself')),
+      logged.join('\n'),
+    );
+    assert.deepEqual([m.rows, m.rejected, m.rowsIn], [240_000 - bad.size, bad.size, 240_000]);
+    assert.deepEqual(
+      (await rejects(m)).map((x) => [x.line, x.error_type]),
+      [...bad],
+    );
+    assert.deepEqual(
+      await queryParquet(bronzeFile(m), 'SELECT count(*)::INT n, sum(order_id)::BIGINT s FROM p'),
+      [{ n: m.rows, s: String(sum) }],
+    );
+  });
+
+  it('a 12 MB CSV line in a local file: DuckDB gets the guarded stream, the line is a reject with its number', async () => {
+    assert.equal(h.cfg.maxLineBytes, 8 * 1024 ** 2);
+    const csv = `order_id,customer,order_date\n1,a,2024-01-01\n2,${'x'.repeat(12 * 1024 ** 2)},2024-01-01\n3,c,2024-01-01\n`;
+    await h.store.write(h.cfg.rawBucket, 'orders/long.csv', csv);
+    const { log: logger, lines: logged } = debugLog();
+    const m = await convertWith('orders/long.csv', h.store, logger);
+    assert.ok(
+      logged.some((l) => l.includes('needs the record guard')),
+      logged.join('\n'),
+    );
+    assert.deepEqual([m.rows, m.rejected, m.rowsIn], [2, 1, 3]);
+    const [r] = await rejects(m);
+    assert.equal(r?.line, 3);
+    assert.match(r?.reason ?? '', /longer than SMELTER_MAX_LINE_BYTES \(8388608 bytes\)/);
+    assert.deepEqual([r?.error_type, r?.column], ['LINE SIZE OVER MAXIMUM', null]);
+  });
+
+  it('a local file whose counting read fails mid-way yields no Parquet, though DuckDB read the file whole', async () => {
+    const body =
+      'order_id,customer,order_date\n' +
+      Array.from({ length: 100_000 }, (_, i) => `${i},c,2024-01-01`).join('\n') +
+      '\n';
+    const m = await h.store.write(h.cfg.rawBucket, 'orders/flaky.csv', body);
+    const ref = { bucket: h.cfg.rawBucket, name: m.name, generation: m.generation };
+    const flaky = Object.create(h.store) as ObjectStore;
+    flaky.read = async (bucket, name, opts) => {
+      const src = await h.store.read(bucket, name, opts);
+      let n = 0;
+      const out = new PassThrough();
+      src.on('data', (c: Buffer) => {
+        n += c.length;
+        if (n > 200_000) out.destroy(transient('STORAGE_UNAVAILABLE', 'socket hang up'));
+        else out.write(c);
+      });
+      src.on('end', () => out.end());
+      // The file stays on offer: DuckDB reads it, only the Node side's read fails.
+      return Object.assign(out, { [LOCAL_FILE]: localFileOf(src) });
+    };
+    const { log: logger, lines: logged } = debugLog();
+    await assert.rejects(
+      rawToBronzeFlow(ref, { cfg: h.cfg, store: flaky, log: logger, engines }),
+      (e: unknown) => isSmelterError(e, 'STORAGE_UNAVAILABLE'),
+    );
+    assert.ok(!logged.some((l) => l.includes('scanned the local file')), logged.join('\n'));
     assert.equal(await h.store.stat(h.cfg.bronzeBucket, bronzeNames(ref).parquet), undefined);
   });
 

@@ -98,6 +98,12 @@ describe('ingest/records: the Node-side record guard', () => {
       const expected = ref.records.filter(([r]) => r.length > max || counted(r, csv, emptyRecordIsRow));
       assert.equal(whole.tally.records, expected.length, ctx);
       assert.equal(whole.tally.unterminatedQuote, csv && ref.openQuote, ctx);
+      // Records are split outside quotes: a line break inside one was inside a quoted field.
+      assert.equal(
+        whole.tally.quotedLineBreak,
+        ref.records.some(([r]) => r.includes(0x0a) || r.includes(0x0d)),
+        ctx,
+      );
 
       // Output: same records in the same order; short ones untouched, long ones cut to a prefix that is
       // still over the limit and ends outside quotes.
@@ -146,7 +152,7 @@ describe('ingest/records: the Node-side record guard', () => {
     const chunks: Buffer[] = [];
     for await (const c of Readable.from([Buffer.from(body)]).pipe(guard)) chunks.push(c as Buffer);
     const out = Buffer.concat(chunks).toString();
-    assert.deepEqual(guard.tally, { records: 4, cut: [2], unterminatedQuote: false });
+    assert.deepEqual(guard.tally, { records: 4, cut: [2], unterminatedQuote: false, quotedLineBreak: false });
     assert.equal(out, `a,b\n1,"${'x'.repeat(1024 * 1024 - 2)}"\n2,y\n3,z`);
   });
 });
