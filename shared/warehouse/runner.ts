@@ -30,7 +30,7 @@ import {
   type Change,
 } from './ranges';
 import { compareSchemas } from './schema';
-import type { TableRef } from './tables';
+import { keptStageName, type TableRef } from './tables';
 
 export interface RunOptions {
   /** Shown in logs and recorded with runs and audits: `load gs://…`, `refresh`, `backfill`. */
@@ -363,11 +363,12 @@ export class ModelRunner {
   }
 
   /**
-   * A failed stage outlives the run: a scratch one (in memory on DuckDB) is copied into `ops` first, so
-   * it can be inspected after the process ends. Returns the engine name it is kept under.
+   * A failed stage outlives the run: a scratch one (in memory on DuckDB) is copied into `ops` under a
+   * name carrying when it expires (KEEP_STAGE_MS, as BigQuery stages expire), so it can be inspected
+   * after the process ends and is swept later. Returns the engine name it is kept under.
    */
   private async keepForInspection(run: Run): Promise<string> {
-    const kept: TableRef = { layer: 'ops', name: run.stage.name };
+    const kept: TableRef = { layer: 'ops', name: keptStageName(run.stage.name, this.clock()) };
     const name = this.d.table(kept);
     if (name === run.S) {
       run.keepStage = true;

@@ -37,7 +37,7 @@ import { OpsStore, type LedgerRow } from './ops';
 import { addDays, changedDates, CHANGED_ALL, isDate, toDate, type Change } from './ranges';
 import { ModelRunner, type RunSummary } from './runner';
 import { bronzeColumnsOf, compareSchemas } from './schema';
-import { type TableRef } from './tables';
+import { stageExpired, type TableRef } from './tables';
 
 export interface WarehouseOptions {
   engine: WarehouseEngine;
@@ -88,11 +88,15 @@ export class Warehouse {
     return this.opts.engine;
   }
 
-  /** Stages a crashed run left behind (where the engine does not expire them by itself). */
+  /**
+   * Stages in `ops` that expired (where the engine does not expire them by itself): failed outputs kept
+   * past their inspection window, and stages of runs that crashed.
+   */
   private async dropLeftoverStages(): Promise<void> {
     const sql = this.engine.dialect.leftoverStages();
     if (!sql) return;
-    const stale = await this.engine.query<{ t: string }>(sql);
+    const now = Date.now();
+    const stale = (await this.engine.query<{ t: string }>(sql)).filter((s) => stageExpired(s.t, now));
     for (const s of stale) await this.engine.exec(this.engine.dialect.dropTable({ layer: 'ops', name: s.t }));
   }
 

@@ -39,3 +39,20 @@ export const OPS = {
   runs: { layer: 'ops', name: 'model_runs' },
   datasets: { layer: 'ops', name: 'dataset_state' },
 } as const satisfies Record<string, TableRef>;
+
+/** How long the output of a run that failed its audits is kept for inspection (ops._stage_…_k<epoch s>). */
+export const KEEP_STAGE_MS = 24 * 3600 * 1000;
+
+/** The name a failed stage is kept under: its own, plus when it may be dropped. */
+export function keptStageName(stage: string, now: number): string {
+  return `${stage}_k${Math.ceil((now + KEEP_STAGE_MS) / 1000)}`;
+}
+
+/**
+ * Whether a stage table found in `ops` at start may be dropped: a kept one once it has expired; any
+ * other (a run that crashed while its stage was in the database file) at once.
+ */
+export function stageExpired(name: string, now: number): boolean {
+  const m = /_k(\d{10,})$/.exec(name);
+  return !m || Number(m[1]) * 1000 <= now;
+}

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { isSmelterError, type SmelterError } from '../../../shared/errors';
 import { rainfallRows } from '../../../shared/samples/domains';
+import { Warehouse } from '../../../shared/warehouse/service';
 import { warehouseStatus } from '../../../shared/warehouse/status';
 import { REPO, testWarehouse, type TestWarehouse } from '../../support/warehouse';
 
@@ -51,9 +52,24 @@ describe('warehouse audits and model failures', () => {
     assert.deepEqual(await t.rows('SELECT * FROM silver.rainfall ORDER BY ALL'), before);
     assert.equal((await t.wh.ops.ledger(bad.bucket, bad.name, bad.generation))?.status, 'failed');
     // The staged output (in memory while the run lasts) is kept for inspection in the database file.
-    assert.match(String(err.details.stage), /^ops\._stage_silver_rainfall_[0-9a-f]{8}$/);
-    assert.match(err.message, /the output is kept in ops\._stage_silver_rainfall_[0-9a-f]{8} for inspection/);
+    assert.match(String(err.details.stage), /^ops\._stage_silver_rainfall_[0-9a-f]{8}_k\d{10}$/);
+    assert.match(
+      err.message,
+      /the output is kept in ops\._stage_silver_rainfall_[0-9a-f]{8}_k\d{10} for inspection/,
+    );
     assert.equal((await t.rows(`SELECT rain_mm FROM ${String(err.details.stage)}`))[0]?.rain_mm, 2500);
+    // Reopening keeps it for its inspection window; an expired kept stage and a crashed run's stage go.
+    await t.engine.exec('CREATE TABLE ops._stage_silver_rainfall_0badc0de_k1000000000 (x INT)');
+    await t.engine.exec('CREATE TABLE ops._stage_silver_rainfall_deadbeef (x INT)');
+    await Warehouse.open(t.wh.opts);
+    assert.deepEqual(
+      (
+        await t.rows(
+          "SELECT table_name FROM information_schema.tables WHERE starts_with(table_name, '_stage_') ORDER BY 1",
+        )
+      ).map((r) => `ops.${String(r.table_name)}`),
+      [String(err.details.stage)],
+    );
     const status = await warehouseStatus(t.wh);
     assert.deepEqual(
       status.audits.latest.filter((a) => a.status === 'fail').map((a) => [a.model, a.audit, a.failingRows]),

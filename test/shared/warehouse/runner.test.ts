@@ -96,7 +96,8 @@ describe('warehouse runner (DuckDB)', () => {
     Number(
       (
         await rows(
-          "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'ops' AND starts_with(table_name, '_stage_')",
+          // Both catalogs: the database file's ops and the in-memory scratch database.
+          "SELECT COUNT(*) AS n FROM information_schema.tables WHERE starts_with(table_name, '_stage_')",
         )
       )[0]?.n,
     );
