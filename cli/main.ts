@@ -3,7 +3,7 @@
  * command offers it.
  */
 import { parseArgv, type Command } from './command';
-import { COMMANDS } from './commands';
+import { allCommands, command } from './commands';
 
 const BOOLEAN_FLAGS = new Set([
   'json',
@@ -19,8 +19,9 @@ const BOOLEAN_FLAGS = new Set([
 function help(out: (s: string) => void): void {
   out('smelter — raw files and events to a Bronze/Silver/Gold lakehouse\n');
   out('Usage: smelter <command> [options]\n');
-  const w = Math.max(...COMMANDS.map((c) => c.name.length));
-  for (const c of COMMANDS) out(`  ${c.name.padEnd(w)}  ${c.summary}`);
+  const commands = allCommands();
+  const w = Math.max(...commands.map((c) => c.name.length));
+  for (const c of commands) out(`  ${c.name.padEnd(w)}  ${c.summary}`);
   out('\nRun `smelter <command> --help` for its options.');
 }
 
@@ -39,7 +40,7 @@ export async function main(argv: string[]): Promise<number> {
     help(out);
     return 0;
   }
-  const cmd: Command | undefined = COMMANDS.find((c) => c.name === name);
+  const cmd: Command | undefined = command(name);
   if (!cmd) {
     err(`smelter: unknown command "${name}"\n`);
     help(err);

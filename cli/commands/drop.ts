@@ -18,7 +18,7 @@ import {
 } from '../../shared/storage/object-store';
 import { flagString, type Command } from '../command';
 import { cliEnv } from '../env';
-import { startLocalStack, type LocalStack } from '../local/stack';
+import type { LocalStack } from '../local/stack';
 
 const fmtBytes = (n: number): string =>
   n >= 1024 ** 3
@@ -221,6 +221,9 @@ async function startWhileWriting(
   writing: Promise<unknown>,
 ): Promise<LocalStack> {
   try {
+    // Required here: the stack's modules load while the file is copied, not before the copy starts.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { startLocalStack } = require('../local/stack') as typeof import('../local/stack');
     return await startLocalStack({
       cfg,
       log: log.child({}),

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { COMMANDS } from '../../cli/commands';
 import { packageRoot } from '../../shared/paths';
 import { runSmelter } from '../support/cli';
 
@@ -70,5 +71,9 @@ describe('CLI start-up: Google Cloud SDKs are loaded only where used', function 
       for (const sdk of CLOUD_SDKS)
         assert.ok(!pkgs.includes(sdk), `${args.join(' ')}: ${sdk} was loaded: ${JSON.stringify(pkgs)}`);
     }
+  });
+
+  it('each command is listed under its own name (the CLI loads only the module of the command it runs)', () => {
+    for (const [name, load] of Object.entries(COMMANDS)) assert.equal(load().name, name);
   });
 });

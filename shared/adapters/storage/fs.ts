@@ -67,6 +67,10 @@ export class FsObjectStore implements ObjectStore {
 
   /** Maps an untrusted object name to a path that is guaranteed to lie inside the bucket folder. */
   async objectPath(bucket: string, name: string): Promise<string> {
+    return this.objectPathNow(bucket, name);
+  }
+
+  private objectPathNow(bucket: string, name: string): string {
     const parts = assertPathSafeObjectName(name);
     const root = this.bucketDir(bucket);
     const full = path.resolve(root, ...parts);
@@ -174,6 +178,7 @@ export class FsObjectStore implements ObjectStore {
     source: WriteSource,
     opts: WriteOptions = {},
   ): Promise<ObjectMeta> {
+    if (source instanceof LocalFile) return this.writeLocalFile(bucket, name, source, opts);
     const dest = await this.objectPath(bucket, name);
     const bytes = inMemoryBytes(source);
     if (bytes && bytes.length <= SYNC_WRITE_MAX_BYTES)
@@ -185,20 +190,10 @@ export class FsObjectStore implements ObjectStore {
     let md5Hash: string;
     try {
       try {
-        let hashing: Promise<string>;
         if (bytes) {
           // Large in-memory sources: one handle, no stream machinery, no re-open.
-          hashing = Promise.resolve(createHash('md5').update(bytes).digest('base64'));
+          md5Hash = createHash('md5').update(bytes).digest('base64');
           await writeAll(fh, bytes, 0);
-        } else if (source instanceof LocalFile) {
-          // A kernel copy (copy_file_range, or a reflink) instead of every byte through JavaScript; the md5
-          // is taken of the copy itself (what the object holds, even if the source changes meanwhile).
-          const { mode } = await fh.stat();
-          await fsp.copyFile(source.path, tmp);
-          await fh.chmod(mode); // copyFile gives the copy the source's mode
-          hashing = md5OfFile(tmp);
-          // Settled below; this only keeps a failure meanwhile from counting as unhandled.
-          hashing.catch(() => undefined);
         } else {
           const md5 = createHash('md5');
           const hasher = new Transform({
@@ -213,12 +208,11 @@ export class FsObjectStore implements ObjectStore {
             let pos = 0;
             for await (const c of chunks) pos += await writeAll(fh, c, pos);
           });
-          hashing = Promise.resolve(md5.digest('base64'));
+          md5Hash = md5.digest('base64');
         }
         const t = generationToSeconds(nextGeneration());
         await fh.utimes(t, t);
         await fh.sync();
-        md5Hash = await hashing;
         // rename and link keep the inode, so this is also the committed object's size and mtime.
         st = await fh.stat({ bigint: true });
       } finally {
@@ -227,6 +221,52 @@ export class FsObjectStore implements ObjectStore {
       await this.place(tmp, dest, bucket, name, opts, asyncIo);
     } catch (err) {
       await fsp.unlink(tmp).catch(() => undefined);
+      throw err instanceof SmelterError ? err : mapFsError(err, bucket, name);
+    }
+    return this.finish(bucket, name, st, md5Hash, opts, asyncIo);
+  }
+
+  /**
+   * A local file: a kernel copy (copy_file_range, or a reflink) instead of every byte through
+   * JavaScript. Everything before the copy is synchronous (microseconds), so the copy is under way
+   * when write() returns: `drop --wait` starts the stack meanwhile, and its module loading would
+   * otherwise hold back each step before the copy. The md5 is taken of the copy itself (what the
+   * object holds, even if the source changes meanwhile), in a worker thread while it is fsynced.
+   */
+  private async writeLocalFile(
+    bucket: string,
+    name: string,
+    source: LocalFile,
+    opts: WriteOptions,
+  ): Promise<ObjectMeta> {
+    let tmp: string | undefined;
+    let st: fs.BigIntStats;
+    let md5Hash: string;
+    try {
+      const dest = this.objectPathNow(bucket, name);
+      const t = this.openTempSync('.part');
+      tmp = t.tmp;
+      let md5: ReturnType<typeof md5Later> | undefined;
+      try {
+        md5 = md5Later(fs.statSync(source.path).size);
+        const { mode } = fs.fstatSync(t.fd);
+        await fsp.copyFile(source.path, tmp);
+        fs.fchmodSync(t.fd, mode); // copyFile gives the copy the source's mode
+        const hashing = md5.of(tmp);
+        hashing.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
+        const time = generationToSeconds(nextGeneration());
+        fs.futimesSync(t.fd, time, time);
+        await new Promise<void>((resolve, reject) => fs.fsync(t.fd, (e) => (e ? reject(e) : resolve())));
+        md5Hash = await hashing;
+        // rename and link keep the inode, so this is also the committed object's size and mtime.
+        st = fs.fstatSync(t.fd, { bigint: true });
+      } finally {
+        md5?.cancel();
+        fs.closeSync(t.fd);
+      }
+      await this.place(tmp, dest, bucket, name, opts, asyncIo);
+    } catch (err) {
+      if (tmp) await fsp.unlink(tmp).catch(() => undefined);
       throw err instanceof SmelterError ? err : mapFsError(err, bucket, name);
     }
     return this.finish(bucket, name, st, md5Hash, opts, asyncIo);
@@ -684,41 +724,58 @@ async function writeAll(fh: fsp.FileHandle, b: Buffer, pos: number): Promise<num
 /** From this size on a file is hashed in a worker thread: below it, the thread's start costs more than the hash. */
 const WORKER_HASH_MIN_BYTES = 8 * 1024 * 1024;
 
-// Runs as a worker (eval'd: the same code from dist/ and from the TypeScript sources).
+// Runs as a worker (eval'd: the same code from dist/ and from the TypeScript sources): hashes the file
+// it is sent, answers its md5 and exits.
 const MD5_WORKER = `
-const { parentPort, workerData } = require('node:worker_threads');
+const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
-const md5 = require('node:crypto').createHash('md5');
-const buf = Buffer.allocUnsafe(1 << 20);
-const fd = fs.openSync(workerData, 'r');
-try {
-  for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) md5.update(buf.subarray(0, n));
-} finally {
-  fs.closeSync(fd);
-}
-parentPort.postMessage(md5.digest('base64'));
+parentPort.once('message', (file) => {
+  const md5 = require('node:crypto').createHash('md5');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  const fd = fs.openSync(file, 'r');
+  try {
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) md5.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  parentPort.postMessage(md5.digest('base64'));
+});
 `;
 
 /**
- * The base64 md5 of a file. A big one is hashed in a worker thread: the main thread stays free (for
- * the fsync running meanwhile and whatever else the process does) and a second core does the hashing.
+ * The base64 md5 of a file not written yet (`of` once it is). For a big one a worker thread is started
+ * at once, so its start-up (~30 ms, far more on a busy machine) overlaps the writing; then a second
+ * core hashes while the main thread stays free (for the fsync meanwhile, and whatever else the process
+ * does). `cancel` stops a worker that is no longer needed (the write failed).
  */
-async function md5OfFile(file: string): Promise<string> {
-  const { size } = await fsp.stat(file);
-  if (size < WORKER_HASH_MIN_BYTES) {
-    const md5 = createHash('md5');
-    for await (const c of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) md5.update(c as Buffer);
-    return md5.digest('base64');
-  }
-  return new Promise((resolve, reject) => {
-    const w = new Worker(MD5_WORKER, { eval: true, workerData: file, execArgv: [] });
-    let result: string | undefined;
-    w.once('message', (m: string) => (result = m));
+function md5Later(expectedBytes: number): { of(file: string): Promise<string>; cancel(): void } {
+  if (expectedBytes < WORKER_HASH_MIN_BYTES)
+    return {
+      async of(file) {
+        const md5 = createHash('md5');
+        for await (const c of fs.createReadStream(file, { highWaterMark: 1024 * 1024 }))
+          md5.update(c as Buffer);
+        return md5.digest('base64');
+      },
+      cancel: () => undefined,
+    };
+  const w = new Worker(MD5_WORKER, { eval: true, execArgv: [] });
+  const result = new Promise<string>((resolve, reject) => {
+    let md5: string | undefined;
+    w.once('message', (m: string) => (md5 = m));
     w.once('error', reject);
     w.once('exit', (code) =>
-      result !== undefined ? resolve(result) : reject(new Error(`md5 worker exited with code ${code}`)),
+      md5 !== undefined ? resolve(md5) : reject(new Error(`md5 worker exited with code ${code}`)),
     );
   });
+  result.catch(() => undefined); // observed through `of`; a cancelled worker's end is not unhandled
+  return {
+    of(file) {
+      w.postMessage(file);
+      return result;
+    },
+    cancel: () => void w.terminate(),
+  };
 }
 
 function inMemoryBytes(source: WriteSource | Uint8Array): Buffer | undefined {
