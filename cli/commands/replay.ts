@@ -7,7 +7,7 @@
  * The ledger of what was replayed lives in the quarantine bucket (`_replayed/`): replaying twice adds
  * nothing, and `smelter status` counts it.
  */
-import { listDatasets, loadDatasetContract } from '../../shared/contracts/dataset';
+import { loadDatasetContract } from '../../shared/contracts/dataset';
 import type { Config } from '../../shared/config';
 import type { LandedQuery } from '../../shared/local/pubsub/landed';
 import {
@@ -25,7 +25,6 @@ import { flagString, type Command, type CommandContext } from '../command';
 import { cliEnv } from '../env';
 import { startLocalStack } from '../local/stack';
 import { withWarehouse } from '../local/warehouse';
-import { statusProviders } from './status';
 import { openTarget, printLanded, waitLanded } from './publish';
 
 const USAGE =
@@ -180,21 +179,6 @@ async function quarantine({ flags, out }: CommandContext, cfg: Config): Promise<
     out('  Each copy runs the chain again (rawToBronze → loadWarehouse); see `smelter status`.');
   return 0;
 }
-
-/** `smelter status` section: what the ledger says was replayed (dead letters; quarantined sources per dataset). */
-statusProviders.push({
-  name: 'replayed',
-  get: async () => {
-    const { cfg } = cliEnv();
-    const ledger = new ReplayLedger(runtime().store, cfg.quarantineBucket);
-    const quarantine: Record<string, number> = {};
-    for (const d of listDatasets(cfg.contractsDir)) {
-      const n = await ledger.count('quarantine', d);
-      if (n) quarantine[d] = n;
-    }
-    return { deadLetters: await ledger.count('dead-letters'), quarantine };
-  },
-});
 
 export const replayCommand: Command = {
   name: 'replay',

@@ -17,9 +17,9 @@ import { EventContractRegistry } from '../../shared/events/contract';
 import { sensitiveFields } from '../../shared/events/privacy';
 import { callAdmin } from '../local/admin';
 import { formatPullStatus, pullStatus } from '../../shared/pull/status';
+import { ReplayLedger } from '../../shared/replay/ledger';
 import { warehouseStatusSection } from '../local/warehouse';
 
-/** Extra sections (warehouse, Pub/Sub) registered by other subsystems: name → provider. */
 /**
  * Declared personal-data columns per dataset, then fields per event type (`event:<type>`, nested
  * fields by path); contracts that fail to load are skipped here.
@@ -41,6 +41,7 @@ function personalData(cfg: Config): ReturnType<typeof sensitiveColumnsOf> {
   return out;
 }
 
+/** Sections of `smelter status` beyond the core ones (each fails alone): name → provider. */
 export const statusProviders: { name: string; get: (ctx: { adminUrl?: string }) => Promise<unknown> }[] = [
   { name: 'personalData', get: () => Promise.resolve(personalData(cliEnv().cfg)) },
   {
@@ -56,6 +57,20 @@ export const statusProviders: { name: string; get: (ctx: { adminUrl?: string }) 
         contractsDir: cfg.contractsDir,
         stateBucket: cfg.bronzeBucket,
       });
+    },
+  },
+  {
+    // What the replay ledger says was replayed (dead letters; quarantined sources per dataset).
+    name: 'replayed',
+    get: async () => {
+      const { cfg } = cliEnv();
+      const ledger = new ReplayLedger(runtime().store, cfg.quarantineBucket);
+      const quarantine: Record<string, number> = {};
+      for (const d of listDatasets(cfg.contractsDir)) {
+        const n = await ledger.count('quarantine', d);
+        if (n) quarantine[d] = n;
+      }
+      return { deadLetters: await ledger.count('dead-letters'), quarantine };
     },
   },
 ];

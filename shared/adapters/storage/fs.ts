@@ -250,7 +250,7 @@ export class FsObjectStore implements ObjectStore {
       try {
         md5 = md5Later(fs.statSync(source.path).size);
         const { mode } = fs.fstatSync(t.fd);
-        await fsp.copyFile(source.path, tmp);
+        await fsp.copyFile(source.path, tmp, fs.constants.COPYFILE_FICLONE);
         fs.fchmodSync(t.fd, mode); // copyFile gives the copy the source's mode
         const hashing = md5.of(tmp);
         hashing.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
