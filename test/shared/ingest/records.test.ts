@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import {
   countByte,
+  countWords,
   recordGuard,
   RecordScanner,
   type RecordGuardOptions,
@@ -131,6 +132,24 @@ describe('ingest/records: the Node-side record guard', () => {
           assert.equal(referenceRecords(Buffer.concat([o, Buffer.from('\n')]), true).openQuote, false, ctx);
       });
       assert.deepEqual(whole.tally.cut, cut, ctx);
+    }
+  });
+
+  it('countByte counts a byte however dense, sparse or mixed', () => {
+    const rand = rng(7);
+    for (let round = 0; round < 200; round++) {
+      // Runs of lines of one length: dense ones switch to the word loop midway, sparse ones never.
+      let text = '';
+      while (text.length < 20_000)
+        text += ('x'.repeat(Math.floor(rand() * (rand() < 0.5 ? 8 : 200))) + '\n').repeat(
+          1 + Math.floor(rand() * 100),
+        );
+      const buf = Buffer.from(text);
+      const from = Math.floor(rand() * 50);
+      const to = buf.length - Math.floor(rand() * 50);
+      const expected = [...buf.subarray(from, to)].filter((b) => b === 0x0a).length;
+      assert.equal(countByte(buf, from, to, 0x0a), expected);
+      assert.equal(countWords(buf, from, to, 0x0a), expected);
     }
   });
 
