@@ -503,7 +503,7 @@ async function writeValidRows(
       if (input.src.format === 'empty') return (await conn.piped(query, Readable.from([]), consume)).count;
       if (input.file) {
         const count = await scanned(conn, { ...input, file: input.file }, query, consume);
-        job.log.debug('DuckDB scanned the local file itself', { records: count });
+        job.log.debug('DuckDB scanned the local file itself', { rows: count });
         return count;
       }
       return (await conn.piped(query, input.src.stream, consume)).count;
