@@ -21,6 +21,13 @@ export interface LocalWarehouse {
   run(sql: string): Promise<void>;
   /** Runs a query and returns rows as JSON-safe objects (BIGINT/DECIMAL as strings); `$name` params bound. */
   query<T = Record<string, unknown>>(sql: string, params?: Record<string, string | number>): Promise<T[]>;
+  /** DuckDB threads the instance runs with. */
+  readonly threads: number;
+  /**
+   * Runs `fn` with the instance on one thread. Each thread of a large hash aggregate or join holds its
+   * own partitions: under a small memory limit two threads run out where one spills and completes.
+   */
+  singleThreaded<T>(fn: () => Promise<T>): Promise<T>;
   /** Registers a cleanup to run before the instance closes (e.g. closing long-lived connections). */
   onClose(fn: () => void): void;
   close(): Promise<void>;
@@ -44,7 +51,7 @@ async function openInstance(
   fs.mkdirSync(tempDir, { recursive: true });
   const instance = await DuckDBInstance.create(file, {
     memory_limit: opts.memoryLimit ?? (OPTIONS.warehouseMemoryLimit.default as string),
-    threads: String(opts.threads ?? Math.max(1, os.availableParallelism())),
+    threads: String(threadsOf(opts)),
     temp_directory: tempDir,
     // Loads and model stages need not keep their input's order (a table has none; queries that care
     // say ORDER BY): kept, an INSERT … SELECT buffers rows to keep it, and a 160 MB file's Silver
@@ -65,6 +72,9 @@ async function openInstance(
   return instance;
 }
 
+const threadsOf = (opts: { threads?: number }): number =>
+  opts.threads ?? Math.max(1, os.availableParallelism());
+
 export function getLocalWarehouse(
   home: string,
   opts: { memoryLimit?: string; threads?: number } = {},
@@ -76,9 +86,28 @@ export function getLocalWarehouse(
       const instance = await openInstance(home, file, opts);
       const closers = new Set<() => void>();
       let closed = false;
+      const threads = threadsOf(opts);
+      let narrowed = 0;
+      const setThreads = async (n: number): Promise<void> => {
+        const c = await instance.connect();
+        try {
+          await c.run(`SET GLOBAL threads = ${n}`);
+        } finally {
+          c.closeSync();
+        }
+      };
       const wh: LocalWarehouse = {
         file,
         instance,
+        threads,
+        async singleThreaded(fn) {
+          if (narrowed++ === 0) await setThreads(1);
+          try {
+            return await fn();
+          } finally {
+            if (--narrowed === 0 && !closed) await setThreads(threads);
+          }
+        },
         connect: () => instance.connect(),
         async run(sql) {
           const c = await instance.connect();

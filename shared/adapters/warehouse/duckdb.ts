@@ -33,23 +33,47 @@ export class DuckDbEngine implements WarehouseEngine {
   }
 
   async query<T = Record<string, unknown>>(sql: string, params?: QueryParams): Promise<T[]> {
-    try {
-      return await this.wh.query<T>(sql, params);
-    } catch (err) {
-      throw classify(err, sql);
-    }
+    return this.spillable(sql, async () => {
+      try {
+        return await this.wh.query<T>(sql, params);
+      } catch (err) {
+        throw classify(err, sql);
+      }
+    });
   }
 
   async exec(sql: string): Promise<void> {
-    const c = await this.wh.connect();
+    return this.spillable(sql, async () => {
+      const c = await this.wh.connect();
+      try {
+        await c.run(sql);
+      } catch (err) {
+        // A failed statement inside BEGIN … COMMIT leaves the transaction aborted.
+        await c.run('ROLLBACK').catch(() => undefined);
+        throw classify(err, sql);
+      } finally {
+        c.closeSync();
+      }
+    });
+  }
+
+  /**
+   * Runs a statement again on one thread when it ran out of memory: the memory limit is sized for the
+   * common batch, and a batch several times larger (a 24 M-row Silver audit under 64 MB on two
+   * threads) completes on one, spilling, instead of failing on every retry. Statements are whole
+   * transactions (exec rolls back on failure), so running one again is safe.
+   */
+  private async spillable<T>(sql: string, fn: () => Promise<T>): Promise<T> {
     try {
-      await c.run(sql);
+      return await fn();
     } catch (err) {
-      // A failed statement inside BEGIN … COMMIT leaves the transaction aborted.
-      await c.run('ROLLBACK').catch(() => undefined);
-      throw classify(err, sql);
-    } finally {
-      c.closeSync();
+      if (!isOutOfMemory(err)) throw err;
+      if (this.wh.threads <= 1) throw outOfMemory(err, sql);
+      try {
+        return await this.wh.singleThreaded(fn);
+      } catch (again) {
+        throw isOutOfMemory(again) ? outOfMemory(again, sql) : again;
+      }
     }
   }
 
@@ -119,6 +143,11 @@ export class DuckDbEngine implements WarehouseEngine {
   }
 
   async loadParquet(load: ParquetLoad): Promise<LoadResult> {
+    // One transaction, rolled back on failure: safe to run again on one thread.
+    return this.spillable(`INSERT INTO ${this.dialect.table(load.table)} …`, () => this.loadOnce(load));
+  }
+
+  private async loadOnce(load: ParquetLoad): Promise<LoadResult> {
     const p = await this.parquetPath(load.bucket, load.name);
     const t = this.dialect.table(load.table);
     const src = readParquet(p);
@@ -163,6 +192,25 @@ export function sqlString(s: string): string {
 }
 
 /** DuckDB errors: conflicts and I/O are worth a retry; SQL/binder/conversion errors are not. */
+const isOutOfMemory = (err: unknown): boolean => /out of memory/i.test(errorText(err));
+
+function errorText(err: unknown): string {
+  return err instanceof Error
+    ? `${err.message} ${errorText(err.cause)}`
+    : err === undefined
+      ? ''
+      : String(err);
+}
+
+/** Still transient (a concurrent query may have held the memory), but saying which setting helps. */
+function outOfMemory(err: unknown, sql: string): Error {
+  return transient(
+    'WAREHOUSE_UNAVAILABLE',
+    `DuckDB ran out of memory even on one thread; raise SMELTER_WAREHOUSE_MEMORY_LIMIT (${errorText(err).trim()})`,
+    { cause: err, details: { query: sql.slice(0, 4000) } },
+  );
+}
+
 function classify(err: unknown, sql: string): Error {
   const msg = (err as Error)?.message ?? String(err);
   if (

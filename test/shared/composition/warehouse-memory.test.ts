@@ -3,6 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FsObjectStore } from '../../../shared/adapters/storage/fs';
+import { DuckDbEngine } from '../../../shared/adapters/warehouse/duckdb';
+import { getLocalWarehouse, type LocalWarehouse } from '../../../shared/adapters/warehouse/duckdb-local';
+import { isSmelterError } from '../../../shared/errors';
 import { Runtime } from '../../../shared/composition/runtime';
 import { loadConfig } from '../../../shared/config';
 import { createLogger } from '../../../shared/log';
@@ -61,5 +64,56 @@ describe("the runtime's local warehouse: bounded memory", function () {
       'SELECT (SELECT COUNT(*) FROM bronze.rainfall) AS b, (SELECT COUNT(*) FROM silver.rainfall) AS s, (SELECT COUNT(*) FROM gold.rainfall_daily) AS g',
     );
     assert.deepEqual(counts[0], { b: String(rows), s: String(rows), g: String(rows) });
+  });
+});
+
+describe('the local warehouse engine: a statement that runs out of memory', function () {
+  this.timeout(60_000);
+  let home: string;
+  let local: LocalWarehouse | undefined;
+
+  beforeEach(() => {
+    home = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-whoom-'));
+  });
+  afterEach(async () => {
+    await local?.close();
+    fs.rmSync(home, { recursive: true, force: true });
+  });
+
+  // Two million distinct keys: under 16 MB, two threads' hash partitions do not fit, one thread spills.
+  const KEYS = 2_000_000;
+  const setup = async (memoryLimit: string): Promise<DuckDbEngine> => {
+    local = await getLocalWarehouse(home, { memoryLimit, threads: 2 });
+    const engine = new DuckDbEngine(local);
+    await engine.exec(
+      `CREATE TABLE k AS SELECT 'station-' || i AS k, DATE '2024-01-01' + CAST(i % 7 AS INTEGER) AS d FROM range(${KEYS}) r(i)`,
+    );
+    return engine;
+  };
+  const dupKeys = 'SELECT COUNT(*) AS n FROM (SELECT k, d FROM k GROUP BY k, d HAVING COUNT(*) > 1) AS dup';
+
+  it('runs again on one thread and completes, then restores the threads', async () => {
+    const engine = await setup('16MB');
+    const seen: string[] = [];
+    const run = local!.singleThreaded.bind(local);
+    local!.singleThreaded = (fn) => {
+      seen.push('narrowed');
+      return run(fn);
+    };
+    assert.deepEqual(await engine.query(dupKeys), [{ n: '0' }]);
+    assert.deepEqual(seen, ['narrowed'], 'the statement ran out of memory on two threads first');
+    assert.deepEqual(await engine.query("SELECT current_setting('threads') AS t"), [{ t: '2' }]);
+  });
+
+  it('says which setting to raise when one thread is not enough either (transient: memory may free up)', async () => {
+    const engine = await setup('10MB');
+    await assert.rejects(
+      engine.query(dupKeys),
+      (e: unknown) =>
+        isSmelterError(e, 'WAREHOUSE_UNAVAILABLE') &&
+        e.kind === 'transient' &&
+        /out of memory even on one thread; raise SMELTER_WAREHOUSE_MEMORY_LIMIT/.test(e.message),
+    );
+    assert.deepEqual(await engine.query("SELECT current_setting('threads') AS t"), [{ t: '2' }]);
   });
 });
