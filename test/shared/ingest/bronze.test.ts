@@ -310,20 +310,22 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
     const nd = [
       '{"order_id":1,"customer":"a","order_date":"2024-01-01"}',
       '',
-      '{"order_id":2,"customer":"b"', // truncated JSON (line 3)
-      '[1,2]', // not an object (line 4)
+      ' \t ', // blank: not a record
+      '{"order_id":2,"customer":"b"', // truncated JSON (line 4)
+      '[1,2]', // not an object (line 5)
       '{"order_id":"3","customer":"c","order_date":"2024-01-03","amount":"2.5"}', // coerced strings
       '{"order_id":4,"customer":"d","order_date":"2024-01-04","__proto__":{"polluted":true}}',
+      '\t {"order_id":5,"customer":"e","order_date":"2024-01-05"}', // leading blanks: a record
     ].join('\n');
     const m = converted(await drop('orders/x.ndjson', nd));
-    assert.equal(m.rows, 3);
+    assert.equal(m.rows, 4);
     assert.equal(m.rejected, 2);
     const r = await rejects(m);
     assert.deepEqual(
       r.map((x) => [x.line, x.reason]),
       [
-        [3, 'not valid JSON'],
-        [4, 'record is not a JSON object'],
+        [4, 'not valid JSON'],
+        [5, 'record is not a JSON object'],
       ],
     );
     // Unparsed records are not copied (they may hold fields the contract does not map): the line points at them.
@@ -334,6 +336,7 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
       { order_id: '1', amount: 0 },
       { order_id: '3', amount: 2.5 },
       { order_id: '4', amount: 0 },
+      { order_id: '5', amount: 0 },
     ]);
   });
 
