@@ -252,9 +252,12 @@ export const dropCommand: Command = {
     await ensureContract(o, cfg, rt, say);
 
     const { store } = rt;
-    await store.ensureBucket(cfg.rawBucket);
     if (!o.name.startsWith(o.dataset + '/')) throw new Error(`--name must start with "${o.dataset}/"`);
     const running = runningStack(cfg.home);
+    // Checked before the copy, which the stack start runs beside (startLocalStack would say it too).
+    if (o.wait && !running && store.driver !== 'fs')
+      throw new Error('--wait without a running stack needs the local stack: SMELTER_BACKEND=local');
+    await store.ensureBucket(cfg.rawBucket);
     const now = Date.now;
     const started = now();
     const writing = store.write(cfg.rawBucket, o.name, new LocalFile(o.file), {

@@ -110,6 +110,17 @@ describe('smelter CLI (bin/smelter.js in a child process)', function () {
     assert.deepEqual(s.parked, []);
   });
 
+  it('`drop --wait` without a running stack on the gcp backend fails at once, before copying anything', async () => {
+    const file = path.join(tmp, 'gcp.csv');
+    fs.writeFileSync(file, [HEADER, ...GOOD_ROWS].join('\n') + '\n');
+    const r = await smelter(['drop', file, '--dataset', 'rainfall', '--wait', '--json'], {
+      ...env,
+      SMELTER_BACKEND: 'gcp',
+    });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--wait without a running stack needs the local stack: SMELTER_BACKEND=local/);
+  });
+
   it('`drop --infer` on a new dataset writes a contract into SMELTER_CONTRACTS_DIR and converts', async () => {
     const file = path.join(tmp, 'sensors.csv');
     fs.writeFileSync(

@@ -251,6 +251,8 @@ export class FsObjectStore implements ObjectStore {
         md5 = md5Later(fs.statSync(source.path).size);
         const { mode } = fs.fstatSync(t.fd);
         await fsp.copyFile(source.path, tmp, fs.constants.COPYFILE_FICLONE);
+        // Everything here works on the inode opened above: copyFile must have written into it.
+        if (fs.fstatSync(t.fd).ino !== fs.statSync(tmp).ino) throw new Error(`copyFile replaced ${tmp}`);
         fs.fchmodSync(t.fd, mode); // copyFile gives the copy the source's mode
         const hashing = md5.of(tmp);
         hashing.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
