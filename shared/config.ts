@@ -199,6 +199,12 @@ export const OPTIONS = {
     parse: parsers.str(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, 'a DuckDB size such as 64MB'),
     doc: "DuckDB's memory_limit for the local warehouse (Bronze loads, Silver merges, Gold rebuilds, event tables): larger work spills to `SMELTER_HOME/tmp/duckdb`.",
   } as OptionSpec<string>,
+  warehouseMemoryMax: {
+    env: 'SMELTER_WAREHOUSE_MEMORY_MAX',
+    default: '512MB',
+    parse: parsers.str(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, 'a DuckDB size such as 512MB'),
+    doc: 'How far the local warehouse may raise its memory_limit, for one statement, when that statement ran out of memory at `SMELTER_WAREHOUSE_MEMORY_LIMIT` even on one thread (a hash aggregate needs memory in proportion to its partitions: a 24 M-row batch needs ~96 MB): it runs again with twice the limit, up to this.',
+  } as OptionSpec<string>,
   warehouseThreads: {
     env: 'SMELTER_WAREHOUSE_THREADS',
     default: () => Math.max(1, os.availableParallelism()),

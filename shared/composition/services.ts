@@ -30,7 +30,7 @@ import type { ObjectStore } from '../storage/object-store';
 import type { WarehouseEngine } from '../warehouse/engine';
 import { Warehouse } from '../warehouse/service';
 import type { PubsubClient } from '../adapters/pubsub/client';
-import type { LocalWarehouse } from '../adapters/warehouse/duckdb-local';
+import type { LocalWarehouse, LocalWarehouseOptions } from '../adapters/warehouse/duckdb-local';
 
 type Adapters = {
   fs: typeof import('../adapters/storage/fs');
@@ -63,7 +63,7 @@ const load = {
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 /** Opens the local DuckDB file (one instance per process and file; the first opener's options win). */
-export type LocalDuckDb = (opts?: { memoryLimit?: string; threads?: number }) => Promise<LocalWarehouse>;
+export type LocalDuckDb = (opts?: LocalWarehouseOptions) => Promise<LocalWarehouse>;
 
 /** A Pub/Sub client for the configured project: real Pub/Sub, or the emulator at `emulatorHost`. */
 export type PubsubClients = (opts?: { emulatorHost?: string }) => PubsubClient;
@@ -151,11 +151,9 @@ function createEventWarehouse(rt: ServiceContext): EventWarehouse {
   const cfg = rt.get('config');
   if (cfg.backend === 'local') {
     const open = rt.get('localDuckDb');
-    return new (load.eventsDuckdb().DuckDbEventWarehouse)(
-      () => open({ memoryLimit: cfg.warehouseMemoryLimit, threads: cfg.warehouseThreads }),
-      undefined,
-      { dedupWindowMs: cfg.eventsDedupWindowMs },
-    );
+    return new (load.eventsDuckdb().DuckDbEventWarehouse)(() => open(localWarehouseOptions(cfg)), undefined, {
+      dedupWindowMs: cfg.eventsDedupWindowMs,
+    });
   }
   return new (load.eventsBigquery().BigQueryEventWarehouse)({
     projectId: cfg.project,
@@ -163,6 +161,12 @@ function createEventWarehouse(rt: ServiceContext): EventWarehouse {
     location: cfg.bigqueryLocation,
   });
 }
+
+const localWarehouseOptions = (cfg: Config): LocalWarehouseOptions => ({
+  memoryLimit: cfg.warehouseMemoryLimit,
+  memoryMax: cfg.warehouseMemoryMax,
+  threads: cfg.warehouseThreads,
+});
 
 /** The warehouse engine on GCP (the dashboard reads through it without opening the Warehouse). */
 export function bigQueryEngine(cfg: Config): WarehouseEngine {
@@ -180,10 +184,7 @@ async function createWarehouseEngine(rt: ServiceContext): Promise<WarehouseEngin
   const store = rt.get('store');
   // DuckDB reads Bronze Parquet straight from the bucket folder: it needs the filesystem driver.
   const files = store instanceof FsObjectStore ? store : new FsObjectStore(cfg.home);
-  const local = await rt.get('localDuckDb')({
-    memoryLimit: cfg.warehouseMemoryLimit,
-    threads: cfg.warehouseThreads,
-  });
+  const local = await rt.get('localDuckDb')(localWarehouseOptions(cfg));
   return new (load.duckdbEngine().DuckDbEngine)(local, files);
 }
 

@@ -23,11 +23,15 @@ export interface LocalWarehouse {
   query<T = Record<string, unknown>>(sql: string, params?: Record<string, string | number>): Promise<T[]>;
   /** DuckDB threads the instance runs with. */
   readonly threads: number;
+  /** Its memory_limit and how far `constrained` may raise it, in bytes. */
+  readonly memoryLimitBytes: number;
+  readonly memoryMaxBytes: number;
   /**
-   * Runs `fn` with the instance on one thread. Each thread of a large hash aggregate or join holds its
-   * own partitions: under a small memory limit two threads run out where one spills and completes.
+   * Runs `fn` with the instance on one thread and, if given, a higher memory_limit. Each thread of a
+   * large hash aggregate holds its own partitions, and their number grows with the input: under a
+   * small limit two threads run out where one spills and completes, and a very large batch needs more.
    */
-  singleThreaded<T>(fn: () => Promise<T>): Promise<T>;
+  constrained<T>(fn: () => Promise<T>, memoryBytes?: number): Promise<T>;
   /** Registers a cleanup to run before the instance closes (e.g. closing long-lived connections). */
   onClose(fn: () => void): void;
   close(): Promise<void>;
@@ -39,18 +43,43 @@ export function warehouseFile(home: string): string {
   return path.join(home, 'warehouse', 'smelter.duckdb');
 }
 
+export interface LocalWarehouseOptions {
+  memoryLimit?: string;
+  /** See SMELTER_WAREHOUSE_MEMORY_MAX. */
+  memoryMax?: string;
+  threads?: number;
+}
+
+const UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+};
+
+/** A DuckDB size (`64MB`, `1.5GiB`) in bytes, as DuckDB reads it (MB decimal, MiB binary). */
+export function sizeBytes(size: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]+)$/i.exec(size.trim());
+  const unit = m ? UNITS[(m[2] as string).toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new Error(`not a DuckDB size: ${size}`);
+  return Math.round(Number(m[1]) * unit);
+}
+
 /** The DuckDB instance of the warehouse file, bounded and in UTC. */
 async function openInstance(
   home: string,
   file: string,
-  opts: { memoryLimit?: string; threads?: number },
+  opts: LocalWarehouseOptions,
 ): Promise<DuckDBInstance> {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   // DuckDB creates only the last level of temp_directory, and needs it as soon as work spills.
   const tempDir = path.join(home, 'tmp', 'duckdb');
   fs.mkdirSync(tempDir, { recursive: true });
   const instance = await DuckDBInstance.create(file, {
-    memory_limit: opts.memoryLimit ?? (OPTIONS.warehouseMemoryLimit.default as string),
+    memory_limit: memoryLimitOf(opts),
     threads: String(threadsOf(opts)),
     temp_directory: tempDir,
     // Loads and model stages need not keep their input's order (a table has none; queries that care
@@ -72,13 +101,12 @@ async function openInstance(
   return instance;
 }
 
-const threadsOf = (opts: { threads?: number }): number =>
+const threadsOf = (opts: LocalWarehouseOptions): number =>
   opts.threads ?? Math.max(1, os.availableParallelism());
+const memoryLimitOf = (opts: LocalWarehouseOptions): string =>
+  opts.memoryLimit ?? (OPTIONS.warehouseMemoryLimit.default as string);
 
-export function getLocalWarehouse(
-  home: string,
-  opts: { memoryLimit?: string; threads?: number } = {},
-): Promise<LocalWarehouse> {
+export function getLocalWarehouse(home: string, opts: LocalWarehouseOptions = {}): Promise<LocalWarehouse> {
   const file = warehouseFile(home);
   let p = open.get(file);
   if (!p) {
@@ -87,11 +115,21 @@ export function getLocalWarehouse(
       const closers = new Set<() => void>();
       let closed = false;
       const threads = threadsOf(opts);
-      let narrowed = 0;
-      const setThreads = async (n: number): Promise<void> => {
+      const memoryLimitBytes = sizeBytes(memoryLimitOf(opts));
+      const memoryMaxBytes = Math.max(
+        memoryLimitBytes,
+        sizeBytes(opts.memoryMax ?? (OPTIONS.warehouseMemoryMax.default as string)),
+      );
+      // Settings are the instance's: constrained runs overlap, the largest limit wins until the last ends.
+      const active = new Map<symbol, number>();
+      const settle = async (): Promise<void> => {
+        if (closed) return;
+        const raised = Math.max(memoryLimitBytes, ...active.values());
         const c = await instance.connect();
         try {
-          await c.run(`SET GLOBAL threads = ${n}`);
+          await c.run(
+            `SET GLOBAL threads = ${active.size ? 1 : threads}; SET GLOBAL memory_limit = '${Math.round(raised / 1024)}KiB'`,
+          );
         } finally {
           c.closeSync();
         }
@@ -100,12 +138,17 @@ export function getLocalWarehouse(
         file,
         instance,
         threads,
-        async singleThreaded(fn) {
-          if (narrowed++ === 0) await setThreads(1);
+        memoryLimitBytes,
+        memoryMaxBytes,
+        async constrained(fn, memoryBytes) {
+          const id = Symbol('constrained');
+          active.set(id, Math.min(memoryBytes ?? memoryLimitBytes, memoryMaxBytes));
+          await settle();
           try {
             return await fn();
           } finally {
-            if (--narrowed === 0 && !closed) await setThreads(threads);
+            active.delete(id);
+            await settle();
           }
         },
         connect: () => instance.connect(),

@@ -58,23 +58,33 @@ export class DuckDbEngine implements WarehouseEngine {
   }
 
   /**
-   * Runs a statement again on one thread when it ran out of memory: the memory limit is sized for the
-   * common batch, and a batch several times larger (a 24 M-row Silver audit under 64 MB on two
-   * threads) completes on one, spilling, instead of failing on every retry. Statements are whole
-   * transactions (exec rolls back on failure), so running one again is safe.
+   * Runs a statement again when it ran out of memory: first on one thread, then with twice the memory
+   * limit, and twice again, up to SMELTER_WAREHOUSE_MEMORY_MAX. The limit is sized for the common
+   * batch; a batch many times larger (24 M rows: its Silver audit's hash aggregate needs ~96 MB on one
+   * thread) completes instead of failing on every retry. Statements are whole transactions (exec rolls
+   * back on failure), so running one again is safe.
    */
   private async spillable<T>(sql: string, fn: () => Promise<T>): Promise<T> {
+    const wh = this.wh;
+    let err: unknown;
     try {
       return await fn();
-    } catch (err) {
-      if (!isOutOfMemory(err)) throw err;
-      if (this.wh.threads <= 1) throw outOfMemory(err, sql);
+    } catch (e) {
+      if (!isOutOfMemory(e)) throw e;
+      err = e;
+    }
+    const limits: (number | undefined)[] = wh.threads > 1 ? [undefined] : [];
+    for (let b = wh.memoryLimitBytes * 2; b < wh.memoryMaxBytes * 2; b *= 2)
+      limits.push(Math.min(b, wh.memoryMaxBytes));
+    for (const bytes of limits) {
       try {
-        return await this.wh.singleThreaded(fn);
-      } catch (again) {
-        throw isOutOfMemory(again) ? outOfMemory(again, sql) : again;
+        return await wh.constrained(fn, bytes);
+      } catch (e) {
+        if (!isOutOfMemory(e)) throw e;
+        err = e;
       }
     }
+    throw outOfMemory(err, sql, wh.memoryMaxBytes);
   }
 
   async columns(table: TableRef): Promise<ColumnInfo[] | undefined> {
@@ -192,21 +202,20 @@ export function sqlString(s: string): string {
 }
 
 /** DuckDB errors: conflicts and I/O are worth a retry; SQL/binder/conversion errors are not. */
-const isOutOfMemory = (err: unknown): boolean => /out of memory/i.test(errorText(err));
+const isOutOfMemory = (err: unknown): boolean => /out of memory/i.test(rootMessage(err));
 
-function errorText(err: unknown): string {
-  return err instanceof Error
-    ? `${err.message} ${errorText(err.cause)}`
-    : err === undefined
-      ? ''
-      : String(err);
+/** DuckDB's own first line (classify wraps it; its advice is about settings users do not set here). */
+function rootMessage(err: unknown): string {
+  let e = err;
+  while (e instanceof Error && e.cause !== undefined) e = e.cause;
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '';
 }
 
 /** Still transient (a concurrent query may have held the memory), but saying which setting helps. */
-function outOfMemory(err: unknown, sql: string): Error {
+function outOfMemory(err: unknown, sql: string, maxBytes: number): Error {
   return transient(
     'WAREHOUSE_UNAVAILABLE',
-    `DuckDB ran out of memory even on one thread; raise SMELTER_WAREHOUSE_MEMORY_LIMIT (${errorText(err).trim()})`,
+    `DuckDB ran out of memory even on one thread with ${Math.round(maxBytes / 1e6)} MB; raise SMELTER_WAREHOUSE_MEMORY_MAX (${rootMessage(err)})`,
     { cause: err, details: { query: sql.slice(0, 4000) } },
   );
 }

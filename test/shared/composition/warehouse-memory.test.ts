@@ -80,10 +80,11 @@ describe('the local warehouse engine: a statement that runs out of memory', func
     fs.rmSync(home, { recursive: true, force: true });
   });
 
-  // Two million distinct keys: under 16 MB, two threads' hash partitions do not fit, one thread spills.
+  // Two million distinct keys: under 16 MB, two threads' hash partitions do not fit, one thread spills;
+  // under 10 MB one thread needs twice the limit.
   const KEYS = 2_000_000;
-  const setup = async (memoryLimit: string): Promise<DuckDbEngine> => {
-    local = await getLocalWarehouse(home, { memoryLimit, threads: 2 });
+  const setup = async (memoryLimit: string, memoryMax: string): Promise<DuckDbEngine> => {
+    local = await getLocalWarehouse(home, { memoryLimit, memoryMax, threads: 2 });
     const engine = new DuckDbEngine(local);
     await engine.exec(
       `CREATE TABLE k AS SELECT 'station-' || i AS k, DATE '2024-01-01' + CAST(i % 7 AS INTEGER) AS d FROM range(${KEYS}) r(i)`,
@@ -91,28 +92,47 @@ describe('the local warehouse engine: a statement that runs out of memory', func
     return engine;
   };
   const dupKeys = 'SELECT COUNT(*) AS n FROM (SELECT k, d FROM k GROUP BY k, d HAVING COUNT(*) > 1) AS dup';
-
-  it('runs again on one thread and completes, then restores the threads', async () => {
-    const engine = await setup('16MB');
-    const seen: string[] = [];
-    const run = local!.singleThreaded.bind(local);
-    local!.singleThreaded = (fn) => {
-      seen.push('narrowed');
-      return run(fn);
+  const settings = (engine: DuckDbEngine): Promise<unknown> =>
+    engine.query("SELECT current_setting('threads') AS t, current_setting('memory_limit') AS m");
+  /** The constrained runs the engine asked for: undefined = one thread at the configured limit. */
+  const record = (wh: LocalWarehouse): (number | undefined)[] => {
+    const asked: (number | undefined)[] = [];
+    const run = wh.constrained.bind(wh);
+    wh.constrained = (fn, bytes) => {
+      asked.push(bytes);
+      return run(fn, bytes);
     };
+    return asked;
+  };
+
+  it('runs again on one thread and completes, then restores the settings', async () => {
+    const engine = await setup('16MB', '512MB');
+    const before = await settings(engine);
+    const asked = record(local as LocalWarehouse);
     assert.deepEqual(await engine.query(dupKeys), [{ n: '0' }]);
-    assert.deepEqual(seen, ['narrowed'], 'the statement ran out of memory on two threads first');
-    assert.deepEqual(await engine.query("SELECT current_setting('threads') AS t"), [{ t: '2' }]);
+    assert.deepEqual(asked, [undefined], 'it ran out of memory on two threads, once');
+    assert.deepEqual(await settings(engine), before);
   });
 
-  it('says which setting to raise when one thread is not enough either (transient: memory may free up)', async () => {
-    const engine = await setup('10MB');
+  it('then with twice the memory limit, up to SMELTER_WAREHOUSE_MEMORY_MAX', async () => {
+    const engine = await setup('10MB', '64MB');
+    const before = await settings(engine);
+    const asked = record(local as LocalWarehouse);
+    assert.deepEqual(await engine.query(dupKeys), [{ n: '0' }]);
+    assert.deepEqual(asked, [undefined, 20e6]);
+    assert.deepEqual(await settings(engine), before);
+  });
+
+  it('says which setting to raise when the most it may use is not enough (transient: memory may free up)', async () => {
+    const engine = await setup('10MB', '10MB');
     await assert.rejects(
       engine.query(dupKeys),
       (e: unknown) =>
         isSmelterError(e, 'WAREHOUSE_UNAVAILABLE') &&
         e.kind === 'transient' &&
-        /out of memory even on one thread; raise SMELTER_WAREHOUSE_MEMORY_LIMIT/.test(e.message),
+        /^DuckDB ran out of memory even on one thread with 10 MB; raise SMELTER_WAREHOUSE_MEMORY_MAX \(Out of Memory Error: [^\n]+\)$/.test(
+          e.message,
+        ),
     );
     assert.deepEqual(await engine.query("SELECT current_setting('threads') AS t"), [{ t: '2' }]);
   });
