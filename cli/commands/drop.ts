@@ -53,6 +53,7 @@ interface DropJob {
   running: RunningStack | undefined;
   /** The stack this process started for --wait, if any. */
   local: LocalStack | undefined;
+  rt: Runtime;
   source: { bucket: string; name: string; generation: string };
   started: number;
   now: () => number;
@@ -135,10 +136,40 @@ async function readOutcome(
   return failed ? { failed } : undefined;
 }
 
+/** What the warehouse made of the Bronze file. */
+interface LoadOutcome {
+  status: 'loaded' | 'failed';
+  rows?: number;
+  error?: string;
+}
+
+/**
+ * Once the in-process stack is idle, whether loadWarehouse loaded the file: its ledger row, or the
+ * event its trigger parked after the last retry (a load that never succeeded leaves no ledger row).
+ */
+async function warehouseOutcome(job: DropJob, manifest: BronzeManifest): Promise<LoadOutcome | undefined> {
+  const local = job.local as LocalStack;
+  await local.triggers.idle();
+  const { bucket, name, generation } = manifest.output;
+  const wh = await job.rt.get('warehouse');
+  const row = generation ? await wh.ops.ledger(bucket, name, generation) : undefined;
+  if (row?.status === 'loaded' || row?.status === 'done') return { status: 'loaded', rows: row.rows };
+  if (row?.status === 'failed') return { status: 'failed', error: row.error ?? 'failed' };
+  const parked = listParked(path.join(job.cfg.home, 'state', 'eventarc')).find(
+    (p) =>
+      p.target === local.ctx.endpoints.loadWarehouse &&
+      p.event.subject?.startsWith(`objects/${name.replace(/\.parquet$/, '')}`),
+  );
+  if (parked)
+    return { status: 'failed', error: `gave up after ${parked.attempts} attempts: ${parked.lastError}` };
+  return undefined;
+}
+
 function reportOutcome(
   job: DropJob,
   names: ReturnType<typeof bronzeNames>,
   { manifest, failed }: { manifest?: BronzeManifest; failed?: FailedRecord },
+  load?: LoadOutcome,
 ): number {
   const { cfg, out } = job;
   const result = {
@@ -152,6 +183,7 @@ function reportOutcome(
         ? { bucket: cfg.quarantineBucket, name: `${names.failed}/error.json`, error: failed.error }
         : null,
     durationMs: manifest?.durationMs ?? job.now() - job.started,
+    ...(job.local ? { warehouse: load ?? null } : {}),
   };
   if (job.o.json) out(JSON.stringify(result));
   else if (manifest) {
@@ -160,7 +192,13 @@ function reportOutcome(
       `rows: ${manifest.rows} written, ${manifest.rejected} rejected${manifest.quarantine ? ` → ${manifest.quarantine.uri}` : ''}  (${manifest.durationMs} ms)`,
     );
   } else out(`quarantined: ${failed?.error.code}: ${failed?.error.message}`);
-  return failed ? 3 : 0;
+  if (!job.o.json && load)
+    out(
+      load.status === 'loaded'
+        ? `warehouse: ${load.rows ?? 0} rows loaded`
+        : `warehouse: load failed: ${load.error}`,
+    );
+  return failed ? 3 : load?.status === 'failed' ? 4 : 0;
 }
 
 /** Throws once the trigger parked this object's event (rawToBronze gave up) or the wait timed out. */
@@ -193,8 +231,9 @@ async function waitForBronze(job: DropJob): Promise<number> {
       const outcome = await readOutcome(job, names);
       if (outcome) {
         if (tty) process.stderr.write('\r\x1b[K');
-        if (job.local) await job.local.triggers.idle();
-        return reportOutcome(job, names, outcome);
+        const load =
+          job.local && outcome.manifest ? await warehouseOutcome(job, outcome.manifest) : undefined;
+        return reportOutcome(job, names, outcome, load);
       }
       checkGaveUp(job);
       const now = job.now();
@@ -243,7 +282,8 @@ async function startWhileWriting(
 
 export const dropCommand: Command = {
   name: 'drop',
-  summary: 'Copy a file into the raw bucket (optionally infer its contract, wait for Bronze)',
+  summary:
+    'Copy a file into the raw bucket (optionally infer its contract, wait for Bronze; without a running stack, also for its warehouse load: exit 3 quarantined, 4 load failed)',
   usage: 'drop FILE --dataset NAME [--name OBJECT] [--infer] [--wait] [--json] [--timeout SECONDS]',
   async run({ args, flags, out, err }) {
     const o = parseDropOptions(args, flags);
@@ -272,7 +312,7 @@ export const dropCommand: Command = {
       `dropped ${o.file} (${fmtBytes(o.size)}) → gs://${cfg.rawBucket}/${o.name} (generation ${meta.generation})`,
     );
     const source = { bucket: cfg.rawBucket, name: o.name, generation: meta.generation };
-    const job: DropJob = { o, cfg, store, say, out, err, running, local, source, started, now };
+    const job: DropJob = { o, cfg, store, say, out, err, running, local, rt, source, started, now };
     return o.wait ? waitForBronze(job) : reportDropped(job);
   },
 };
