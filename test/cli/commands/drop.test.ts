@@ -25,7 +25,7 @@ describe('smelter drop --wait: the warehouse outcome', function () {
     fs.writeFileSync(file, HEADER + csv);
     const r = await runSmelter(['drop', file, '--dataset', 'rainfall', '--wait', '--json'], env());
     return {
-      code: r.code,
+      code: r.code ?? -1,
       out: JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>,
       stderr: r.stderr,
     };
