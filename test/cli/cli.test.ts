@@ -50,6 +50,7 @@ describe('smelter CLI (bin/smelter.js in a child process)', function () {
       rejected: number;
       quarantine: { bucket: string; name: string } | null;
       durationMs: number;
+      warehouse: { status: string; rows: number } | null;
     };
     assert.deepEqual(Object.keys(out).sort(), [
       'durationMs',
@@ -58,6 +59,7 @@ describe('smelter CLI (bin/smelter.js in a child process)', function () {
       'rejected',
       'rows',
       'source',
+      'warehouse',
     ]);
     assert.equal(out.source.bucket, 'raw');
     assert.equal(out.source.name, 'rainfall/obs.csv');
@@ -71,6 +73,7 @@ describe('smelter CLI (bin/smelter.js in a child process)', function () {
     );
     assert.equal(out.rows, GOOD_ROWS.length);
     assert.equal(out.rejected, 1);
+    assert.deepEqual(out.warehouse, { status: 'loaded', rows: GOOD_ROWS.length });
     assert.equal(out.quarantine?.bucket, 'quarantine');
     assert.match(out.quarantine?.name ?? '', /\.rejects\.ndjson$/);
     assert.equal(typeof out.durationMs, 'number');
