@@ -86,6 +86,13 @@ interface Run {
   rows: number;
   /** The target did not exist before this run. */
   fresh: boolean;
+  /** The target's columns before this run (undefined when fresh). */
+  targetCols?: ColumnInfo[];
+  /**
+   * The stage is built beside the target and renamed into place instead of copied into it: a first
+   * run of a model, or any run of a `full` one, where the engine can (see Dialect.placeStage).
+   */
+  inPlace: boolean;
   /** A failed audit keeps the stage for inspection. */
   keepStage: boolean;
 }
@@ -264,6 +271,7 @@ export class ModelRunner {
     if (!apply) throw permanent('MODEL_FAILED', `Model ${m.key} (${m.file}): a view has no runs`);
     const run = this.newRun(m, range, opts);
     try {
+      await this.placeStage(run);
       await this.stageOutput(run);
       await this.auditStage(run);
       await this.prepareTarget(run);
@@ -302,8 +310,31 @@ export class ModelRunner {
       cols: [],
       rows: 0,
       fresh: false,
+      inPlace: false,
       keepStage: false,
     };
+  }
+
+  /**
+   * Where the stage goes: in the scratch space, or — when the whole output becomes the target (a first
+   * run, a `full` model) and the engine can rename — beside the target, so applying it is a rename
+   * instead of a second write of every row.
+   */
+  private async placeStage(run: Run): Promise<void> {
+    run.targetCols = await this.engine.columns(run.m.target);
+    run.fresh = !run.targetCols;
+    if (!run.fresh && run.m.kind !== 'full') return;
+    const beside: TableRef = { layer: run.m.target.layer, name: run.stage.name };
+    if (!this.d.placeStage(beside, run.m.target)) return;
+    run.stage = beside;
+    run.S = this.d.table(beside);
+    run.inPlace = true;
+  }
+
+  /** Renames the stage into place (dropping a previous `full` table in the same transaction). */
+  private async renameIntoPlace(run: Run): Promise<void> {
+    const moves = this.d.placeStage(run.stage, run.m.target) as string[];
+    await this.sql(run.m, this.d.transaction(run.fresh ? moves : [this.d.dropTable(run.m.target), ...moves]));
   }
 
   /** Stores the output in the stage; checks its columns, counts it, and (by range) bounds it. */
@@ -385,10 +416,8 @@ export class ModelRunner {
 
   /** Creates an empty target on a first run, or adds the stage's new columns to it (not for `full`). */
   private async prepareTarget(run: Run): Promise<void> {
-    const { m } = run;
-    const targetCols = await this.engine.columns(m.target);
-    run.fresh = !targetCols;
-    if (m.kind === 'full') return;
+    const { m, targetCols } = run;
+    if (m.kind === 'full' || run.inPlace) return;
     if (!targetCols)
       await this.sql(
         m,
@@ -405,7 +434,12 @@ export class ModelRunner {
   };
 
   /** Replaces the whole table (small dimensions). */
-  private async applyFull({ m, S }: Run): Promise<Change> {
+  private async applyFull(run: Run): Promise<Change> {
+    const { m, S } = run;
+    if (run.inPlace) {
+      await this.renameIntoPlace(run);
+      return CHANGED_ALL;
+    }
     await this.sql(
       m,
       this.d.createTableAs(m.target, `SELECT * FROM ${S}`, { replace: true, ...this.layout(m) }),
@@ -414,9 +448,17 @@ export class ModelRunner {
   }
 
   /** Deletes the range's partitions and inserts the stage, in one transaction. */
-  private async applyRange({ m, S, range, rows, cols }: Run): Promise<Change> {
+  private async applyRange(run: Run): Promise<Change> {
+    const { m, S, range, rows, cols } = run;
     const d = this.d;
     const time = m.timeColumn as string;
+    const after = async (): Promise<string[]> =>
+      rows ? this.distinctDates(m, `SELECT DISTINCT ${d.ident(time)} AS d FROM ${S}`) : [];
+    if (run.inPlace) {
+      const change = isUnbounded(range) ? CHANGED_ALL : changedDates(await after());
+      await this.renameIntoPlace(run);
+      return change;
+    }
     let change: Change = CHANGED_ALL;
     if (!isUnbounded(range)) {
       // What changed: the partitions the range held before, and those it holds after.
@@ -424,10 +466,7 @@ export class ModelRunner {
         m,
         `SELECT DISTINCT ${d.ident(time)} AS d FROM ${d.table(m.target)} WHERE ${d.dateRangePredicate(time, range)}`,
       );
-      const after = rows
-        ? await this.distinctDates(m, `SELECT DISTINCT ${d.ident(time)} AS d FROM ${S}`)
-        : [];
-      change = changedDates([...before, ...after]);
+      change = changedDates([...before, ...(await after())]);
     }
     await this.sql(
       m,
@@ -446,14 +485,22 @@ export class ModelRunner {
   /** MERGE on the unique key; a first run is a plain insert (nothing to merge with, much faster). */
   private async applyMerge(run: Run): Promise<Change | undefined> {
     const { m, S, rows, fresh, cols } = run;
-    if (rows === 0) return undefined;
     const d = this.d;
-    const colNames = cols.map((c) => c.name);
     const tc = m.timeColumn;
-    if (fresh) {
-      const change = tc
+    const incoming = async (): Promise<Change> =>
+      tc
         ? changedDates(await this.distinctDates(m, `SELECT DISTINCT ${d.ident(tc)} AS d FROM ${S}`))
         : CHANGED_ALL;
+    if (run.inPlace) {
+      // Even empty: the target exists after its first run, as downstream models expect.
+      const change = rows ? await incoming() : undefined;
+      await this.renameIntoPlace(run);
+      return change;
+    }
+    if (rows === 0) return undefined;
+    const colNames = cols.map((c) => c.name);
+    if (fresh) {
+      const change = await incoming();
       await this.sql(m, d.insertSelect(m.target, colNames, S));
       return change;
     }

@@ -37,7 +37,7 @@ import { OpsStore, type LedgerRow } from './ops';
 import { addDays, changedDates, CHANGED_ALL, isDate, toDate, type Change } from './ranges';
 import { ModelRunner, type RunSummary } from './runner';
 import { bronzeColumnsOf, compareSchemas } from './schema';
-import { stageExpired, type TableRef } from './tables';
+import { stageExpired, type Layer, type TableRef } from './tables';
 
 export interface WarehouseOptions {
   engine: WarehouseEngine;
@@ -96,8 +96,11 @@ export class Warehouse {
     const sql = this.engine.dialect.leftoverStages();
     if (!sql) return;
     const now = Date.now();
-    const stale = (await this.engine.query<{ t: string }>(sql)).filter((s) => stageExpired(s.t, now));
-    for (const s of stale) await this.engine.exec(this.engine.dialect.dropTable({ layer: 'ops', name: s.t }));
+    const stale = (await this.engine.query<{ s?: Layer; t: string }>(sql)).filter((s) =>
+      stageExpired(s.t, now),
+    );
+    for (const s of stale)
+      await this.engine.exec(this.engine.dialect.dropTable({ layer: s.s ?? 'ops', name: s.t }));
   }
 
   /** Models, graph and runner; re-read when a model file changes (no restart needed). */

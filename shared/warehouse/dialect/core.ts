@@ -35,8 +35,18 @@ export abstract class Dialect implements MacroTarget {
   abstract transaction(statements: string[]): string;
   abstract createTableAs(target: TableRef, select: string, opts: CreateTableAsOptions): string;
   abstract dropTable(ref: TableRef): string;
-  /** SQL listing stage tables (`t`) a crashed run left in `ops`; undefined where stages expire. */
+  /**
+   * SQL listing stage tables (`s` their layer, `t` their name) a crashed run left in the database;
+   * undefined where stages expire.
+   */
   abstract leftoverStages(): string | undefined;
+  /**
+   * The statements that make a stage built beside its target (same layer) the target itself, or
+   * undefined where the engine cannot rename one into place (the stage is then copied).
+   */
+  placeStage(_stage: TableRef, _target: TableRef): string[] | undefined {
+    return undefined;
+  }
   /** PARTITION BY / CLUSTER BY clauses (empty where the engine has none). */
   protected abstract tableOptions(layout: TableLayout): string;
 

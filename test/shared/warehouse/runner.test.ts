@@ -362,7 +362,7 @@ describe('warehouse runner (DuckDB)', () => {
         isSmelterError(e, 'MODEL_FAILED') &&
         e.kind === 'permanent' &&
         e.message.startsWith('Model gold.statuses (/models/t/gold/statuses.sql) failed:') &&
-        /Query:\nCREATE TABLE smelter_scratch\.main\._stage_gold_statuses_/.test(e.message),
+        /Query:\nCREATE TABLE gold\._stage_gold_statuses_/.test(e.message),
     );
     assert.deepEqual(
       (await runs()).map((x) => [x.model, x.status]),

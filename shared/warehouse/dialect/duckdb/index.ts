@@ -54,7 +54,13 @@ export class DuckDbDialect extends Dialect {
   }
 
   leftoverStages(): string {
-    return `SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'ops' AND starts_with(table_name, '_stage_')`;
+    return `SELECT table_schema AS s, table_name AS t FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema IN (${LAYERS.map((l) => `'${l}'`).join(', ')}) AND starts_with(table_name, '_stage_')`;
+  }
+
+  /** A rename: the stage's rows are already compressed into the database file, nothing is copied. */
+  override placeStage(stage: TableRef, target: TableRef): string[] | undefined {
+    if (stage.scratch || stage.layer !== target.layer) return undefined;
+    return [`ALTER TABLE ${this.table(stage)} RENAME TO ${this.ident(target.name)}`];
   }
 
   protected tableOptions(): string {
