@@ -89,10 +89,11 @@ interface Run {
   /** The target's columns before this run (undefined when fresh). */
   targetCols?: ColumnInfo[];
   /**
-   * The stage is built beside the target and renamed into place instead of copied into it: a first
-   * run of a model, or any run of a `full` one, where the engine can (see Dialect.placeStage).
+   * When the stage is built beside the target, the statements renaming it into place instead of
+   * copying it: a first run of a model, or any run of a `full` one, where the engine can (see
+   * Dialect.placeStage).
    */
-  inPlace: boolean;
+  moves?: string[];
   /** A failed audit keeps the stage for inspection. */
   keepStage: boolean;
 }
@@ -310,7 +311,6 @@ export class ModelRunner {
       cols: [],
       rows: 0,
       fresh: false,
-      inPlace: false,
       keepStage: false,
     };
   }
@@ -325,16 +325,21 @@ export class ModelRunner {
     run.fresh = !run.targetCols;
     if (!run.fresh && run.m.kind !== 'full') return;
     const beside: TableRef = { layer: run.m.target.layer, name: run.stage.name };
-    if (!this.d.placeStage(beside, run.m.target)) return;
+    const moves = this.d.placeStage(beside, run.m.target);
+    if (!moves) return;
     run.stage = beside;
     run.S = this.d.table(beside);
-    run.inPlace = true;
+    run.moves = moves;
   }
 
   /** Renames the stage into place (dropping a previous `full` table in the same transaction). */
-  private async renameIntoPlace(run: Run): Promise<void> {
-    const moves = this.d.placeStage(run.stage, run.m.target) as string[];
+  private async renameIntoPlace(run: Run, moves: string[]): Promise<void> {
     await this.sql(run.m, this.d.transaction(run.fresh ? moves : [this.d.dropTable(run.m.target), ...moves]));
+  }
+
+  /** The distinct dates of a column of the stage (the partitions its rows go to). */
+  private stageDates({ m, S }: Run, column: string): Promise<string[]> {
+    return this.distinctDates(m, `SELECT DISTINCT ${this.d.ident(column)} AS d FROM ${S}`);
   }
 
   /** Stores the output in the stage; checks its columns, counts it, and (by range) bounds it. */
@@ -417,7 +422,7 @@ export class ModelRunner {
   /** Creates an empty target on a first run, or adds the stage's new columns to it (not for `full`). */
   private async prepareTarget(run: Run): Promise<void> {
     const { m, targetCols } = run;
-    if (m.kind === 'full' || run.inPlace) return;
+    if (m.kind === 'full' || run.moves) return;
     if (!targetCols)
       await this.sql(
         m,
@@ -435,9 +440,9 @@ export class ModelRunner {
 
   /** Replaces the whole table (small dimensions). */
   private async applyFull(run: Run): Promise<Change> {
-    const { m, S } = run;
-    if (run.inPlace) {
-      await this.renameIntoPlace(run);
+    const { m, S, moves } = run;
+    if (moves) {
+      await this.renameIntoPlace(run, moves);
       return CHANGED_ALL;
     }
     await this.sql(
@@ -449,14 +454,13 @@ export class ModelRunner {
 
   /** Deletes the range's partitions and inserts the stage, in one transaction. */
   private async applyRange(run: Run): Promise<Change> {
-    const { m, S, range, rows, cols } = run;
+    const { m, S, range, rows, cols, moves } = run;
     const d = this.d;
     const time = m.timeColumn as string;
-    const after = async (): Promise<string[]> =>
-      rows ? this.distinctDates(m, `SELECT DISTINCT ${d.ident(time)} AS d FROM ${S}`) : [];
-    if (run.inPlace) {
+    const after = async (): Promise<string[]> => (rows ? this.stageDates(run, time) : []);
+    if (moves) {
       const change = isUnbounded(range) ? CHANGED_ALL : changedDates(await after());
-      await this.renameIntoPlace(run);
+      await this.renameIntoPlace(run, moves);
       return change;
     }
     let change: Change = CHANGED_ALL;
@@ -484,17 +488,15 @@ export class ModelRunner {
 
   /** MERGE on the unique key; a first run is a plain insert (nothing to merge with, much faster). */
   private async applyMerge(run: Run): Promise<Change | undefined> {
-    const { m, S, rows, fresh, cols } = run;
+    const { m, S, rows, fresh, cols, moves } = run;
     const d = this.d;
     const tc = m.timeColumn;
     const incoming = async (): Promise<Change> =>
-      tc
-        ? changedDates(await this.distinctDates(m, `SELECT DISTINCT ${d.ident(tc)} AS d FROM ${S}`))
-        : CHANGED_ALL;
-    if (run.inPlace) {
+      tc ? changedDates(await this.stageDates(run, tc)) : CHANGED_ALL;
+    if (moves) {
       // Even empty: the target exists after its first run, as downstream models expect.
       const change = rows ? await incoming() : undefined;
-      await this.renameIntoPlace(run);
+      await this.renameIntoPlace(run, moves);
       return change;
     }
     if (rows === 0) return undefined;
@@ -524,13 +526,11 @@ export class ModelRunner {
    * The partitions a merge touches: those of the incoming rows and of the rows they replace; and,
    * when the partition is part of the key, a filter letting the engine prune the target.
    */
-  private async mergeScope(
-    { m, S, stats }: Run,
-    tc: string,
-  ): Promise<{ change: Change; targetFilter?: string }> {
+  private async mergeScope(run: Run, tc: string): Promise<{ change: Change; targetFilter?: string }> {
+    const { m, S, stats } = run;
     const d = this.d;
     const q = (c: string): string => d.ident(c);
-    const dates = new Set(await this.distinctDates(m, `SELECT DISTINCT ${q(tc)} AS d FROM ${S}`));
+    const dates = new Set(await this.stageDates(run, tc));
     if (m.uniqueKey.includes(tc)) {
       // The partition is part of the key: matched rows live in the same partitions.
       const lo = dateOf(stats?.lo);
