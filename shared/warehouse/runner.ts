@@ -399,17 +399,18 @@ export class ModelRunner {
   }
 
   /**
-   * A failed stage outlives the run: a scratch one (in memory on DuckDB) is copied into `ops` under a
-   * name carrying when it expires (KEEP_STAGE_MS, as BigQuery stages expire), so it can be inspected
+   * A failed stage outlives the run. Where stages expire by themselves (BigQuery: a day) it stays
+   * where it is; otherwise (DuckDB: in memory, or beside its target where the next start sweeps it) it
+   * is copied into `ops` under a name carrying when it expires (KEEP_STAGE_MS), so it can be inspected
    * after the process ends and is swept later. Returns the engine name it is kept under.
    */
   private async keepForInspection(run: Run): Promise<string> {
+    if (this.d.leftoverStages() === undefined) {
+      run.keepStage = true;
+      return run.S;
+    }
     const kept: TableRef = { layer: 'ops', name: keptStageName(run.stage.name, this.clock()) };
     const name = this.d.table(kept);
-    if (name === run.S) {
-      run.keepStage = true;
-      return name;
-    }
     try {
       await this.sql(run.m, this.d.createTableAs(kept, `SELECT * FROM ${run.S}`, {}));
       return name;
