@@ -66,6 +66,10 @@ export const parsers = {
   },
 };
 
+/** A DuckDB memory size (`64MB`, `1.5GiB`). */
+const duckdbSize = (example: string): OptionSpec<string>['parse'] =>
+  parsers.str(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, `a DuckDB size such as ${example}`);
+
 const bucketName = parsers.str(
   /^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/,
   'a bucket name (3-63 chars of a-z, 0-9, ., _, -)',
@@ -190,19 +194,19 @@ export const OPTIONS = {
   duckdbMemoryLimit: {
     env: 'SMELTER_DUCKDB_MEMORY_LIMIT',
     default: '128MB',
-    parse: parsers.str(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, 'a DuckDB size such as 128MB'),
+    parse: duckdbSize('128MB'),
     doc: "DuckDB's memory_limit for conversions.",
   } as OptionSpec<string>,
   warehouseMemoryLimit: {
     env: 'SMELTER_WAREHOUSE_MEMORY_LIMIT',
     default: '64MB',
-    parse: parsers.str(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, 'a DuckDB size such as 64MB'),
+    parse: duckdbSize('64MB'),
     doc: "DuckDB's memory_limit for the local warehouse (Bronze loads, Silver merges, Gold rebuilds, event tables): larger work spills to `SMELTER_HOME/tmp/duckdb`.",
   } as OptionSpec<string>,
   warehouseMemoryMax: {
     env: 'SMELTER_WAREHOUSE_MEMORY_MAX',
     default: '512MB',
-    parse: parsers.str(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, 'a DuckDB size such as 512MB'),
+    parse: duckdbSize('512MB'),
     doc: 'How far the local warehouse may raise its memory_limit, for one statement, when that statement ran out of memory at `SMELTER_WAREHOUSE_MEMORY_LIMIT` even on one thread (a hash aggregate needs memory in proportion to its partitions: a 24 M-row batch needs ~96 MB): it runs again with twice the limit, up to this.',
   } as OptionSpec<string>,
   warehouseThreads: {

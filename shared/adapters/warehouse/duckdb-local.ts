@@ -143,8 +143,8 @@ export function getLocalWarehouse(home: string, opts: LocalWarehouseOptions = {}
         async constrained(fn, memoryBytes) {
           const id = Symbol('constrained');
           active.set(id, Math.min(memoryBytes ?? memoryLimitBytes, memoryMaxBytes));
-          await settle();
           try {
+            await settle();
             return await fn();
           } finally {
             active.delete(id);

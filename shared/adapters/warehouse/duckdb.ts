@@ -201,7 +201,6 @@ export function sqlString(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
 }
 
-/** DuckDB errors: conflicts and I/O are worth a retry; SQL/binder/conversion errors are not. */
 const isOutOfMemory = (err: unknown): boolean => /out of memory/i.test(rootMessage(err));
 
 /** DuckDB's own first line (classify wraps it; its advice is about settings users do not set here). */
@@ -220,6 +219,7 @@ function outOfMemory(err: unknown, sql: string, maxBytes: number): Error {
   );
 }
 
+/** DuckDB errors: conflicts and I/O are worth a retry; SQL/binder/conversion errors are not. */
 function classify(err: unknown, sql: string): Error {
   const msg = (err as Error)?.message ?? String(err);
   if (
