@@ -147,19 +147,19 @@ interface LoadOutcome {
  * Once the in-process stack is idle, whether loadWarehouse loaded the file: its ledger row, or the
  * event its trigger parked after the last retry (a load that never succeeded leaves no ledger row).
  */
-async function warehouseOutcome(job: DropJob, manifest: BronzeManifest): Promise<LoadOutcome | undefined> {
-  const local = job.local as LocalStack;
+async function warehouseOutcome(
+  job: DropJob,
+  local: LocalStack,
+  manifest: BronzeManifest,
+  manifestName: string,
+): Promise<LoadOutcome | undefined> {
   await local.triggers.idle();
   const { bucket, name, generation } = manifest.output;
   const wh = await job.rt.get('warehouse');
   const row = generation ? await wh.ops.ledger(bucket, name, generation) : undefined;
   if (row?.status === 'loaded' || row?.status === 'done') return { status: 'loaded', rows: row.rows };
   if (row?.status === 'failed') return { status: 'failed', error: row.error ?? 'failed' };
-  const parked = listParked(path.join(job.cfg.home, 'state', 'eventarc')).find(
-    (p) =>
-      p.target === local.ctx.endpoints.loadWarehouse &&
-      p.event.subject?.startsWith(`objects/${name.replace(/\.parquet$/, '')}`),
-  );
+  const parked = parkedEvent(job, local.ctx.endpoints.loadWarehouse, manifestName);
   if (parked)
     return { status: 'failed', error: `gave up after ${parked.attempts} attempts: ${parked.lastError}` };
   return undefined;
@@ -201,13 +201,24 @@ function reportOutcome(
   return failed ? 3 : load?.status === 'failed' ? 4 : 0;
 }
 
+/** The event a local trigger parked (gave up on) for `target` about object `name`, if any. */
+function parkedEvent(
+  job: DropJob,
+  target: string | undefined,
+  name: string,
+): ReturnType<typeof listParked>[number] | undefined {
+  return listParked(path.join(job.cfg.home, 'state', 'eventarc')).find(
+    (p) => p.event.subject === `objects/${name}` && p.target === target,
+  );
+}
+
 /** Throws once the trigger parked this object's event (rawToBronze gave up) or the wait timed out. */
 function checkGaveUp(job: DropJob): void {
-  const { cfg, o } = job;
-  const parked = listParked(path.join(cfg.home, 'state', 'eventarc')).find(
-    (p) =>
-      p.event.subject === `objects/${o.name}` &&
-      p.target === (job.running?.endpoints.rawToBronze ?? job.local?.ctx.endpoints.rawToBronze),
+  const { o } = job;
+  const parked = parkedEvent(
+    job,
+    job.running?.endpoints.rawToBronze ?? job.local?.ctx.endpoints.rawToBronze,
+    o.name,
   );
   if (parked) throw new Error(`rawToBronze gave up after ${parked.attempts} attempts: ${parked.lastError}`);
   if (job.now() - job.started > o.timeoutMs)
@@ -232,7 +243,9 @@ async function waitForBronze(job: DropJob): Promise<number> {
       if (outcome) {
         if (tty) process.stderr.write('\r\x1b[K');
         const load =
-          job.local && outcome.manifest ? await warehouseOutcome(job, outcome.manifest) : undefined;
+          job.local && outcome.manifest
+            ? await warehouseOutcome(job, job.local, outcome.manifest, names.manifest)
+            : undefined;
         return reportOutcome(job, names, outcome, load);
       }
       checkGaveUp(job);

@@ -722,7 +722,6 @@ async function writeAll(fh: fsp.FileHandle, b: Buffer, pos: number): Promise<num
   return b.length;
 }
 
-/** The bytes of a string / Buffer / Uint8Array source (written without streams); undefined for streams. */
 /** From this size on a file is hashed in a worker thread: below it, the thread's start costs more than the hash. */
 const WORKER_HASH_MIN_BYTES = 8 * 1024 * 1024;
 
@@ -780,6 +779,7 @@ function md5Later(expectedBytes: number): { of(file: string): Promise<string>; c
   };
 }
 
+/** The bytes of a string / Buffer / Uint8Array source (written without streams); undefined for streams. */
 function inMemoryBytes(source: WriteSource | Uint8Array): Buffer | undefined {
   if (typeof source === 'string') return Buffer.from(source, 'utf8');
   if (Buffer.isBuffer(source)) return source;
