@@ -12,6 +12,7 @@ import {
   type BronzeManifest,
   type BronzeOutcome,
   type QuarantineRow,
+  type SourceRef,
 } from '../../../shared/ingest/bronze';
 import { isSmelterError, transient } from '../../../shared/errors';
 import { LOCAL_FILE, localFileOf, type ObjectStore } from '../../../shared/storage/object-store';
@@ -658,7 +659,11 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
     );
   });
 
-  it('a source read failure mid-stream never yields a truncated Parquet', async () => {
+  /**
+   * 100,000 orders in the raw bucket, and a store whose reads of them fail (a transient socket hang-up)
+   * after 200,000 bytes; `offerFile` keeps the local file on offer, so only the Node side's read fails.
+   */
+  async function flakyOrders(offerFile: boolean): Promise<{ ref: SourceRef; flaky: ObjectStore }> {
     const body =
       'order_id,customer,order_date\n' +
       Array.from({ length: 100_000 }, (_, i) => `${i},c,2024-01-01`).join('\n') +
@@ -676,8 +681,13 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
         else out.write(c);
       });
       src.on('end', () => out.end());
-      return out;
+      return offerFile ? Object.assign(out, { [LOCAL_FILE]: localFileOf(src) }) : out;
     };
+    return { ref, flaky };
+  }
+
+  it('a source read failure mid-stream never yields a truncated Parquet', async () => {
+    const { ref, flaky } = await flakyOrders(false);
     await assert.rejects(rawToBronzeFlow(ref, { cfg: h.cfg, store: flaky, log, engines }), (e: unknown) =>
       isSmelterError(e, 'STORAGE_UNAVAILABLE'),
     );
@@ -761,26 +771,7 @@ describe('rawToBronze flow (local backend, real DuckDB)', function () {
   });
 
   it('a local file whose counting read fails mid-way yields no Parquet, though DuckDB read the file whole', async () => {
-    const body =
-      'order_id,customer,order_date\n' +
-      Array.from({ length: 100_000 }, (_, i) => `${i},c,2024-01-01`).join('\n') +
-      '\n';
-    const m = await h.store.write(h.cfg.rawBucket, 'orders/flaky.csv', body);
-    const ref = { bucket: h.cfg.rawBucket, name: m.name, generation: m.generation };
-    const flaky = Object.create(h.store) as ObjectStore;
-    flaky.read = async (bucket, name, opts) => {
-      const src = await h.store.read(bucket, name, opts);
-      let n = 0;
-      const out = new PassThrough();
-      src.on('data', (c: Buffer) => {
-        n += c.length;
-        if (n > 200_000) out.destroy(transient('STORAGE_UNAVAILABLE', 'socket hang up'));
-        else out.write(c);
-      });
-      src.on('end', () => out.end());
-      // The file stays on offer: DuckDB reads it, only the Node side's read fails.
-      return Object.assign(out, { [LOCAL_FILE]: localFileOf(src) });
-    };
+    const { ref, flaky } = await flakyOrders(true);
     const { log: logger, lines: logged } = debugLog();
     await assert.rejects(
       rawToBronzeFlow(ref, { cfg: h.cfg, store: flaky, log: logger, engines }),
