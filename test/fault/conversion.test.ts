@@ -16,6 +16,7 @@ import { readObjectJson } from '../../shared/storage/object-store';
 import { readAll, testHome, type TestHome } from '../support/home';
 import { queryParquet } from '../support/parquet';
 import { dyingStore, Killed, killPoints, Reaper, type KillPoint } from './dying';
+import { ORDERS_CONTRACT as CONTRACT } from '../support/contracts';
 
 const log = createLogger({ format: 'silent' });
 
@@ -40,16 +41,6 @@ function csv(): { body: string; good: number[] } {
   }
   return { body: lines.join('\n') + '\n', good };
 }
-
-const CONTRACT = {
-  dataset: 'orders',
-  columns: [
-    { name: 'order_id', type: 'int64', required: true },
-    { name: 'customer', type: 'string', required: true },
-    { name: 'order_date', type: 'date', required: true },
-  ],
-  primaryKey: ['order_id'],
-};
 
 describe('fault campaign: raw → Bronze killed at every operation, then redelivered', function () {
   this.timeout(60_000);

@@ -18,16 +18,7 @@ import { bronzeNames, rawToBronzeFlow, type BronzeManifest } from '../../../shar
 import { createLogger } from '../../../shared/log';
 import type { ObjectStore } from '../../../shared/storage/object-store';
 import { testHome, type TestHome } from '../../support/home';
-
-const CONTRACT = {
-  dataset: 'orders',
-  columns: [
-    { name: 'order_id', type: 'int64', required: true },
-    { name: 'customer', type: 'string', required: true },
-    { name: 'order_date', type: 'date', required: true },
-  ],
-  primaryKey: ['order_id'],
-};
+import { ORDERS_CONTRACT as CONTRACT } from '../../support/contracts';
 
 const finalized = (bucket: string, name: string, generation: string): CloudEventV1<unknown> => ({
   id: `f-${name}-${generation}`,
