@@ -236,3 +236,38 @@ describe('stock functions-framework CLI serving ingestHttp: the body is streamed
     assert.equal(((await bad.json()) as { error: { code: string } }).error.code, 'BAD_ENCODING');
   });
 });
+
+describe('the entry module loads an entry point only when it is first called', () => {
+  it('registers all six without loading any function module; a call loads only its own', () => {
+    const probe = `
+      const before = new Set(Object.keys(require.cache));
+      require(${JSON.stringify(path.join(REPO, 'dist', 'functions', 'index.js'))});
+      const { getFunction } = require('@google-cloud/functions-framework/testing');
+      const names = ['rawToBronze', 'ingestHttp', 'routeEvent', 'loadWarehouse', 'pullSource', 'dashboard'];
+      const registered = names.filter((n) => typeof getFunction(n) === 'function');
+      const fnModules = () => Object.keys(require.cache).filter((f) => !before.has(f))
+        .map((f) => /[\\\\/]dist[\\\\/]functions[\\\\/]([^\\\\/]+)[\\\\/]index\\.js$/.exec(f)?.[1]).filter(Boolean);
+      const atStart = fnModules();
+      // An event without data: the handler answers (or throws) after its module has loaded.
+      Promise.resolve().then(() => getFunction('rawToBronze')({ id: '1', source: 's', type: 't', specversion: '1.0' }))
+        .catch(() => undefined)
+        .then(() => console.log(JSON.stringify({ registered, atStart, afterCall: fnModules() })));
+    `;
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-lazy-'));
+    let out: string;
+    try {
+      out = execFileSync(process.execPath, ['-e', probe], {
+        cwd: REPO,
+        env: childEnv({ SMELTER_HOME: home, SMELTER_LOG_LEVEL: 'CRITICAL' }),
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+    const r = JSON.parse(out.trim().split('\n').pop() ?? '{}') as Record<string, string[]>;
+    assert.equal(r.registered?.length, 6, out);
+    assert.deepEqual(r.atStart, []);
+    assert.deepEqual(r.afterCall, ['raw-to-bronze']);
+  });
+});
