@@ -13,10 +13,18 @@
 -- through one CTE: DuckDB materialises a CTE referenced more than once (a copy of the batch).
 -- Station-days the batch holds more than once: most files hold none. Only those rows are ranked;
 -- the others pass through a hash anti-join (a window over the whole batch sorted every row).
-WITH dup AS (
-  SELECT station_id, date
+-- Whether any station-day may repeat is a distinct count of one hash per row, several times cheaper
+-- than grouping the keys (which spills on a large file); the keys are grouped only when it says so
+-- (a hash collision costs that grouping, never a wrong row).
+WITH may_repeat AS (
+  SELECT COUNT(*) > COUNT(DISTINCT @key_hash(station_id, date)) AS yes
   FROM @ref(bronze.rainfall)
   WHERE @batch(bronze.rainfall)
+),
+dup AS (
+  SELECT station_id, date
+  FROM @ref(bronze.rainfall)
+  WHERE @batch(bronze.rainfall) AND (SELECT yes FROM may_repeat)
   GROUP BY station_id, date
   HAVING COUNT(*) > 1
 ),

@@ -29,6 +29,12 @@ export interface DialectMacros {
   /** After `CROSS JOIN`: the array's elements as rows, named `alias`. */
   unnest(array: string, alias: string): string;
   star_except(columns: string[]): string;
+  /**
+   * A 64-bit hash of the values: equal values hash equal, different ones collide rarely. Only to skip
+   * work when no two hashes are equal (a cheap COUNT(DISTINCT) of one number, where grouping the
+   * values themselves spills); never to decide that two values are equal.
+   */
+  key_hash(values: string[]): string;
 }
 
 /** What an expansion may use of the dialect it renders for. */
@@ -101,6 +107,7 @@ export const MACROS = {
   },
   unnest: { arity: 2, expand: ({ args: [arr, x], dialect }) => dialect.macros.unnest(`${arr}`, `${x}`) },
   star_except: { arity: [1, 64], expand: ({ args, dialect }) => dialect.macros.star_except(args) },
+  key_hash: { arity: [1, 64], expand: ({ args, dialect }) => dialect.macros.key_hash(args) },
 } as const satisfies Record<string, MacroDef>;
 
 export type MacroName = keyof typeof MACROS;

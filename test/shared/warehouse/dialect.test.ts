@@ -49,6 +49,15 @@ describe('warehouse dialect: one model source, two engines', () => {
     assert.equal(bq.render(sql), 'SELECT * EXCEPT (_rn, x) FROM t CROSS JOIN UNNEST(t.items) AS item');
   });
 
+  it('renders a key hash (a fingerprint of the values, typed apart on BigQuery)', () => {
+    const sql = 'SELECT COUNT(DISTINCT @key_hash(b.id, d)) FROM t AS b';
+    assert.equal(duck.render(sql), 'SELECT COUNT(DISTINCT hash(b.id, d)) FROM t AS b');
+    assert.equal(
+      bq.render(sql),
+      'SELECT COUNT(DISTINCT FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(b.id, d)))) FROM t AS b',
+    );
+  });
+
   it('renders the run range and the batch predicate', () => {
     const sql = 'WHERE d >= @start_date AND d < @end_date AND ts >= @start AND @batch(bronze.x)';
     assert.equal(

@@ -22,5 +22,7 @@ export function bigqueryMacros(type: (t: ScalarType) => string): DialectMacros {
     safe_divide: (a, b) => `SAFE_DIVIDE(${a}, ${b})`,
     unnest: (arr, x) => `UNNEST(${arr}) AS ${x}`,
     star_except: (cols) => `* EXCEPT (${cols.join(', ')})`,
+    // A STRUCT's JSON keeps each value's type apart ('1' and 1 differ) and NULL distinct from 'null'.
+    key_hash: (values) => `FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(${values.join(', ')})))`,
   };
 }

@@ -17,5 +17,6 @@ export function duckdbMacros(type: (t: ScalarType) => string): DialectMacros {
     safe_divide: (a, b) => `(CAST(${a} AS DOUBLE) / NULLIF(CAST(${b} AS DOUBLE), 0))`,
     unnest: (arr, x) => `UNNEST(${arr}) AS _unnest_${x}(${x})`,
     star_except: (cols) => `* EXCLUDE (${cols.join(', ')})`,
+    key_hash: (values) => `hash(${values.join(', ')})`,
   };
 }
