@@ -20,7 +20,13 @@ import { hmacSetupSql } from '../governance/hmac';
 import { hasHashColumns, piiHashKey } from '../governance/key';
 import { csvDelimiterFor, parseCsvHeader } from './format';
 import type { ConversionEngines, EngineOptions, EngineSession } from './ports';
-import { recordGuard, type RecordTally } from './records';
+import {
+  countFileRecords,
+  recordGuard,
+  RecordScanner,
+  type RecordGuardOptions,
+  type RecordTally,
+} from './records';
 import { classifySourceError, openSource, type OpenedSource } from './source';
 import { unwrapRecords } from './unwrap';
 import { buildConversionSql, lit, type ConversionSql, type Lineage, type ReadSpec } from './sql';
@@ -318,10 +324,12 @@ interface Read {
   tally: RecordTally | undefined;
   /**
    * The source as a local file DuckDB may scan itself, on every thread, while the Node side reads the
-   * same bytes (src.stream) only to count them; absent where DuckDB must be fed the stream (remote or
-   * gzipped objects, unwrapped documents, JSON arrays, or once the file proved to need the guard).
+   * same bytes into `scanner` only to count them (`tally` is then its tally); absent where DuckDB must
+   * be fed the stream (remote or gzipped objects, unwrapped documents, JSON arrays, or once the file
+   * proved to need the guard).
    */
   file?: string;
+  scanner?: RecordScanner;
 }
 
 /** The source as read now; `open` reads it again from the start (same generation). */
@@ -404,22 +412,26 @@ async function openRaw(job: BronzeJob, files: { release: () => void }[]): Promis
 
 /**
  * Every read goes through the record guard: pass 2 must see records cut as pass 1 did. When DuckDB
- * scans the local file instead, the guard still reads every byte, to count records independently and
- * to find what would need it (see scanned).
+ * scans the local file instead, the guard's scanner still reads every byte of it, to count records
+ * independently and to find what would need the guard (see scanned).
  */
 function guarded(spec: ReadSpec, src: OpenedSource, direct: boolean): Read {
   if (src.format === 'empty' || spec.format === 'json-array') return { src, tally: undefined };
-  const guard = recordGuard({
+  const opts: RecordGuardOptions = {
     format: spec.format,
     maxRecordBytes: spec.maxLineBytes,
     ...(spec.delimiter ? { delimiter: spec.delimiter } : {}),
     quote: '"',
     emptyRecordIsRow: spec.header?.length === 1,
-  });
+  };
+  const guard = recordGuard(opts);
   // pipeline (not pipe): a source error must fail the guarded stream, or DuckDB would see a clean EOF.
   const stream = pipeline(src.stream, guard, () => undefined);
   const file = direct && src.file && src.format === spec.format ? src.file.path : undefined;
-  return { src: { ...src, stream }, tally: guard.tally, ...(file ? { file } : {}) };
+  if (!file) return { src: { ...src, stream }, tally: guard.tally };
+  // The guarded stream stays for a reader that needs it (pass 2); the count reads the file (scanned).
+  const scanner = new RecordScanner(opts);
+  return { src: { ...src, stream }, tally: scanner.tally, file, scanner };
 }
 
 /**
@@ -501,8 +513,13 @@ async function writeValidRows(
       });
     try {
       if (input.src.format === 'empty') return (await conn.piped(query, Readable.from([]), consume)).count;
-      if (input.file) {
-        const count = await scanned(conn, { ...input, file: input.file }, query, consume);
+      if (input.file && input.scanner) {
+        const count = await scanned(
+          conn,
+          { ...input, file: input.file, scanner: input.scanner },
+          query,
+          consume,
+        );
         job.log.debug('DuckDB scanned the local file itself', { rows: count });
         return count;
       }
@@ -535,22 +552,26 @@ async function writeValidRows(
 class NeedsRecordGuard extends Error {}
 
 /**
- * DuckDB scans the local file itself (in parallel: a pipe is read by one thread) while the record guard
- * reads the same bytes to count them. DuckDB's output is committed only once that read has ended and
+ * DuckDB scans the local file itself (in parallel: a pipe is read by one thread) while the Node side
+ * reads the same bytes into the record guard's scanner to count them (countFileRecords). DuckDB's output is committed only once that read has ended and
  * found nothing DuckDB cannot be trusted with on a file: a record over the line limit (it must be cut
  * to be rejected, or it may vanish) or a line break inside quotes (a scan starting mid-file could take
  * it for a record's end). Either makes the conversion start over on the guarded stream.
  */
 async function scanned(
   conn: EngineSession,
-  read: Read & { file: string },
+  read: Read & { file: string; scanner: RecordScanner },
   query: (inFifo: string, outFifo: string) => string,
   consume: (out: Readable) => Promise<unknown>,
 ): Promise<number> {
-  const { tally, file } = read;
+  const { tally, file, scanner, src } = read;
   const needsGuard = (): boolean => tally !== undefined && (tally.cut.length > 0 || tally.quotedLineBreak);
   const counting = (async () => {
-    for await (const _ of read.src.stream) if (needsGuard()) throw new NeedsRecordGuard();
+    src.stream.destroy(); // (unread: its object stream closes with it; the file stays pinned)
+    await countFileRecords(file, scanner, {
+      stop: needsGuard,
+      onBytes: (n) => (src.counters.storedBytes = src.counters.bytes = n),
+    });
     if (needsGuard()) throw new NeedsRecordGuard();
   })();
   counting.catch(() => undefined);

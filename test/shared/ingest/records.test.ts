@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import {
   countByte,
+  countFileRecords,
   countWords,
   recordGuard,
   RecordScanner,
@@ -132,6 +136,61 @@ describe('ingest/records: the Node-side record guard', () => {
           assert.equal(referenceRecords(Buffer.concat([o, Buffer.from('\n')]), true).openQuote, false, ctx);
       });
       assert.deepEqual(whole.tally.cut, cut, ctx);
+    }
+  });
+
+  it('a local file counted through one reused 1 MiB buffer tallies as the streamed guard does', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smelter-records-'));
+    try {
+      const rand = rng(7);
+      const MiB = 1024 * 1024;
+      for (const [i, letters] of [
+        ['a', 'b', ',', '\n', '\r\n', ' '], // plain records
+        ['a', ',', '"', '""', '\n', '\r', '\r\n', 'é'], // quotes, CRs, multi-byte: cuts and carries
+      ].entries()) {
+        const parts: string[] = [];
+        let len = 0;
+        while (len < 2.3 * MiB) {
+          const p = letters[Math.floor(rand() * letters.length)] as string;
+          parts.push(p);
+          len += Buffer.byteLength(p);
+        }
+        const content = Buffer.from(parts.join(''));
+        for (const bom of [false, true]) {
+          // Held bytes across the reused buffer's edges: a CRLF and a doubled quote split by each read.
+          const edge = (bom ? MiB - 3 : MiB) - 1;
+          const input = Buffer.from(content);
+          input.write('\r\n', edge);
+          input.write('""', edge + MiB);
+          const file = path.join(dir, `in-${i}-${bom}.csv`);
+          fs.writeFileSync(file, bom ? Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), input]) : input);
+          for (const opts of [
+            { format: 'csv', maxRecordBytes: 64 * 1024 },
+            { format: 'csv', maxRecordBytes: 50, emptyRecordIsRow: true },
+            { format: 'ndjson', maxRecordBytes: 40 },
+          ] as RecordGuardOptions[]) {
+            const guard = recordGuard(opts);
+            for await (const _ of Readable.from([input]).pipe(guard)) void _;
+            const scanner = new RecordScanner(opts);
+            let seen = 0;
+            await countFileRecords(file, scanner, { onBytes: (n) => (seen = n) });
+            const ctx = JSON.stringify({ i, bom, opts });
+            assert.deepEqual(scanner.tally, guard.tally, ctx);
+            assert.equal(seen, input.length + (bom ? 3 : 0), ctx);
+            assert.ok(guard.tally.records > 1000, ctx);
+          }
+        }
+      }
+      // `stop` ends the read after the chunk that made it true.
+      const scanner = new RecordScanner({ format: 'csv', maxRecordBytes: 10 });
+      let reads = 0;
+      await countFileRecords(path.join(dir, 'in-1-false.csv'), scanner, {
+        onBytes: () => reads++,
+        stop: () => scanner.tally.cut.length > 0,
+      });
+      assert.equal(reads, 1);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
