@@ -47,6 +47,13 @@ export abstract class Dialect implements MacroTarget {
   placeStage(_stage: TableRef, _target: TableRef): string[] | undefined {
     return undefined;
   }
+  /**
+   * Whether audits may first count distinct `@key_hash` values and group the keys only when that finds
+   * a repeat: the engine's hash maps all values its GROUP BY puts together (-0.0 and 0.0, NaNs) to one
+   * hash, and grouping costs enough to be worth skipping (DuckDB under its memory limit). Elsewhere the
+   * keys are grouped directly.
+   */
+  readonly keyHashPrecheck: boolean = false;
   /** PARTITION BY / CLUSTER BY clauses (empty where the engine has none). */
   protected abstract tableOptions(layout: TableLayout): string;
 

@@ -77,6 +77,19 @@ describe('the unique audit', () => {
     assert.deepEqual([u.status, u.failing_rows], ['fail', 3]);
   });
 
+  it('DuckDB hashes the float values its GROUP BY puts together alike (-0.0 and 0.0, NaNs)', async () => {
+    await engine.exec('CREATE TABLE bronze.floats (id DOUBLE, d DATE, v DOUBLE)');
+    await engine.exec(
+      "INSERT INTO bronze.floats VALUES (-0.0, '2024-01-01', 1), (0.0, '2024-01-01', 2), ('NaN', '2024-01-02', 3), (-('NaN'::DOUBLE), '2024-01-02', 4), (1.5, '2024-01-01', 5)",
+    );
+    const auditor = new Auditor(engine, [], async <T>(_m: unknown, sql: string): Promise<T[]> =>
+      engine.query<T>(sql),
+    );
+    const out = await auditor.stage(MERGE, 'bronze.floats', 'test');
+    const u = out.find((o) => o.audit === 'unique(id, d)');
+    assert.deepEqual([u?.status, u?.failing_rows], ['fail', 2]);
+  });
+
   it('a hash collision runs the exact grouping, which passes unique keys', async () => {
     await engine.exec("INSERT INTO bronze.stage VALUES ('a', '2024-01-01', 1), ('b', '2024-01-01', 2)");
     collide = true;
