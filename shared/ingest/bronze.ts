@@ -553,10 +553,11 @@ class NeedsRecordGuard extends Error {}
 
 /**
  * DuckDB scans the local file itself (in parallel: a pipe is read by one thread) while the Node side
- * reads the same bytes into the record guard's scanner to count them (countFileRecords). DuckDB's output is committed only once that read has ended and
- * found nothing DuckDB cannot be trusted with on a file: a record over the line limit (it must be cut
- * to be rejected, or it may vanish) or a line break inside quotes (a scan starting mid-file could take
- * it for a record's end). Either makes the conversion start over on the guarded stream.
+ * reads the same bytes into the record guard's scanner to count them (countFileRecords). DuckDB's
+ * output is committed only once that read has ended and found nothing DuckDB cannot be trusted with on
+ * a file: a record over the line limit (it must be cut to be rejected, or it may vanish) or a line
+ * break inside quotes (a scan starting mid-file could take it for a record's end). Either makes the
+ * conversion start over on the guarded stream.
  */
 async function scanned(
   conn: EngineSession,

@@ -32,13 +32,15 @@ describe('the unique audit', () => {
   /** Set to make the hash pre-check report a collision. */
   let collide: boolean;
 
-  const audit = async (): Promise<{ status: string; failing_rows: number; query: string }> => {
+  const audit = async (
+    stage = 'bronze.stage',
+  ): Promise<{ status: string; failing_rows: number; query: string }> => {
     const auditor = new Auditor(engine, [], async <T>(_m: unknown, sql: string): Promise<T[]> => {
       queries.push(sql);
       if (collide && sql.includes('COUNT(DISTINCT hash(')) return [{ n: 1 } as T];
       return engine.query<T>(sql);
     });
-    const out = await auditor.stage(MERGE, 'bronze.stage', 'test');
+    const out = await auditor.stage(MERGE, stage, 'test');
     const u = out.find((o) => o.audit === 'unique(id, d)');
     return u ?? assert.fail('no unique audit outcome');
   };
@@ -82,12 +84,8 @@ describe('the unique audit', () => {
     await engine.exec(
       "INSERT INTO bronze.floats VALUES (-0.0, '2024-01-01', 1), (0.0, '2024-01-01', 2), ('NaN', '2024-01-02', 3), (-('NaN'::DOUBLE), '2024-01-02', 4), (1.5, '2024-01-01', 5)",
     );
-    const auditor = new Auditor(engine, [], async <T>(_m: unknown, sql: string): Promise<T[]> =>
-      engine.query<T>(sql),
-    );
-    const out = await auditor.stage(MERGE, 'bronze.floats', 'test');
-    const u = out.find((o) => o.audit === 'unique(id, d)');
-    assert.deepEqual([u?.status, u?.failing_rows], ['fail', 2]);
+    const u = await audit('bronze.floats');
+    assert.deepEqual([u.status, u.failing_rows], ['fail', 2]);
   });
 
   it('a hash collision runs the exact grouping, which passes unique keys', async () => {
