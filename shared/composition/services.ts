@@ -166,6 +166,7 @@ const localWarehouseOptions = (cfg: Config): LocalWarehouseOptions => ({
   memoryLimit: cfg.warehouseMemoryLimit,
   memoryMax: cfg.warehouseMemoryMax,
   threads: cfg.warehouseThreads,
+  storageVersion: cfg.warehouseStorageVersion,
 });
 
 /** The warehouse engine on GCP (the dashboard reads through it without opening the Warehouse). */

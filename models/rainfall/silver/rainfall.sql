@@ -11,8 +11,9 @@
 -- audit: row_count_balance(bronze.rainfall)
 -- The rows of the file being loaded (or of the backfill range) are read where needed rather than
 -- through one CTE: DuckDB materialises a CTE referenced more than once (a copy of the batch).
--- Station-days the batch holds more than once: most files hold none. Only those rows are ranked;
--- the others pass through a hash anti-join (a window over the whole batch sorted every row).
+-- Station-days the batch holds more than once: most files hold none, and then the batch passes as it
+-- is. Otherwise only those rows are ranked and the others pass through a hash anti-join (a window
+-- over the whole batch sorted every row).
 -- Whether any station-day may repeat is a distinct count of one hash per row, several times cheaper
 -- than grouping the keys (which spills on a large file); the keys are grouped only when it says so
 -- (a hash collision costs that grouping, never a wrong row).
@@ -38,10 +39,14 @@ ranked AS (
   FROM (SELECT * FROM @ref(bronze.rainfall) WHERE @batch(bronze.rainfall)) AS b
   JOIN dup AS d ON d.station_id = b.station_id AND d.date = b.date
 )
+SELECT *
+FROM @ref(bronze.rainfall)
+WHERE @batch(bronze.rainfall) AND NOT (SELECT yes FROM may_repeat)
+UNION ALL
 SELECT b.*
 FROM (SELECT * FROM @ref(bronze.rainfall) WHERE @batch(bronze.rainfall)) AS b
 LEFT JOIN dup AS d ON d.station_id = b.station_id AND d.date = b.date
-WHERE d.station_id IS NULL
+WHERE (SELECT yes FROM may_repeat) AND d.station_id IS NULL
 UNION ALL
 SELECT @star_except(_rn)
 FROM ranked

@@ -48,6 +48,8 @@ export interface LocalWarehouseOptions {
   /** See SMELTER_WAREHOUSE_MEMORY_MAX. */
   memoryMax?: string;
   threads?: number;
+  /** See SMELTER_WAREHOUSE_STORAGE_VERSION. */
+  storageVersion?: string;
 }
 
 const UNITS: Record<string, number> = {
@@ -86,6 +88,10 @@ async function openInstance(
     // say ORDER BY): kept, an INSERT … SELECT buffers rows to keep it, and a 160 MB file's Silver
     // stage ran out of a 64 MB limit instead of spilling.
     preserve_insertion_order: 'false',
+    // DuckDB's default is the v0.10.2 format, for old readers; the installed version's own format writes
+    // a table ~20 % faster (mostly its strings). A file keeps the format it was created with.
+    storage_compatibility_version:
+      opts.storageVersion ?? (OPTIONS.warehouseStorageVersion.default as string),
     ...RELEASE_MEMORY,
   });
   // TimeZone cannot be passed to create() (the built-in icu extension is not loaded yet at that point).

@@ -1,6 +1,7 @@
 /**
  * Silver's dedup of one batch (models/rainfall/silver/rainfall.sql): only the keys a file holds more
- * than once are ranked, the others pass through an anti-join. Both paths must give exactly one row per
+ * than once are ranked, the others pass through an anti-join; a file without any passes as it is. Each
+ * path must give exactly one row per
  * station-day, the right one (latest measured_at, then the larger rain_mm), and lose nothing.
  */
 import assert from 'node:assert/strict';
@@ -44,5 +45,19 @@ describe('silver.rainfall: dedup of a batch', function () {
     assert.equal(get(other)?.rain_mm, Number(other.rain_mm) + 7);
     for (const r of rows.filter((x) => x !== base && x !== other))
       assert.equal(get(r)?.rain_mm, Number(r.rain_mm), `${String(r.station_id)} ${String(r.date)}`);
+  });
+
+  it('passes a file without repeated station-days as it is: every row, every value', async () => {
+    const rows = rainfallRows({ stations: 7, days: 9, start: '2023-05-01' });
+    const out = await t.wh.loadObject(await t.bronze('rainfall', rows));
+    assert.equal(out.status, 'loaded');
+    const silver = await t.rows(
+      `SELECT station_id, CAST(date AS VARCHAR) AS date, rain_mm FROM silver.rainfall
+       WHERE date BETWEEN DATE '2023-05-01' AND DATE '2023-05-09' ORDER BY station_id, date`,
+    );
+    const want = rows
+      .map((r) => ({ station_id: r.station_id, date: r.date, rain_mm: Number(r.rain_mm) }))
+      .sort((a, b) => `${String(a.station_id)} ${String(a.date)}`.localeCompare(`${String(b.station_id)} ${String(b.date)}`));
+    assert.deepEqual(silver, want);
   });
 });
