@@ -90,8 +90,7 @@ async function openInstance(
     preserve_insertion_order: 'false',
     // DuckDB's default is the v0.10.2 format, for old readers; the installed version's own format writes
     // a table ~20 % faster (mostly its strings). A file keeps the format it was created with.
-    storage_compatibility_version:
-      opts.storageVersion ?? (OPTIONS.warehouseStorageVersion.default as string),
+    storage_compatibility_version: opts.storageVersion ?? (OPTIONS.warehouseStorageVersion.default as string),
     ...RELEASE_MEMORY,
   });
   // TimeZone cannot be passed to create() (the built-in icu extension is not loaded yet at that point).

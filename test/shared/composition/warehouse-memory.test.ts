@@ -66,12 +66,15 @@ describe("the runtime's local warehouse: bounded memory", function () {
     assert.deepEqual(counts[0], { b: String(rows), s: String(rows), g: String(rows) });
   });
 
-  it('creates the warehouse file in SMELTER_WAREHOUSE_STORAGE_VERSION (default: the installed DuckDB\'s format); a file keeps its format', async () => {
+  it("creates the warehouse file in SMELTER_WAREHOUSE_STORAGE_VERSION (default: the installed DuckDB's format); a file keeps its format", async () => {
+    let installed = '';
     const version = async (env: Record<string, string>): Promise<string | undefined> => {
       const cfg = loadConfig(env, { home, backend: 'local' });
       rt = new Runtime({ config: cfg, log: createLogger({ format: 'silent' }) });
       await rt.get('warehouse'); // opens the file with the configured options
       const local = await rt.get('localDuckDb')();
+      const [lib] = await local.query<{ v: string }>('SELECT library_version AS v FROM pragma_version()');
+      installed = `${(lib?.v ?? '').replace(/^(v\d+\.\d+)\..*$/, '$1')}.0+`;
       const [db] = await local.query<{ v: string }>(
         "SELECT tags['storage_version'] AS v FROM duckdb_databases() WHERE database_name = 'smelter'",
       );
@@ -79,7 +82,6 @@ describe("the runtime's local warehouse: bounded memory", function () {
       rt = undefined;
       return db?.v;
     };
-    const installed = `v${(require('@duckdb/node-api/package.json') as { version: string }).version.replace(/^(\d+\.\d+)\..*$/, '$1')}.0+`;
     assert.equal(await version({}), installed);
     // Opened again asking for the old format: the file stays as created.
     assert.equal(await version({ SMELTER_WAREHOUSE_STORAGE_VERSION: 'v0.10.2' }), installed);

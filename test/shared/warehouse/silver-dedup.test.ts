@@ -57,7 +57,11 @@ describe('silver.rainfall: dedup of a batch', function () {
     );
     const want = rows
       .map((r) => ({ station_id: r.station_id, date: r.date, rain_mm: Number(r.rain_mm) }))
-      .sort((a, b) => `${String(a.station_id)} ${String(a.date)}`.localeCompare(`${String(b.station_id)} ${String(b.date)}`));
+      .sort((a, b) =>
+        `${String(a.station_id)} ${String(a.date)}`.localeCompare(
+          `${String(b.station_id)} ${String(b.date)}`,
+        ),
+      );
     assert.deepEqual(silver, want);
   });
 });
