@@ -43,6 +43,15 @@ export interface ParquetLoad {
   ledgerSql?: string;
 }
 
+export interface TableStat {
+  layer: string;
+  table: string;
+  rows: number;
+  kind: 'table' | 'view';
+  /** A view over Parquet objects (local Bronze): objects it loaded that are gone from the bucket. */
+  missingObjects?: number;
+}
+
 export interface LoadResult {
   rows: number;
   jobId: string;
@@ -74,9 +83,7 @@ export interface WarehouseEngine {
   /** Column names and rows as arrays (for `smelter query`). */
   queryTable(sql: string): Promise<{ columns: string[]; rows: unknown[][] }>;
   /** Row counts of every table of the given layers. */
-  tableStats(
-    layers: readonly string[],
-  ): Promise<{ layer: string; table: string; rows: number; kind: 'table' | 'view' }[]>;
+  tableStats(layers: readonly string[]): Promise<TableStat[]>;
   /** Serialises warehouse writes of this process (DuckDB: one writer; BigQuery: a no-op). */
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;

@@ -265,16 +265,14 @@ export class Warehouse {
         details: { dataset, object: o.name, problems: diff.problems },
       });
     }
-    // BigQuery adds the columns itself (ALLOW_FIELD_ADDITION); DuckDB needs them before INSERT … BY NAME.
+    // The load adds them (BigQuery: ALLOW_FIELD_ADDITION; DuckDB: its Bronze view reads them from the file).
     if (exact)
-      for (const c of diff.added) {
-        await this.engine.exec(this.engine.dialect.addColumn(table, { name: c.name, type: c.type }));
+      for (const c of diff.added)
         this.opts.log.notice('schema evolution: column added to bronze', {
           dataset,
           column: c.name,
           type: c.type,
         });
-      }
   }
 
   private async stop(o: BronzeObject, dataset: string, jobId: string, msg: string): Promise<void> {

@@ -9,7 +9,7 @@ import { OPS } from './tables';
 
 export interface WarehouseStatus {
   engine: 'duckdb' | 'bigquery';
-  layers: Record<string, { table: string; rows: number; kind: 'table' | 'view' }[]>;
+  layers: Record<string, { table: string; rows: number; kind: 'table' | 'view'; missingObjects?: number }[]>;
   loads: {
     byStatus: Record<string, number>;
     last?: { object: string; dataset: string; rows: number; status: string; at: string | undefined };
@@ -51,7 +51,12 @@ type Name = (r: OpsTable) => string;
 async function layersStatus(e: WarehouseEngine): Promise<WarehouseStatus['layers']> {
   const layers: WarehouseStatus['layers'] = { bronze: [], silver: [], gold: [], events: [] };
   for (const s of await e.tableStats(['bronze', 'silver', 'gold', 'events']))
-    (layers[s.layer] ??= []).push({ table: s.table, rows: s.rows, kind: s.kind });
+    (layers[s.layer] ??= []).push({
+      table: s.table,
+      rows: s.rows,
+      kind: s.kind,
+      ...(s.missingObjects ? { missingObjects: s.missingObjects } : {}),
+    });
   return layers;
 }
 
@@ -162,7 +167,10 @@ export function formatWarehouseStatus(s: WarehouseStatus): string[] {
     out.push(`  ${layer}:`);
     for (const t of tables)
       out.push(
-        `    ${t.table.padEnd(34)} ${String(t.rows).padStart(10)} rows${t.kind === 'view' ? ' (view)' : ''}`,
+        `    ${t.table.padEnd(34)} ${String(t.rows).padStart(10)} rows${t.kind === 'view' ? ' (view)' : ''}` +
+          (t.missingObjects
+            ? ` — ${t.missingObjects} loaded object(s) gone from the bucket, their rows not counted`
+            : ''),
       );
   }
   const by = Object.entries(s.loads.byStatus)

@@ -2,6 +2,8 @@
  * The local warehouse engine: the process's DuckDB file (duckdb-local.ts). Bronze objects are read
  * straight from the filesystem bucket with `read_parquet` (the local object store is plain files).
  */
+import fs from 'node:fs';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import { permanent, transient } from '../../errors';
 import type { FsObjectStore } from '../storage/fs';
 import { DuckDbDialect, SCRATCH_CATALOG } from '../../warehouse/dialect';
@@ -11,6 +13,7 @@ import {
   type LoadResult,
   type ParquetLoad,
   type QueryParams,
+  type TableStat,
   type TypeFamily,
   type WarehouseEngine,
 } from '../../warehouse/engine';
@@ -128,33 +131,64 @@ export class DuckDbEngine implements WarehouseEngine {
     }
   }
 
-  async tableStats(
-    layers: readonly string[],
-  ): Promise<{ layer: string; table: string; rows: number; kind: 'table' | 'view' }[]> {
+  async tableStats(layers: readonly string[]): Promise<TableStat[]> {
     const list = await this.query<{ s: string; t: string; k: string }>(
       `SELECT table_schema AS s, table_name AS t, table_type AS k FROM information_schema.tables WHERE table_schema IN (${layers.map(sqlString).join(', ')}) AND NOT starts_with(table_name, '_stage_') ORDER BY 1, 2`,
     );
     if (!list.length) return [];
-    const counts = await this.query<{ s: string; t: string; n: unknown }>(
-      list
-        .map(
-          (r) =>
-            `SELECT ${sqlString(r.s)} AS s, ${sqlString(r.t)} AS t, COUNT(*) AS n FROM ${r.s}."${r.t.replace(/"/g, '""')}"`,
+    // A Bronze view is counted from its files' footers as loaded, those still in the bucket: a vanished
+    // object would fail a COUNT(*) over the view (and it is reported rather than hidden).
+    const files = new Map<string, { rows: number; missing: number }>();
+    const registry = list.some((r) => r.k === 'VIEW')
+      ? await this.query(
+          "SELECT 1 FROM duckdb_tables() WHERE schema_name = 'ops' AND table_name = 'bronze_files'",
         )
-        .join(' UNION ALL '),
-    );
-    const n = new Map(counts.map((c) => [`${c.s}.${c.t}`, Number(c.n)]));
-    return list.map((r) => ({
-      layer: r.s,
-      table: r.t,
-      rows: n.get(`${r.s}.${r.t}`) ?? 0,
-      kind: r.k === 'VIEW' ? 'view' : 'table',
-    }));
+      : [];
+    if (registry.length)
+      for (const f of await this.query<{ t: string; path: string; rows: unknown }>(
+        `SELECT bronze_table AS t, path, rows FROM ${BRONZE_FILES}`,
+      )) {
+        const e = files.get(f.t) ?? { rows: 0, missing: 0 };
+        if (fs.existsSync(f.path)) e.rows += Number(f.rows);
+        else e.missing++;
+        files.set(f.t, e);
+      }
+    const key = (r: { s: string; t: string }): string => `${r.s}.${r.t}`;
+    const counted = list.filter((r) => !(r.k === 'VIEW' && files.has(key(r))));
+    const counts = counted.length
+      ? await this.query<{ s: string; t: string; n: unknown }>(
+          counted
+            .map(
+              (r) =>
+                `SELECT ${sqlString(r.s)} AS s, ${sqlString(r.t)} AS t, COUNT(*) AS n FROM ${r.s}."${r.t.replace(/"/g, '""')}"`,
+            )
+            .join(' UNION ALL '),
+        )
+      : [];
+    const n = new Map(counts.map((c) => [key(c), Number(c.n)]));
+    return list.map((r) => {
+      const f = r.k === 'VIEW' ? files.get(key(r)) : undefined;
+      return {
+        layer: r.s,
+        table: r.t,
+        rows: f ? f.rows : (n.get(key(r)) ?? 0),
+        kind: r.k === 'VIEW' ? 'view' : 'table',
+        ...(f?.missing ? { missingObjects: f.missing } : {}),
+      };
+    });
   }
 
+  /**
+   * Bronze stays where rawToBronze wrote it: a dataset's Bronze table is a view over the Parquet objects
+   * loaded so far (registered in ops.bronze_files), so a load writes no row — a DuckDB table write costs
+   * as much as the conversion that made the file. A warehouse that already holds a Bronze *table* (made
+   * before) keeps appending to it.
+   */
   async loadParquet(load: ParquetLoad): Promise<LoadResult> {
     // One transaction, rolled back on failure: safe to run again on one thread.
-    return this.spillable(`INSERT INTO ${this.dialect.table(load.table)} …`, () => this.loadOnce(load));
+    return this.spillable(`load ${load.name} into ${this.dialect.table(load.table)}`, () =>
+      this.loadOnce(load),
+    );
   }
 
   private async loadOnce(load: ParquetLoad): Promise<LoadResult> {
@@ -163,10 +197,29 @@ export class DuckDbEngine implements WarehouseEngine {
     const src = readParquet(p);
     const c = await this.wh.connect();
     try {
-      await c.run(`CREATE TABLE IF NOT EXISTS ${t} AS SELECT * FROM ${src} LIMIT 0`);
+      await c.run(BRONZE_FILES_DDL);
+      const kind = (
+        await c.runAndReadAll(
+          `SELECT table_type FROM information_schema.tables WHERE table_schema = ${sqlString(load.table.layer)} AND table_name = ${sqlString(load.table.name)}`,
+        )
+      ).getRows()[0]?.[0];
       await c.run('BEGIN TRANSACTION');
-      const r = await c.runAndReadAll(`INSERT INTO ${t} BY NAME SELECT * FROM ${src}`);
-      const rows = Number((r.getRows()[0]?.[0] as bigint | number | undefined) ?? 0);
+      let rows: number;
+      if (kind === 'BASE TABLE') {
+        await this.addFileColumns(c, t, src);
+        const r = await c.runAndReadAll(`INSERT INTO ${t} BY NAME SELECT * FROM ${src}`);
+        rows = Number((r.getRows()[0]?.[0] as bigint | number | undefined) ?? 0);
+      } else {
+        // COUNT(*) of one Parquet file reads its footer only; it also fails here if the file is gone.
+        const r = await c.runAndReadAll(`SELECT COUNT(*) FROM ${src}`);
+        rows = Number((r.getRows()[0]?.[0] as bigint | number | undefined) ?? 0);
+        const sig = await fileSignature(c, src);
+        await c.run(
+          `INSERT INTO ${BRONZE_FILES} (bronze_table, path, signature, rows, loaded_at) VALUES (${sqlString(t)}, ${sqlString(p)}, ${sqlString(sig)}, ${rows}, now())
+           ON CONFLICT (bronze_table, path) DO UPDATE SET signature = excluded.signature, rows = excluded.rows, loaded_at = excluded.loaded_at, missing_since = NULL`,
+        );
+        await c.run(await this.bronzeView(c, t));
+      }
       if (load.ledgerSql) await c.run(load.ledgerSql.replace(/\{rows\}/g, String(rows)));
       await c.run('COMMIT');
       return { rows, jobId: load.jobId, reused: false };
@@ -177,10 +230,51 @@ export class DuckDbEngine implements WarehouseEngine {
         throw permanent('NOT_FOUND', `Bronze object gs://${load.bucket}/${load.name} is gone: ${msg}`, {
           cause: err,
         });
-      throw classify(err, `INSERT INTO ${t} … ${src}`);
+      throw classify(err, `load ${src} into ${t}`);
     } finally {
       c.closeSync();
     }
+  }
+
+  /** A Bronze table made before Bronze views: the file's new columns are added before INSERT … BY NAME. */
+  private async addFileColumns(c: DuckDBConnection, t: string, src: string): Promise<void> {
+    const [layer, name] = t.split('.') as [string, string];
+    const have = new Set(
+      (
+        await c.runAndReadAll(
+          `SELECT column_name FROM information_schema.columns WHERE table_schema = ${sqlString(layer)} AND table_name = ${sqlString(name)}`,
+        )
+      )
+        .getRows()
+        .map((r) => String(r[0])),
+    );
+    const file = (await c.runAndReadAll(`DESCRIBE SELECT * FROM ${src}`)).getRows();
+    for (const [col, type] of file)
+      if (!have.has(String(col)))
+        await c.run(`ALTER TABLE ${t} ADD COLUMN ${this.dialect.ident(String(col))} ${String(type)}`);
+  }
+
+  /**
+   * The view over a Bronze table's files. Files that vanished from the bucket are left out (and marked,
+   * for `status`) rather than failing every query of the dataset. Files of one schema are read as one
+   * (the first file's columns, matched by name); only when a later file added a column are they unioned
+   * by name, which reads every file's schema at each query.
+   */
+  private async bronzeView(c: DuckDBConnection, t: string): Promise<string> {
+    const files = (
+      await c.runAndReadAll(
+        `SELECT path, signature FROM ${BRONZE_FILES} WHERE bronze_table = ${sqlString(t)} AND missing_since IS NULL ORDER BY loaded_at, path`,
+      )
+    ).getRows() as [string, string][];
+    const present = files.filter(([path]) => fs.existsSync(path));
+    const gone = files.filter(([path]) => !fs.existsSync(path));
+    for (const [path] of gone)
+      await c.run(
+        `UPDATE ${BRONZE_FILES} SET missing_since = now() WHERE bronze_table = ${sqlString(t)} AND path = ${sqlString(path)}`,
+      );
+    const list = `[${present.map(([path]) => sqlString(path)).join(', ')}]`;
+    const union = new Set(present.map(([, sig]) => sig)).size > 1 ? ', union_by_name = true' : '';
+    return `CREATE OR REPLACE VIEW ${t} AS SELECT * FROM read_parquet(${list}, hive_partitioning = false${union})`;
   }
 
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -190,6 +284,18 @@ export class DuckDbEngine implements WarehouseEngine {
   async close(): Promise<void> {
     /* the LocalWarehouse is shared by the process; its owner closes it */
   }
+}
+
+/** Engine-private: the Parquet objects each Bronze view reads (see loadParquet). */
+const BRONZE_FILES = 'ops.bronze_files';
+const BRONZE_FILES_DDL = `CREATE SCHEMA IF NOT EXISTS ops; CREATE TABLE IF NOT EXISTS ${BRONZE_FILES} (
+  bronze_table VARCHAR NOT NULL, path VARCHAR NOT NULL, signature VARCHAR NOT NULL, rows BIGINT NOT NULL,
+  loaded_at TIMESTAMPTZ NOT NULL, missing_since TIMESTAMPTZ, PRIMARY KEY (bronze_table, path))`;
+
+/** A file's columns and types, in order: files with equal signatures read as one schema. */
+async function fileSignature(c: DuckDBConnection, src: string): Promise<string> {
+  const cols = (await c.runAndReadAll(`DESCRIBE SELECT * FROM ${src}`)).getRows();
+  return cols.map(([name, type]) => `${String(name)} ${String(type)}`).join(', ');
 }
 
 /** `ingest_date=…/` in Bronze names must not become a (hive partition) column. */

@@ -105,7 +105,8 @@ describe('governance: personal data never leaks (store users through the whole c
     const w = await wh.connect();
     const tables = (
       await w.runAndReadAll(
-        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'smelter'",
+        // Tables and views (a Bronze table is a view over its Parquet files).
+        "SELECT table_schema AS schema_name, table_name FROM information_schema.tables WHERE table_catalog = 'smelter'",
       )
     ).getRowObjectsJson() as { schema_name: string; table_name: string }[];
     assert.ok(tables.some((t) => t.schema_name === 'gold' && t.table_name === 'store_customers'));

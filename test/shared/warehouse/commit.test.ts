@@ -78,7 +78,7 @@ describe('the load commit point: a Bronze Parquet is loaded only through its bal
   async function bronzeRows(): Promise<number | undefined> {
     const db = await runtime().get('localDuckDb')();
     const t = await db.query(
-      `SELECT 1 FROM duckdb_tables() WHERE schema_name = 'bronze' AND table_name = 'orders'`,
+      `SELECT 1 FROM information_schema.tables WHERE table_schema = 'bronze' AND table_name = 'orders'`,
     );
     if (!t.length) return undefined;
     return Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM bronze.orders'))[0]?.n);
