@@ -147,7 +147,7 @@ export class Auditor {
   async applied(
     m: Model,
     range: TimeRange,
-    opts: { trigger: string; batch?: Record<string, string> },
+    opts: { trigger: string; batch?: Record<string, string>; batchFrom?: Record<string, string> },
     stats: { lo?: unknown; hi?: unknown } | undefined,
   ): Promise<AuditOutcome[]> {
     const d = this.engine.dialect;
@@ -167,13 +167,14 @@ export class Auditor {
           `Model ${m.key}: row_count_balance(${a.source}) needs unique key columns present in ${a.source}`,
         );
       let scope: string | undefined = opts.batch?.[a.source];
+      const batchFrom = scope ? opts.batchFrom?.[a.source] : undefined;
       if (!scope && a.timeColumn)
         scope = isUnbounded(range)
           ? 'TRUE'
           : `CAST(${q(a.timeColumn)} AS DATE) >= ${d.dateLiteral(range.startDate)} AND CAST(${q(a.timeColumn)} AS DATE) < ${d.dateLiteral(range.endDate)}`;
       if (!scope && isUnbounded(range)) scope = 'TRUE';
       if (!scope) continue;
-      const src = d.tableName(a.source);
+      const src = batchFrom ?? d.tableName(a.source);
       const cols = key.map(q).join(', ');
       const notNull = key.map((k) => `${q(k)} IS NOT NULL`).join(' AND ');
       const on = key.map((k) => `t.${q(k)} = b.${q(k)}`).join(' AND ');

@@ -78,6 +78,11 @@ export interface WarehouseEngine {
   queryColumns(sql: string): Promise<ColumnInfo[]>;
   /** The Parquet file's columns, when the engine can read it before loading (DuckDB). */
   fileColumns?(bucket: string, name: string): Promise<ColumnInfo[]>;
+  /**
+   * A relation holding just this object's rows, when reading it is cheaper than filtering the Bronze
+   * table (DuckDB: a Bronze view over many objects would open every one of them).
+   */
+  batchRelation?(table: TableRef, o: { bucket: string; name: string }): Promise<string | undefined>;
   /** Appends a Parquet object to a Bronze table (creating it, adding new nullable columns). */
   loadParquet(load: ParquetLoad): Promise<LoadResult>;
   /** Column names and rows as arrays (for `smelter query`). */

@@ -37,6 +37,8 @@ export interface RunOptions {
   trigger: string;
   /** `@batch(<source>)` predicates (the loaded Bronze file). */
   batch?: Record<string, string>;
+  /** Relations holding just the batch of a source (see RenderContext.batchFrom). */
+  batchFrom?: Record<string, string>;
   /** Change of a source table as seen by one model (refresh: from that model's watermark). */
   sourceChange?: (model: Model, source: string) => Change | undefined;
   /** Restrict to these models. */
@@ -223,11 +225,17 @@ export class ModelRunner {
     this.views.set(m.key, sql);
   }
 
-  render(m: Model, range: TimeRange, batch: Record<string, string> | undefined): string {
+  render(
+    m: Model,
+    range: TimeRange,
+    batch: Record<string, string> | undefined,
+    batchFrom?: Record<string, string>,
+  ): string {
     return this.d.render(m.sql, {
       self: this.d.table(m.target),
       range,
       ...(batch ? { batch } : {}),
+      ...(batchFrom ? { batchFrom } : {}),
       allowedRefs: new Set([...m.inputs, m.key]),
       where: m.file,
     });
@@ -305,7 +313,7 @@ export class ModelRunner {
       m,
       range,
       opts,
-      rendered: this.render(m, range, opts.batch),
+      rendered: this.render(m, range, opts.batch, opts.batchFrom),
       stage,
       S: this.d.table(stage),
       cols: [],

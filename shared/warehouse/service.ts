@@ -227,9 +227,11 @@ export class Warehouse {
 
     try {
       const { runner } = this.models();
+      const from = await this.engine.batchRelation?.(table, o);
       const summary = await runner.runFrom(new Map([[`bronze.${dataset}`, CHANGED_ALL]]), {
         trigger: `load gs://${o.bucket}/${o.name}`,
         batch: { [`bronze.${dataset}`]: batchPredicate(d, o.name) },
+        ...(from ? { batchFrom: { [`bronze.${dataset}`]: from } } : {}),
       });
       await this.ops.ledgerSetStatus(o, 'done', null, rows);
       return { status: 'loaded', dataset, rows, jobId, reusedJob, summary };

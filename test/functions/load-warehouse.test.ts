@@ -70,7 +70,10 @@ describe('loadWarehouse function', () => {
     const o = await t.bronze('rainfall', rainfallRows({ stations: 2, days: 3 }));
     // The Parquet's own event loads nothing: the manifest, written once the counts balance, commits it.
     await loadWarehouse(storageEvent(o.bucket, o.name, o.generation));
-    assert.equal((await t.rows(`SELECT * FROM information_schema.tables WHERE table_schema = 'bronze'`)).length, 0);
+    assert.equal(
+      (await t.rows(`SELECT * FROM information_schema.tables WHERE table_schema = 'bronze'`)).length,
+      0,
+    );
     const m = await t.commit(o, { rows: 6 });
     await loadWarehouse(storageEvent(m.bucket, m.name, m.generation));
     assert.equal(Number((await t.rows('SELECT COUNT(*) AS n FROM gold.rainfall_daily'))[0]?.n), 6);

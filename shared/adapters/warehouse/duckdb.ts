@@ -236,6 +236,17 @@ export class DuckDbEngine implements WarehouseEngine {
     }
   }
 
+  async batchRelation(table: TableRef, o: { bucket: string; name: string }): Promise<string | undefined> {
+    const [kind] = await this.query<{ k: string }>(
+      `SELECT table_type AS k FROM information_schema.tables WHERE table_schema = ${sqlString(table.layer)} AND table_name = ${sqlString(table.name)}`,
+    );
+    if (kind?.k !== 'VIEW') return undefined;
+    // With the view's columns (a file may lack one a later file added: it reads NULL, as in the view).
+    const src = readParquet(await this.parquetPath(o.bucket, o.name));
+    const t = this.dialect.table(table);
+    return `(SELECT * FROM ${t} WHERE FALSE UNION ALL BY NAME SELECT * FROM ${src})`;
+  }
+
   /** A Bronze table made before Bronze views: the file's new columns are added before INSERT … BY NAME. */
   private async addFileColumns(c: DuckDBConnection, t: string, src: string): Promise<void> {
     const [layer, name] = t.split('.') as [string, string];

@@ -62,7 +62,13 @@ interface MacroDef {
 }
 
 export const MACROS = {
-  ref: { arity: 1, expand: (u) => u.dialect.table(declaredRef(u, 'ref')) },
+  ref: {
+    arity: 1,
+    expand: (u) => {
+      const ref = declaredRef(u, 'ref');
+      return u.ctx.batchFrom?.[`${ref.layer}.${ref.name}`] ?? u.dialect.table(ref);
+    },
+  },
   this: {
     arity: 0,
     expand: ({ ctx, fail }) => ctx.self ?? fail('@this is only defined for models and audits'),

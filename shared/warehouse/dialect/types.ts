@@ -23,6 +23,11 @@ export interface RenderContext {
   range?: TimeRange;
   /** `@batch(<input>)` predicates, by input key (`bronze.rainfall`); absent → TRUE. */
   batch?: Record<string, string>;
+  /**
+   * Relations holding exactly the batch of an input, by input key (local Bronze: its Parquet object):
+   * in a batch run `@ref(<input>)` reads that rather than the whole table (the `@batch` filter keeps it).
+   */
+  batchFrom?: Record<string, string>;
   /** Restricts `@ref(...)` to these keys (a model's declared inputs + its target). */
   allowedRefs?: ReadonlySet<string>;
   /** The model or audit file (or `query`), named by every error. */
