@@ -1,6 +1,6 @@
 /**
  * The whole local chain as a user runs it — `smelter drop FILE --wait` in a child process (raw → Bronze →
- * Bronze table → Silver MERGE → Gold) — side by side with its ceiling: DuckDB doing the same two steps in
+ * Bronze (a view locally) → Silver MERGE → Gold) — side by side with its ceiling: DuckDB doing the same two steps in
  * one process (CSV → Parquet COPY, then load that Parquet into a table of a database file). Runs alternate
  * (chain, ceiling, chain, …) and the median is reported; peak RSS is the worst run (memory is a limit).
  * Each child reports its own peak RSS (`process.resourceUsage().maxRSS`, preloaded with -r) at exit, so the

@@ -3,7 +3,7 @@
  * backend (filesystem buckets + DuckDB). Prints a table, then ONE final JSON line with the figures.
  *
  * 1. Drop → Gold latency for 10 MB and 100 MB rainfall CSVs: rawToBronze (the real flow: CSV → Bronze
- *    Parquet) then loadWarehouse's work (Bronze table, Silver MERGE, every rainfall Gold model), each
+ *    Parquet) then loadWarehouse's work (Bronze registration, Silver MERGE, every rainfall Gold model), each
  *    into a fresh warehouse.
  * 2. Incremental cost as history grows: with 1×, 10× and 100× files of history already loaded, the
  *    time to load one more file (one day of every station) into Bronze, Silver and Gold. Partition-
