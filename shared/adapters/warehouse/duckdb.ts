@@ -145,11 +145,11 @@ export class DuckDbEngine implements WarehouseEngine {
         )
       : [];
     if (registry.length)
-      for (const f of await this.query<{ t: string; path: string; rows: unknown }>(
-        `SELECT bronze_table AS t, path, rows FROM ${BRONZE_FILES}`,
+      for (const f of await this.query<{ t: string; bucket: string; name: string; rows: unknown }>(
+        `SELECT bronze_table AS t, bucket, name, rows FROM ${BRONZE_FILES}`,
       )) {
         const e = files.get(f.t) ?? { rows: 0, missing: 0 };
-        if (fs.existsSync(f.path)) e.rows += Number(f.rows);
+        if (fs.existsSync(await this.parquetPath(f.bucket, f.name))) e.rows += Number(f.rows);
         else e.missing++;
         files.set(f.t, e);
       }
@@ -215,8 +215,8 @@ export class DuckDbEngine implements WarehouseEngine {
         rows = Number((r.getRows()[0]?.[0] as bigint | number | undefined) ?? 0);
         const sig = await fileSignature(c, src);
         await c.run(
-          `INSERT INTO ${BRONZE_FILES} (bronze_table, path, signature, rows, loaded_at) VALUES (${sqlString(t)}, ${sqlString(p)}, ${sqlString(sig)}, ${rows}, now())
-           ON CONFLICT (bronze_table, path) DO UPDATE SET signature = excluded.signature, rows = excluded.rows, loaded_at = excluded.loaded_at, missing_since = NULL`,
+          `INSERT INTO ${BRONZE_FILES} (bronze_table, bucket, name, signature, rows, loaded_at) VALUES (${sqlString(t)}, ${sqlString(load.bucket)}, ${sqlString(load.name)}, ${sqlString(sig)}, ${rows}, now())
+           ON CONFLICT (bronze_table, bucket, name) DO UPDATE SET signature = excluded.signature, rows = excluded.rows, loaded_at = excluded.loaded_at, missing_since = NULL`,
         );
         await c.run(await this.bronzeView(c, t));
       }
@@ -266,25 +266,31 @@ export class DuckDbEngine implements WarehouseEngine {
   }
 
   /**
-   * The view over a Bronze table's files. Files that vanished from the bucket are left out (and marked,
-   * for `status`) rather than failing every query of the dataset. Files of one schema are read as one
-   * (the first file's columns, matched by name); only when a later file added a column are they unioned
-   * by name, which reads every file's schema at each query.
+   * The view over a Bronze table's objects, at their paths in the bucket now (the registry names them
+   * by bucket and name: a moved SMELTER_HOME is picked up at the next load). Objects gone from the
+   * bucket are left out (and marked, for `status`) rather than failing every query of the dataset; one
+   * that comes back is read again. Objects of one schema are read as one (the first's columns, matched
+   * by name); only when a later one added a column are they unioned by name, which reads every
+   * object's schema at each query.
    */
   private async bronzeView(c: DuckDBConnection, t: string): Promise<string> {
     const files = (
       await c.runAndReadAll(
-        `SELECT path, signature FROM ${BRONZE_FILES} WHERE bronze_table = ${sqlString(t)} AND missing_since IS NULL ORDER BY loaded_at, path`,
+        `SELECT bucket, name, signature, missing_since IS NOT NULL FROM ${BRONZE_FILES} WHERE bronze_table = ${sqlString(t)} ORDER BY loaded_at, bucket, name`,
       )
-    ).getRows() as [string, string][];
-    const present = files.filter(([path]) => fs.existsSync(path));
-    const gone = files.filter(([path]) => !fs.existsSync(path));
-    for (const [path] of gone)
-      await c.run(
-        `UPDATE ${BRONZE_FILES} SET missing_since = now() WHERE bronze_table = ${sqlString(t)} AND path = ${sqlString(path)}`,
-      );
-    const list = `[${present.map(([path]) => sqlString(path)).join(', ')}]`;
-    const union = new Set(present.map(([, sig]) => sig)).size > 1 ? ', union_by_name = true' : '';
+    ).getRows() as [string, string, string, boolean][];
+    const present: { path: string; sig: string }[] = [];
+    for (const [bucket, name, sig, wasMissing] of files) {
+      const path = await this.parquetPath(bucket, name);
+      const here = fs.existsSync(path);
+      if (here) present.push({ path, sig });
+      if (here === wasMissing)
+        await c.run(
+          `UPDATE ${BRONZE_FILES} SET missing_since = ${here ? 'NULL' : 'now()'} WHERE bronze_table = ${sqlString(t)} AND bucket = ${sqlString(bucket)} AND name = ${sqlString(name)}`,
+        );
+    }
+    const list = `[${present.map((f) => sqlString(f.path)).join(', ')}]`;
+    const union = new Set(present.map((f) => f.sig)).size > 1 ? ', union_by_name = true' : '';
     return `CREATE OR REPLACE VIEW ${t} AS SELECT * FROM read_parquet(${list}, hive_partitioning = false${union})`;
   }
 
@@ -300,8 +306,9 @@ export class DuckDbEngine implements WarehouseEngine {
 /** Engine-private: the Parquet objects each Bronze view reads (see loadParquet). */
 const BRONZE_FILES = 'ops.bronze_files';
 const BRONZE_FILES_DDL = `CREATE SCHEMA IF NOT EXISTS ops; CREATE TABLE IF NOT EXISTS ${BRONZE_FILES} (
-  bronze_table VARCHAR NOT NULL, path VARCHAR NOT NULL, signature VARCHAR NOT NULL, rows BIGINT NOT NULL,
-  loaded_at TIMESTAMPTZ NOT NULL, missing_since TIMESTAMPTZ, PRIMARY KEY (bronze_table, path))`;
+  bronze_table VARCHAR NOT NULL, bucket VARCHAR NOT NULL, name VARCHAR NOT NULL, signature VARCHAR NOT NULL,
+  rows BIGINT NOT NULL, loaded_at TIMESTAMPTZ NOT NULL, missing_since TIMESTAMPTZ,
+  PRIMARY KEY (bronze_table, bucket, name))`;
 
 /** A file's columns and types, in order: files with equal signatures read as one schema. */
 async function fileSignature(c: DuckDBConnection, src: string): Promise<string> {
