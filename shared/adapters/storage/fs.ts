@@ -230,8 +230,9 @@ export class FsObjectStore implements ObjectStore {
    * A local file: a kernel copy (copy_file_range, or a reflink) instead of every byte through
    * JavaScript. Everything before the copy is synchronous (microseconds), so the copy is under way
    * when write() returns: `drop --wait` starts the stack meanwhile, and its module loading would
-   * otherwise hold back each step before the copy. The md5 is taken of the copy itself (what the
-   * object holds, even if the source changes meanwhile), in a worker thread while it is fsynced.
+   * otherwise hold back each step before the copy. The md5 is read from the source in a worker thread
+   * beside the copy, and kept only if the source provably did not change meanwhile (sourceUnchanged);
+   * otherwise it is taken of the copy itself, what the object holds.
    */
   private async writeLocalFile(
     bucket: string,
@@ -248,20 +249,36 @@ export class FsObjectStore implements ObjectStore {
       tmp = t.tmp;
       let md5: ReturnType<typeof md5Later> | undefined;
       try {
-        md5 = md5Later(fs.statSync(source.path).size);
+        const startedMs = Date.now();
+        const before = fs.statSync(source.path, { bigint: true });
+        md5 = md5Later(Number(before.size));
+        // Read from the source beside the copy when it can prove it did not change (a path given as
+        // bytes, or a recent change, cannot): else from the copy, beside its fsync.
+        const fromSource = typeof source.path === 'string' && settledBefore(before, startedMs);
+        let hashing = fromSource ? md5.of(source.path as string) : undefined;
+        hashing?.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
         const { mode } = fs.fstatSync(t.fd);
         await fsp.copyFile(source.path, tmp, fs.constants.COPYFILE_FICLONE);
         // Everything here works on the inode opened above: copyFile must have written into it.
         if (fs.fstatSync(t.fd).ino !== fs.statSync(tmp).ino) throw new Error(`copyFile replaced ${tmp}`);
         fs.fchmodSync(t.fd, mode); // copyFile gives the copy the source's mode
-        const hashing = md5.of(tmp);
-        hashing.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
+        hashing ??= md5.of(tmp);
+        hashing.catch(() => undefined);
         const time = generationToSeconds(nextGeneration());
         fs.futimesSync(t.fd, time, time);
         await new Promise<void>((resolve, reject) => fs.fsync(t.fd, (e) => (e ? reject(e) : resolve())));
-        md5Hash = await hashing;
         // rename and link keep the inode, so this is also the committed object's size and mtime.
         st = fs.fstatSync(t.fd, { bigint: true });
+        md5Hash = await hashing;
+        if (
+          fromSource &&
+          !(st.size === before.size && sameFile(before, fs.statSync(source.path, { bigint: true })))
+        ) {
+          // The source changed while it was copied: hash what the object holds.
+          md5.cancel();
+          md5 = md5Later(Number(st.size));
+          md5Hash = await md5.of(tmp);
+        }
       } finally {
         md5?.cancel();
         fs.closeSync(t.fd);
@@ -777,6 +794,28 @@ function md5Later(expectedBytes: number): { of(file: string): Promise<string>; c
     },
     cancel: () => void w.terminate(),
   };
+}
+
+/**
+ * A file read between two stats held the same bytes throughout when both stats agree (any write moves
+ * its mtime and ctime) — provided it was last changed well before the first (settledBefore): times come
+ * from a coarse clock (whole seconds on some filesystems), and a write in the same tick as the change
+ * before it leaves them as they were (git's "racy" case).
+ */
+export function settledBefore(st: fs.BigIntStats, atMs: number): boolean {
+  const changedNs = st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs;
+  return atMs - Number(changedNs / 1_000_000n) > RACY_MS;
+}
+const RACY_MS = 2000;
+
+export function sameFile(a: fs.BigIntStats, b: fs.BigIntStats): boolean {
+  return (
+    a.dev === b.dev &&
+    a.ino === b.ino &&
+    a.size === b.size &&
+    a.mtimeNs === b.mtimeNs &&
+    a.ctimeNs === b.ctimeNs
+  );
 }
 
 /** The bytes of a string / Buffer / Uint8Array source (written without streams); undefined for streams. */

@@ -10,8 +10,9 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import sinon from 'sinon';
 import { Readable } from 'node:stream';
-import { FsObjectStore } from '../../../../shared/adapters/storage/fs';
+import { FsObjectStore, sameFile, settledBefore } from '../../../../shared/adapters/storage/fs';
 import {
   LocalFile,
   type ObjectMeta,
@@ -94,6 +95,58 @@ describe('FsObjectStore: the write path for in-memory sources', () => {
       // A missing source: the write fails and leaves nothing behind.
       await assert.rejects(store.write(B, 'local/missing.bin', new LocalFile(path.join(dir, 'missing'))));
       assert.equal(await store.stat(B, 'local/missing.bin'), undefined);
+      assert.deepEqual(await temps(), []);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('trusts a source not to have changed only when it was last changed over 2 s before (coarse file times)', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'smelter-fs-racy-'));
+    try {
+      const f = path.join(dir, 'f');
+      await fs.writeFile(f, 'x');
+      const st = await fs.stat(f, { bigint: true });
+      assert.equal(settledBefore(st, Date.now()), false, 'just written');
+      assert.equal(settledBefore(st, Date.now() + 2500), true);
+      assert.equal(sameFile(st, await fs.stat(f, { bigint: true })), true);
+      await new Promise((r) => setTimeout(r, 50)); // past the file clock's tick
+      await fs.writeFile(f, 'y'); // same size, new times
+      assert.equal(sameFile(st, await fs.stat(f, { bigint: true })), false);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('hashes a settled local file beside its copy, and the copy itself when the source changes meanwhile', async function () {
+    this.timeout(10_000);
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'smelter-fs-settled-'));
+    try {
+      const sizes = [70_000, 8 * 1024 * 1024 + 3]; // hashed in the main thread, in a worker
+      const files = sizes.map((size) => path.join(dir, `f${size}.bin`));
+      for (const [i, f] of files.entries()) await fs.writeFile(f, pseudoRandom(sizes[i] as number, 11));
+      // Settled: last changed over 2 s before the write (a recent change proves nothing, see fs.ts).
+      await new Promise((r) => setTimeout(r, 2100));
+      for (const [i, f] of files.entries()) {
+        const meta = await store.write(B, `settled/${i}.bin`, new LocalFile(f));
+        assert.equal(meta.md5Hash, md5(await fs.readFile(f)), `size ${String(sizes[i])}`);
+      }
+      // The source grows while it is copied: the md5 is that of the object, not of the source.
+      for (const [i, f] of files.entries()) {
+        const real = fs.copyFile.bind(fs);
+        const stub = sinon.stub(fs, 'copyFile').callsFake(async (src, dst, mode) => {
+          await real(src, dst, mode);
+          await fs.appendFile(f, 'appended while copying');
+        });
+        try {
+          const meta = await store.write(B, `changed/${i}.bin`, new LocalFile(f));
+          const stored = await readAll(await store.read(B, meta.name));
+          assert.equal(stored.length, sizes[i], 'the copy holds the bytes before the append');
+          assert.equal(meta.md5Hash, md5(stored), `size ${String(sizes[i])}`);
+        } finally {
+          stub.restore();
+        }
+      }
       assert.deepEqual(await temps(), []);
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
