@@ -253,8 +253,9 @@ export class FsObjectStore implements ObjectStore {
         const before = fs.statSync(source.path, { bigint: true });
         md5 = md5Later(Number(before.size));
         // Read from the source beside the copy when it can prove it did not change (a path given as
-        // bytes, or a recent change, cannot): else from the copy, beside its fsync.
-        const fromSource = typeof source.path === 'string' && settledBefore(before, startedMs);
+        // bytes or a recent change cannot; a pipe must have one reader): else from the copy, beside its fsync.
+        const fromSource =
+          typeof source.path === 'string' && before.isFile() && settledBefore(before, startedMs);
         let hashing = fromSource ? md5.of(source.path as string) : undefined;
         hashing?.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
         const { mode } = fs.fstatSync(t.fd);
