@@ -7,7 +7,7 @@ import { permanent } from '../errors';
 import { isUnbounded, type TimeRange } from './dialect/types';
 import type { WarehouseEngine } from './engine';
 import type { BuiltinAudit, CustomAudit, Model } from './model';
-import { dateOf } from './ranges';
+import { addDays, dateOf, parseDate } from './ranges';
 import type { TableRef } from './tables';
 
 export interface AuditOutcome {
@@ -148,7 +148,7 @@ export class Auditor {
     m: Model,
     range: TimeRange,
     opts: { trigger: string; batch?: Record<string, string>; batchFrom?: Record<string, string> },
-    stats: { lo?: unknown; hi?: unknown } | undefined,
+    stats: { n?: unknown; lo?: unknown; hi?: unknown } | undefined,
   ): Promise<AuditOutcome[]> {
     const d = this.engine.dialect;
     const q = (c: string): string => d.ident(c);
@@ -157,9 +157,8 @@ export class Auditor {
       if (a.type !== 'row_count_balance') continue;
       // Keys derived by the model (a partition date) are not in the source: balance on the others.
       const [sl, sn] = a.source.split('.') as [TableRef['layer'], string];
-      const sourceCols = new Set(
-        ((await this.engine.columns({ layer: sl, name: sn })) ?? []).map((c) => c.name),
-      );
+      const sourceInfo = (await this.engine.columns({ layer: sl, name: sn })) ?? [];
+      const sourceCols = new Set(sourceInfo.map((c) => c.name));
       const key = m.uniqueKey.filter((k) => sourceCols.has(k));
       if (!key.length)
         throw permanent(
@@ -187,12 +186,33 @@ export class Auditor {
       // Source rows whose key the target lacks (a hash anti-join), then their distinct keys: nothing
       // to deduplicate when the audit passes (DISTINCT on both sides first cost two full aggregations).
       const bKeys = key.map((k) => `b.${q(k)}`).join(', ');
-      const sql =
-        `SELECT COUNT(*) AS n FROM (SELECT DISTINCT ${bKeys} FROM (SELECT ${cols} FROM ${src} WHERE (${scope}) AND ${notNull}) AS b ` +
-        `LEFT JOIN (SELECT ${cols} FROM ${d.table(m.target)}${prune}) AS t ON ${on} WHERE t.${q(key[0] as string)} IS NULL) AS missing`;
+      const missing = (batchWhere: string, targetWhere: string): string =>
+        `SELECT COUNT(*) AS n FROM (SELECT DISTINCT ${bKeys} FROM (SELECT ${cols} FROM ${src} WHERE (${scope}) AND ${notNull}${batchWhere}) AS b ` +
+        `LEFT JOIN (SELECT ${cols} FROM ${d.table(m.target)}${targetWhere}) AS t ON ${on} WHERE t.${q(key[0] as string)} IS NULL) AS missing`;
       // (Pruning on the target's partition keeps this check partition-sized, not history-sized.)
-      const r = await this.query<{ n: unknown }>(m, sql);
-      const n = Number(r[0]?.n ?? 0);
+      const sqls = [missing('', prune)];
+      const tc = m.timeColumn;
+      const chunks = d.balanceChunkRows ? Math.ceil(Number(stats?.n ?? 0) / d.balanceChunkRows) : 1;
+      const datedKey = !!tc && sourceInfo.some((c) => c.name === tc && c.family === 'date');
+      if (chunks > 1 && tc && datedKey && key.includes(tc) && prune && lo && hi) {
+        // A range of dates at a time, then the source keys outside [lo, hi] (none match the pruned target).
+        sqls.length = 0;
+        const between = (a: string, b: string): string =>
+          `${q(tc)} BETWEEN ${d.dateLiteral(a)} AND ${d.dateLiteral(b)}`;
+        const days = Math.round((parseDate(hi) - parseDate(lo)) / 86_400_000) + 1;
+        const per = Math.ceil(days / Math.min(chunks, days));
+        for (let a = lo; a <= hi; a = addDays(a, per)) {
+          const b = addDays(a, per - 1) < hi ? addDays(a, per - 1) : hi;
+          sqls.push(missing(` AND ${between(a, b)}`, ` WHERE ${between(a, b)}`));
+        }
+        sqls.push(
+          `SELECT COUNT(*) AS n FROM (SELECT DISTINCT ${cols} FROM ${src} WHERE (${scope}) AND ${notNull} AND NOT (${between(lo, hi)})) AS outside`,
+        );
+      }
+      let n = 0;
+      for (const sql of sqls) n += Number((await this.query<{ n: unknown }>(m, sql))[0]?.n ?? 0);
+      const sql = sqls.join(';\n');
+
       out.push({
         model: m.key,
         audit: auditName(a),

@@ -54,6 +54,12 @@ export abstract class Dialect implements MacroTarget {
    * keys are grouped directly.
    */
   readonly keyHashPrecheck: boolean = false;
+  /**
+   * Rows per statement of a row-count balance whose key holds the partition date: a larger batch is
+   * checked a range of dates at a time (exact, as equal keys share their date), so each hash join fits
+   * the engine's memory instead of spilling (DuckDB under its 64 MB default). Undefined: one statement.
+   */
+  readonly balanceChunkRows: number | undefined = undefined;
   /** PARTITION BY / CLUSTER BY clauses (empty where the engine has none). */
   protected abstract tableOptions(layout: TableLayout): string;
 

@@ -157,6 +157,40 @@ describe('warehouse audits and model failures', () => {
     );
   });
 
+  it('row_count_balance a range of dates at a time (a large batch) counts exactly the keys lost', async () => {
+    // A Silver model that drops one station and the first day: keys inside the output's dates and before them.
+    const file = path.join(models, 'rainfall', 'silver', 'rainfall.sql');
+    const sql = fs.readFileSync(file, 'utf8');
+    const dropped = "station_id <> 'ST0002' AND date <> DATE '2024-01-01'";
+    assert.ok(sql.includes('AND NOT (SELECT yes FROM may_repeat)'));
+    fs.writeFileSync(
+      file,
+      sql.replace(
+        'AND NOT (SELECT yes FROM may_repeat)',
+        `AND NOT (SELECT yes FROM may_repeat) AND ${dropped}`,
+      ),
+    );
+    const lost = rows.filter((r) => r.station_id === 'ST0002' || r.date === '2024-01-01');
+    assert.equal(lost.length, 12);
+    // As a batch of millions of rows would be on DuckDB: 18 output rows, 5 per statement.
+    Object.defineProperty(t.engine.dialect, 'balanceChunkRows', { value: 5 });
+    await assert.rejects(
+      t.wh.loadObject(await t.bronze('rainfall', rows)),
+      (e: unknown) => isSmelterError(e, 'AUDIT_FAILED') && /row_count_balance/.test(e.message),
+    );
+    const balance = await t.rows(
+      "SELECT status, failing_rows, query FROM ops.audit_results WHERE model = 'silver.rainfall' AND audit = 'row_count_balance(bronze.rainfall)'",
+    );
+    assert.deepEqual(
+      balance.map((r) => [r.status, Number(r.failing_rows)]),
+      [['fail', lost.length]],
+    );
+    // ⌈18 / 5⌉ = 4 ranges asked for, of ⌈9 days / 4⌉ = 3 days: three, then the keys outside them.
+    const statements = String(balance[0]?.query).split(';\n');
+    assert.equal(statements.length, 4);
+    assert.match(statements[3] as string, /AS outside$/);
+  });
+
   it('a model that fails reports its name, file and failing query (permanent MODEL_FAILED)', async () => {
     fs.writeFileSync(
       path.join(models, 'rainfall', 'gold', 'typo.sql'),
