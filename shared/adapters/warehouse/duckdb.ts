@@ -198,22 +198,25 @@ export class DuckDbEngine implements WarehouseEngine {
     const c = await this.wh.connect();
     try {
       await c.run(BRONZE_FILES_DDL);
-      const kind = (
-        await c.runAndReadAll(
-          `SELECT table_type FROM information_schema.tables WHERE table_schema = ${sqlString(load.table.layer)} AND table_name = ${sqlString(load.table.name)}`,
-        )
-      ).getRows()[0]?.[0];
+      const kind = await this.tableType(load.table);
+      // (Also fails here, as NOT_FOUND below, if the object is gone.)
+      const fileCols = await this.queryColumns(`SELECT * FROM ${src}`);
+      const tableCols = kind === 'BASE TABLE' ? ((await this.columns(load.table)) ?? []) : [];
       await c.run('BEGIN TRANSACTION');
       let rows: number;
       if (kind === 'BASE TABLE') {
-        await this.addFileColumns(c, t, src);
+        // A Bronze table made before Bronze views: the file's new columns are added before INSERT … BY NAME.
+        for (const col of fileCols)
+          if (!tableCols.some((x) => x.name === col.name))
+            await c.run(`ALTER TABLE ${t} ADD COLUMN ${this.dialect.ident(col.name)} ${col.type}`);
         const r = await c.runAndReadAll(`INSERT INTO ${t} BY NAME SELECT * FROM ${src}`);
         rows = Number((r.getRows()[0]?.[0] as bigint | number | undefined) ?? 0);
       } else {
-        // COUNT(*) of one Parquet file reads its footer only; it also fails here if the file is gone.
+        // COUNT(*) of one Parquet file reads its footer only.
         const r = await c.runAndReadAll(`SELECT COUNT(*) FROM ${src}`);
         rows = Number((r.getRows()[0]?.[0] as bigint | number | undefined) ?? 0);
-        const sig = await fileSignature(c, src);
+        // Its columns and types in order: objects with equal signatures read as one schema.
+        const sig = fileCols.map((col) => `${col.name} ${col.type}`).join(', ');
         await c.run(
           `INSERT INTO ${BRONZE_FILES} (bronze_table, bucket, name, signature, rows, loaded_at) VALUES (${sqlString(t)}, ${sqlString(load.bucket)}, ${sqlString(load.name)}, ${sqlString(sig)}, ${rows}, now())
            ON CONFLICT (bronze_table, bucket, name) DO UPDATE SET signature = excluded.signature, rows = excluded.rows, loaded_at = excluded.loaded_at, missing_since = NULL`,
@@ -236,33 +239,20 @@ export class DuckDbEngine implements WarehouseEngine {
     }
   }
 
-  async batchRelation(table: TableRef, o: { bucket: string; name: string }): Promise<string | undefined> {
-    const [kind] = await this.query<{ k: string }>(
+  /** `BASE TABLE`, `VIEW`, or undefined when the table does not exist. */
+  private async tableType(table: TableRef): Promise<string | undefined> {
+    const [row] = await this.query<{ k: string }>(
       `SELECT table_type AS k FROM information_schema.tables WHERE table_schema = ${sqlString(table.layer)} AND table_name = ${sqlString(table.name)}`,
     );
-    if (kind?.k !== 'VIEW') return undefined;
+    return row?.k;
+  }
+
+  async batchRelation(table: TableRef, o: { bucket: string; name: string }): Promise<string | undefined> {
+    if ((await this.tableType(table)) !== 'VIEW') return undefined;
     // With the view's columns (a file may lack one a later file added: it reads NULL, as in the view).
     const src = readParquet(await this.parquetPath(o.bucket, o.name));
     const t = this.dialect.table(table);
     return `(SELECT * FROM ${t} WHERE FALSE UNION ALL BY NAME SELECT * FROM ${src})`;
-  }
-
-  /** A Bronze table made before Bronze views: the file's new columns are added before INSERT … BY NAME. */
-  private async addFileColumns(c: DuckDBConnection, t: string, src: string): Promise<void> {
-    const [layer, name] = t.split('.') as [string, string];
-    const have = new Set(
-      (
-        await c.runAndReadAll(
-          `SELECT column_name FROM information_schema.columns WHERE table_schema = ${sqlString(layer)} AND table_name = ${sqlString(name)}`,
-        )
-      )
-        .getRows()
-        .map((r) => String(r[0])),
-    );
-    const file = (await c.runAndReadAll(`DESCRIBE SELECT * FROM ${src}`)).getRows();
-    for (const [col, type] of file)
-      if (!have.has(String(col)))
-        await c.run(`ALTER TABLE ${t} ADD COLUMN ${this.dialect.ident(String(col))} ${String(type)}`);
   }
 
   /**
@@ -309,12 +299,6 @@ const BRONZE_FILES_DDL = `CREATE SCHEMA IF NOT EXISTS ops; CREATE TABLE IF NOT E
   bronze_table VARCHAR NOT NULL, bucket VARCHAR NOT NULL, name VARCHAR NOT NULL, signature VARCHAR NOT NULL,
   rows BIGINT NOT NULL, loaded_at TIMESTAMPTZ NOT NULL, missing_since TIMESTAMPTZ,
   PRIMARY KEY (bronze_table, bucket, name))`;
-
-/** A file's columns and types, in order: files with equal signatures read as one schema. */
-async function fileSignature(c: DuckDBConnection, src: string): Promise<string> {
-  const cols = (await c.runAndReadAll(`DESCRIBE SELECT * FROM ${src}`)).getRows();
-  return cols.map(([name, type]) => `${String(name)} ${String(type)}`).join(', ');
-}
 
 /** `ingest_date=…/` in Bronze names must not become a (hive partition) column. */
 function readParquet(p: string): string {
